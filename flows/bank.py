@@ -1,0 +1,108 @@
+"""Shot banks on disk: one Parquet file per configuration, written once, atomically.
+
+Layout under the banks root (``--out``, default ``runs/banks``)::
+
+    <task>-<mode>-<key>.parquet        the finished bank (shots + bank-level metadata)
+    .work/<work key>/chunk-<key>.parquet  checkpoints of an unfinished or growing build
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from flows.schema import SHOT_SCHEMA, read_metadata, validate, with_metadata
+
+DEFAULT_ROOT = Path("runs") / "banks"
+
+
+class BankError(ValueError):
+    """A bank could not be read or written; the message names the path."""
+
+
+def config_key(config: Mapping[str, Any]) -> str:
+    """A short stable key for a JSON-serialisable configuration."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def bank_path(root: Path, task: str, mode: str, key: str) -> Path:
+    return Path(root) / f"{task}-{mode}-{key}.parquet"
+
+
+def atomic_write(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` via a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_bank(path: Path, table: pa.Table, metadata: Mapping[str, Any]) -> Path:
+    """Validate and write a finished bank. A bank is never overwritten."""
+    if path.exists():
+        raise BankError(f"{path} already exists; banks are written once")
+    atomic_write(with_metadata(validate(table, SHOT_SCHEMA), metadata), path)
+    return path
+
+
+def read_bank(path: Path | str) -> tuple[pa.Table, dict[str, Any]]:
+    """The shots of a bank (validated against the schema) and its metadata."""
+    path = Path(path)
+    if not path.is_file():
+        raise BankError(f"no bank at {path}")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise BankError(f"{path} is not a readable Parquet file: {exc}") from exc
+    metadata = read_metadata(table.schema)
+    try:
+        return validate(table, SHOT_SCHEMA), metadata
+    except ValueError as exc:
+        raise BankError(f"{path} is not a manyshot bank: {exc}") from exc
+
+
+def list_banks(root: Path | str = DEFAULT_ROOT) -> list[dict[str, Any]]:
+    """One summary row per bank under ``root`` (newest first)."""
+    rows = []
+    for path in sorted(Path(root).glob("*.parquet")):
+        meta = read_metadata(pq.read_schema(path))
+        config = meta.get("config", {})
+        rows.append({"path": str(path), "task": config.get("task"), "mode": config.get("mode"),
+                     "model": config.get("model"), "shots": pq.read_metadata(path).num_rows,
+                     "created_at": meta.get("created_at")})
+    return sorted(rows, key=lambda r: str(r["created_at"]), reverse=True)
+
+
+class ChunkStore:
+    """Checkpointed chunks of one build. A chunk file is complete or absent (atomic rename)."""
+
+    def __init__(self, root: Path, work_key: str):
+        self.dir = Path(root) / ".work" / work_key
+
+    def path(self, chunk_key: str) -> Path:
+        return self.dir / f"chunk-{chunk_key}.parquet"
+
+    def get(self, chunk_key: str) -> pa.Table | None:
+        path = self.path(chunk_key)
+        if not path.exists():
+            return None
+        table = pq.read_table(path)
+        return table.replace_schema_metadata(None).select(SHOT_SCHEMA.names).cast(SHOT_SCHEMA)
+
+    def stats(self, chunk_key: str) -> dict[str, Any]:
+        return read_metadata(pq.read_schema(self.path(chunk_key))).get("stats", {})
+
+    def put(self, chunk_key: str, table: pa.Table, stats: Mapping[str, Any]) -> None:
+        atomic_write(with_metadata(validate(table, SHOT_SCHEMA), {"stats": stats}), self.path(chunk_key))

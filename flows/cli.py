@@ -1,0 +1,196 @@
+"""The ``manyshot`` command line: bank build/list/show, eval, ablate, run (the main job), serve, deploy."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+RUN_DEFAULTS = {"task": "gsm8k", "bank_limit": 32, "samples": 4, "eval_limit": 20, "shots": "0,4"}
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", choices=("gsm8k", "math"), required=True)
+    p.add_argument("--data-dir", default=None, help="folder with {gsm8k,math}/{train,test}.jsonl "
+                   "(default: $MANYSHOT_DATA_DIR, else the Hugging Face hub)")
+    p.add_argument("--model", default="embedded", help="embedded, embedded-tiny, an HF model id or a local path")
+    p.add_argument("--endpoint", action="append", default=[], help="OpenAI-compatible server URL (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="manyshot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    bank = sub.add_parser("bank", help="build and inspect shot banks").add_subparsers(dest="bank_command", required=True)
+    b = bank.add_parser("build", help="build a shot bank (prints its path)")
+    _common(b)
+    b.add_argument("--mode", required=True, choices=("ground-truth", "reinforced", "unsupervised", "generated"))
+    b.add_argument("--limit", type=int, default=None)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--subjects", type=_words, default=())
+    b.add_argument("--levels", type=_ints, default=())
+    b.add_argument("--samples", type=int, default=4)
+    b.add_argument("--temperature", type=float, default=0.7)
+    b.add_argument("--retry-temperature", type=float, default=1.0)
+    b.add_argument("--max-tokens", type=int, default=512)
+    b.add_argument("--rounds", type=int, default=1)
+    b.add_argument("--keep", choices=("first", "all-distinct"), default="first")
+    b.add_argument("--max-per-problem", type=int, default=4)
+    b.add_argument("--zero-shot", action="store_true", help="zero-shot CoT prompt instead of few-shot")
+    b.add_argument("--iterate-from", default=None, help="reinforced bank to use as a many-shot prompt")
+    b.add_argument("--prompt-shots", type=int, default=16)
+    b.add_argument("--chunk-size", type=int, default=64)
+    b.add_argument("--out", default=None, help="banks folder (default runs/banks)")
+    ls = bank.add_parser("list", help="list banks in a folder")
+    ls.add_argument("dir", nargs="?", default=None)
+    show = bank.add_parser("show", help="counts, provenance and a sample of a bank")
+    show.add_argument("path")
+
+    e = sub.add_parser("eval", help="many-shot evaluation of banks")
+    _common(e)
+    e.add_argument("--bank", type=_words, default=(), help="bank path(s), comma-separated")
+    e.add_argument("--shots", type=_ints, default=(0, 4))
+    e.add_argument("--seeds", type=int, default=1)
+    e.add_argument("--limit", type=int, default=50)
+    e.add_argument("--samples", type=int, default=1, help="samples per question (majority vote)")
+    e.add_argument("--temperature", type=float, default=None)
+    e.add_argument("--max-tokens", type=int, default=512)
+    e.add_argument("--exclude-contaminated", action="store_true")
+    e.add_argument("--out", default=None, help="results folder root (default runs/evals)")
+
+    a = sub.add_parser("ablate", help="run an ablation grid from a TOML spec")
+    a.add_argument("config")
+    a.add_argument("--data-dir", default=None)
+    a.add_argument("--out", default=None)
+
+    r = sub.add_parser("run", help="the main job: build a reinforced and a ground-truth bank, then evaluate both")
+    r.add_argument("--data-dir", default=None)
+    r.add_argument("--model", default="embedded")
+    r.add_argument("--out", default="runs")
+    return parser
+
+
+def _bank_build(args) -> str:
+    from flows.build import BuildSpec, Selection, build_bank
+    from flows.shots import Rounds
+
+    spec = BuildSpec(mode=args.mode, model=args.model, few_shot=not args.zero_shot, iterate_from=args.iterate_from,
+                     prompt_shots=args.prompt_shots, chunk_size=args.chunk_size,
+                     selection=Selection(task=args.task, limit=args.limit, seed=args.seed,
+                                         subjects=args.subjects, levels=args.levels),
+                     rounds=Rounds(samples=args.samples, temperature=args.temperature,
+                                   retry_temperature=args.retry_temperature, max_tokens=args.max_tokens,
+                                   rounds=args.rounds, keep=args.keep, cap=args.max_per_problem))
+    return build_bank(spec, data_dir=args.data_dir, out=args.out, generator=_generator(args))
+
+
+def _generator(args):
+    if not args.endpoint:
+        return None
+    from generators import load_generator
+
+    return load_generator(args.model, endpoints=args.endpoint)
+
+
+def _eval(args) -> str:
+    from flows.evaluate import EvalSpec, evaluate
+
+    temperature = args.temperature if args.temperature is not None else (0.7 if args.samples > 1 else 0.0)
+    spec = EvalSpec(task=args.task, banks=args.bank, shots=args.shots, seeds=args.seeds, limit=args.limit,
+                    model=args.model, samples=args.samples, temperature=temperature, max_tokens=args.max_tokens,
+                    exclude_contaminated=args.exclude_contaminated)
+    return evaluate(spec, data_dir=args.data_dir, out=args.out, generator=_generator(args))
+
+
+def _bank_list(args) -> None:
+    from flows.bank import DEFAULT_ROOT, list_banks
+
+    rows = list_banks(args.dir or DEFAULT_ROOT)
+    if not rows:
+        print(f"no banks in {args.dir or DEFAULT_ROOT}")
+    for r in rows:
+        print(f"{r['path']}  task={r['task']} mode={r['mode']} shots={r['shots']} model={r['model']} "
+              f"created={r['created_at']}")
+
+
+def _bank_show(args) -> None:
+    import json
+
+    from flows.bank import read_bank
+
+    table, meta = read_bank(args.path)
+    df = table.to_pandas()
+    print(f"bank: {args.path}\nshots: {len(df)}  problems: {df['problem_id'].nunique()}")
+    print(f"sources: {df['source'].value_counts().to_dict()}")
+    for key in ("config", "run_id", "created_at", "report"):
+        print(f"{key}: {json.dumps(meta.get(key), indent=1, default=str)}")
+    print(f"provenance: model={df['model'].iloc[0]} template={df['template_id'].iloc[0]} "
+          f"verifier={df['verifier_version'].iloc[0]} split={df['split'].iloc[0]}")
+    sample = df.iloc[0]
+    print(f"\nsample shot {sample['shot_id']}:\nQ: {sample['question']}\nA: {sample['rationale']}")
+
+
+def _run(args) -> None:
+    from flows.build import BuildSpec, Selection, build_bank
+    from flows.evaluate import EvalSpec, evaluate
+    from flows.shots import Rounds
+
+    d = RUN_DEFAULTS
+    out = Path(args.out)
+    selection = Selection(task=d["task"], limit=d["bank_limit"])
+    rounds = Rounds(samples=d["samples"], temperature=0.7, retry_temperature=1.0, max_tokens=384, rounds=2)
+    reinforced = build_bank(BuildSpec(mode="reinforced", selection=selection, model=args.model, rounds=rounds),
+                            data_dir=args.data_dir, out=str(out / "banks"))
+    truth = build_bank(BuildSpec(mode="ground-truth", selection=selection), data_dir=args.data_dir,
+                       out=str(out / "banks"))
+    results = evaluate(EvalSpec(task=d["task"], banks=(reinforced, truth), shots=_ints(d["shots"]),
+                                limit=d["eval_limit"], model=args.model, max_tokens=384),
+                       data_dir=args.data_dir, out=str(out / "evals"))
+    print(f"\nreinforced bank: {reinforced}\nground-truth bank: {truth}\nresults: {results}")
+
+
+def _prepare_environment() -> None:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _prepare_environment()
+    from flows.errors import USER_ERRORS
+
+    try:
+        if args.command == "bank" and args.bank_command == "build":
+            print(_bank_build(args))
+        elif args.command == "bank" and args.bank_command == "list":
+            _bank_list(args)
+        elif args.command == "bank":
+            _bank_show(args)
+        elif args.command == "eval":
+            print(_eval(args))
+        elif args.command == "run":
+            _run(args)
+        elif args.command == "ablate":
+            from flows.ablate import run_ablation
+
+            print(run_ablation(args.config, data_dir=args.data_dir, out=args.out))
+    except USER_ERRORS as exc:
+        print(f"manyshot: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+"""Errors that mean bad input or an unusable model, reported to the user without a traceback."""
+from flows.bank import BankError
+from flows.data import DataError
+from flows.evaluate import EvalError
+from flows.schema import SchemaError
+from flows.shots import BuildError
+from generators.base import BadRequestError, GenerationError
+
+USER_ERRORS = (BankError, DataError, EvalError, SchemaError, BuildError, BadRequestError, GenerationError)

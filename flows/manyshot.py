@@ -1,0 +1,84 @@
+"""Many-shot prompts from a bank: nested shot orders, the paper's formats, budgets and leakage.
+
+For each seed one ordered shot list is drawn; the K-shot prompt uses its first K shots, so every
+prompt of a sweep extends the smaller ones and all test questions share the same K-shot prefix.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Sequence
+
+from flows.data import Problem, normalize_text
+from generators.base import Prompt
+from generators.prompts import ANSWER_FORMAT, FEW_SHOT
+
+UNSUPERVISED_PREAMBLE = "You will be provided Problems similar to the ones below:"
+UNSUPERVISED_BRIDGE = ("Now, I am going to give you a series of demonstrations of Problems and Solutions. "
+                       "When you respond, respond only with the Solution of the final Problem, thinking step by step.")
+
+
+@dataclass(frozen=True)
+class Shot:
+    problem_id: str
+    question: str
+    rationale: str | None
+
+
+@dataclass(frozen=True)
+class BankView:
+    """The shots of one bank as the evaluation sees them."""
+
+    label: str
+    source: str
+    task: str
+    shots: tuple[Shot, ...]
+
+    @classmethod
+    def from_rows(cls, label: str, rows: Sequence[dict]) -> "BankView":
+        if not rows:
+            raise ValueError(f"bank {label} has no shots")
+        sources = {r["source"] for r in rows}
+        if len(sources) != 1:
+            raise ValueError(f"bank {label} mixes shot sources {sorted(sources)}")
+        ordered = sorted(rows, key=lambda r: r["shot_id"])
+        return cls(label, sources.pop(), rows[0]["task"],
+                   tuple(Shot(r["problem_id"], r["question"], r["rationale"]) for r in ordered))
+
+    @property
+    def unsupervised(self) -> bool:
+        return all(s.rationale is None for s in self.shots)
+
+
+def contaminated(view: BankView, test: Sequence[Problem]) -> set[str]:
+    """Problem ids of bank shots whose normalised question appears in the test split."""
+    test_texts = {normalize_text(p.question) for p in test}
+    return {s.problem_id for s in view.shots if normalize_text(s.question) in test_texts}
+
+
+def shot_order(view: BankView, seed: int, exclude: set[str] = frozenset()) -> list[Shot]:
+    """One seeded ordering of the bank (one shot per problem), independent of the bank's row order."""
+    seen, unique = set(), []
+    for s in view.shots:
+        if s.problem_id not in exclude and s.problem_id not in seen:
+            seen.add(s.problem_id)
+            unique.append(s)
+    random.Random(f"order/{seed}").shuffle(unique)
+    return unique
+
+
+def many_shot_prompt(task: str, shots: Sequence[Shot], question: str) -> Prompt:
+    """Problem/solution turns for solved shots; the paper's unsupervised format for bare problems."""
+    system = {"role": "system", "content": ANSWER_FORMAT[task]}
+    if shots and all(s.rationale is None for s in shots):
+        listing = "\n\n".join(f"Problem:\n{s.question}" for s in shots)
+        messages = [system, {"role": "user", "content": f"{UNSUPERVISED_PREAMBLE}\n\n{listing}\n\n{UNSUPERVISED_BRIDGE}"},
+                    {"role": "assistant", "content": "Understood."}]
+        demos = FEW_SHOT[task]
+    else:
+        messages = [system]
+        demos = [(s.question, s.rationale) for s in shots]
+    for q, a in demos:
+        messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+    messages.append({"role": "user", "content": question})
+    return messages

@@ -1,0 +1,92 @@
+"""Accuracy tables with bootstrap confidence intervals, and the accuracy-vs-K plot."""
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+GROUP = ["bank", "source", "transfer", "k"]
+
+
+def item_scores(results: pd.DataFrame, column: str) -> pd.DataFrame:
+    """One score per (group, seed, item): the majority-vote answer's correctness over samples."""
+    def vote(group: pd.DataFrame) -> float:
+        answers = Counter(a for a in group["extracted"] if a is not None)
+        if not answers:
+            return 0.0
+        top = answers.most_common(1)[0][0]
+        return float(group.loc[group["extracted"] == top, column].iloc[0])
+
+    extracted = "extracted_strict" if column == "correct_strict" else "extracted_flexible"
+    frame = results.assign(extracted=results[extracted])
+    rows = [(*keys, vote(g)) for keys, g in frame.groupby([*GROUP, "seed", "item_id"], sort=True)]
+    return pd.DataFrame(rows, columns=[*GROUP, "seed", "item_id", "score"])
+
+
+def bootstrap_ci(values: list[float], *, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap interval of the mean."""
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (float("nan"), float("nan"))
+    rng = random.Random(seed)
+    n = len(values)
+    means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(resamples))
+    return means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1]
+
+
+def summarize(results: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy per bank, source and K (strict and flexible), 95% CI over items (averaged over seeds)."""
+    out = []
+    for column in ("correct_strict", "correct_flexible"):
+        scores = item_scores(results, column)
+        for keys, g in scores.groupby(GROUP, sort=True):
+            per_item = g.groupby("item_id")["score"].mean().tolist()
+            per_seed = g.groupby("seed")["score"].mean()
+            low, high = bootstrap_ci(per_item)
+            out.append(dict(zip(GROUP, keys)) | {
+                "metric": column.removeprefix("correct_"), "items": len(per_item), "seeds": len(per_seed),
+                "accuracy": sum(per_item) / len(per_item), "ci_low": low, "ci_high": high,
+                "seed_min": per_seed.min(), "seed_max": per_seed.max()})
+    return pd.DataFrame(out)
+
+
+def markdown_table(summary: pd.DataFrame, metric: str = "strict") -> str:
+    """Accuracy (95% CI) with one row per bank and one column per K."""
+    view = summary[summary["metric"] == metric]
+    if view.empty:
+        return "(no results)"
+    ks = sorted(view["k"].unique())
+    lines = ["| bank | source | " + " | ".join(f"K={k}" for k in ks) + " |",
+             "|---|---|" + "---|" * len(ks)]
+    for (bank, source, transfer), g in view.groupby(["bank", "source", "transfer"], sort=True):
+        cells = {r.k: f"{r.accuracy:.1%} ({r.ci_low:.0%}-{r.ci_high:.0%})" for r in g.itertuples()}
+        label = f"{source} (transfer)" if transfer else source
+        lines.append(f"| {bank} | {label} | " + " | ".join(cells.get(k, "skipped") for k in ks) + " |")
+    return "\n".join(lines)
+
+
+def plot(summary: pd.DataFrame, path: Path, *, title: str, metric: str = "strict") -> Path:
+    """Accuracy vs K, one line per bank with 95% CI error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    view = summary[summary["metric"] == metric]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for (bank, source, transfer), g in view.groupby(["bank", "source", "transfer"], sort=True):
+        g = g.sort_values("k")
+        err = [g["accuracy"] - g["ci_low"], g["ci_high"] - g["accuracy"]]
+        label = f"{source}{' (transfer)' if transfer else ''}: {bank}"
+        ax.errorbar(g["k"], g["accuracy"], yerr=err, marker="o", capsize=3, label=label)
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlabel("shots in prompt (K)")
+    ax.set_ylabel(f"accuracy ({metric})")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

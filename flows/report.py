@@ -1,0 +1,74 @@
+"""Bank reports: counts a user wants after a build, as a dict, a text table and Prefect artifacts."""
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from typing import Any, Sequence
+
+import pyarrow as pa
+
+from flows.data import Problem
+
+
+def _merge(stats: Sequence[dict], key: str) -> dict:
+    total: Counter = Counter()
+    for s in stats:
+        total.update(s.get(key, {}))
+    return dict(total)
+
+
+def _yield_by(problems: Sequence[Problem], solved: set[str], attr: str) -> dict[str, str]:
+    tried: Counter = Counter(str(getattr(p, attr)) for p in problems)
+    ok: Counter = Counter(str(getattr(p, attr)) for p in problems if p.id in solved)
+    return {k: f"{ok[k]}/{n} ({ok[k] / n:.0%})" for k, n in sorted(tried.items())}
+
+
+def build_report(mode: str, problems: Sequence[Problem], table: pa.Table, stats: Sequence[dict]) -> dict[str, Any]:
+    rounds: list[int] = []
+    for s in stats:
+        for r, n in enumerate(s.get("solved_per_round", [])):
+            rounds += [0] * (r + 1 - len(rounds))
+            rounds[r] += n
+    solved = set(table.column("problem_id").to_pylist())
+    lengths = [len(r) for r in table.column("rationale").to_pylist() if r]
+    report: dict[str, Any] = {
+        "mode": mode,
+        "problems tried": sum(s.get("tried", 0) for s in stats),
+        "shots": table.num_rows,
+        "problems with a shot": len(solved),
+    }
+    if mode == "reinforced":
+        report |= {"solved per round": rounds,
+                   "samples": sum(s.get("samples", 0) for s in stats),
+                   "empty samples": sum(s.get("empty", 0) for s in stats),
+                   "prompt tokens": sum(s.get("prompt_tokens", 0) for s in stats),
+                   "completion tokens": sum(s.get("completion_tokens", 0) for s in stats),
+                   "yield per subject": _yield_by(problems, solved, "subject"),
+                   "yield per level": _yield_by(problems, solved, "level")}
+    if mode in ("reinforced", "ground-truth"):
+        report |= {"verifier methods": _merge(stats, "methods"), "verifier errors": _merge(stats, "errors")}
+    if mode == "ground-truth":
+        report["solutions failing the self-check"] = sum(s.get("self_check_failed", 0) for s in stats)
+    if mode == "generated":
+        report |= {k: sum(s.get(k, 0) for s in stats) for k in ("requested", "malformed", "duplicate", "kept")}
+    if lengths:
+        report["rationale chars (min/median/mean/max)"] = (
+            f"{min(lengths)}/{statistics.median(lengths):.0f}/{statistics.mean(lengths):.0f}/{max(lengths)}")
+    return report
+
+
+def as_rows(report: dict[str, Any]) -> list[dict[str, str]]:
+    return [{"metric": k, "value": str(v)} for k, v in report.items()]
+
+
+def as_text(report: dict[str, Any]) -> str:
+    width = max(len(k) for k in report)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in report.items())
+
+
+def publish(report: dict[str, Any], *, title: str, key: str) -> None:
+    """Print the report and attach it to the current Prefect run as a table artifact."""
+    from prefect.artifacts import create_table_artifact
+
+    print(f"{title}\n{as_text(report)}")
+    create_table_artifact(table=as_rows(report), key=key, description=title)

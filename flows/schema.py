@@ -1,0 +1,133 @@
+"""The shot record, the result record and their Parquet schemas. Every other module uses these.
+
+pyarrow does not enforce ``nullable=False`` on write, so :func:`validate` checks required columns,
+types and nulls before anything is written, and names the column and row that are wrong.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Mapping
+
+import pyarrow as pa
+
+SOURCES = ("ground-truth", "reinforced", "unsupervised", "generated")
+SCHEMA_VERSION = "1"
+
+
+def _field(name: str, type_: pa.DataType, required: bool) -> pa.Field:
+    return pa.field(name, type_, nullable=not required)
+
+
+SHOT_SCHEMA = pa.schema([
+    _field("shot_id", pa.string(), True),          # stable: hash of problem id, source and rationale
+    _field("problem_id", pa.string(), True),
+    _field("task", pa.string(), True),
+    _field("question", pa.string(), True),
+    _field("rationale", pa.string(), False),       # null for unsupervised and generated shots
+    _field("answer", pa.string(), False),          # final answer; null where none is known
+    _field("gold_answer", pa.string(), False),     # the dataset's answer the shot was verified against
+    _field("source", pa.string(), True),
+    _field("subject", pa.string(), False),
+    _field("level", pa.int64(), False),
+    _field("model", pa.string(), False),           # null for ground-truth and dataset-only shots
+    _field("sampling", pa.string(), False),        # JSON of the sampling parameters
+    _field("seed", pa.int64(), False),
+    _field("round", pa.int64(), False),
+    _field("template_id", pa.string(), False),
+    _field("template_hash", pa.string(), False),
+    _field("verifier_version", pa.string(), False),
+    _field("verifier_method", pa.string(), False),
+    _field("seed_problem_ids", pa.list_(pa.string()), False),  # generated queries: their seed problems
+    _field("completion_tokens", pa.int64(), False),
+    _field("dataset", pa.string(), True),
+    _field("split", pa.string(), True),
+    _field("created_at", pa.timestamp("us", tz="UTC"), True),
+    _field("run_id", pa.string(), True),
+])
+
+RESULT_SCHEMA = pa.schema([
+    _field("run_id", pa.string(), True),
+    _field("task", pa.string(), True),
+    _field("bank", pa.string(), True),             # bank label ("none" for zero-shot)
+    _field("source", pa.string(), True),
+    _field("transfer", pa.bool_(), True),          # bank task differs from eval task
+    _field("k", pa.int64(), True),
+    _field("seed", pa.int64(), True),
+    _field("item_id", pa.string(), True),
+    _field("sample", pa.int64(), True),
+    _field("prompt_hash", pa.string(), True),
+    _field("prompt_tokens", pa.int64(), True),
+    _field("response", pa.string(), True),
+    _field("gold", pa.string(), True),
+    _field("extracted_strict", pa.string(), False),
+    _field("extracted_flexible", pa.string(), False),
+    _field("correct_strict", pa.bool_(), True),
+    _field("correct_flexible", pa.bool_(), True),
+    _field("method", pa.string(), True),
+    _field("error", pa.string(), False),
+    _field("model", pa.string(), True),
+    _field("created_at", pa.timestamp("us", tz="UTC"), True),
+])
+
+
+class SchemaError(ValueError):
+    """A record or table does not match its schema."""
+
+
+def validate(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Return ``table`` cast to ``schema``; raise :class:`SchemaError` naming the first problem."""
+    missing = [f.name for f in schema if f.name not in table.column_names]
+    if missing:
+        raise SchemaError(f"missing required columns: {', '.join(missing)}")
+    extra = [n for n in table.column_names if n not in schema.names]
+    if extra:
+        raise SchemaError(f"unknown columns: {', '.join(extra)}")
+    table = table.select(schema.names)
+    try:
+        table = table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise SchemaError(f"column types do not match the schema: {exc}") from exc
+    for f in schema:
+        if f.nullable:
+            continue
+        col = table.column(f.name)
+        if col.null_count:
+            row = next(i for i, v in enumerate(col.to_pylist()) if v is None)
+            raise SchemaError(f"column {f.name!r} is required but row {row} is null")
+    if "source" in schema.names and schema is SHOT_SCHEMA:
+        bad = sorted(set(table.column("source").to_pylist()) - set(SOURCES))
+        if bad:
+            raise SchemaError(f"unknown shot source {bad[0]!r}; expected one of {SOURCES}")
+    return table
+
+
+def to_table(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Build a validated table from row dicts (missing nullable keys become null)."""
+    rows = list(rows)
+    columns = {f.name: [r.get(f.name) for r in rows] for f in schema}
+    try:
+        table = pa.Table.from_pydict(columns, schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise SchemaError(f"rows do not match the schema: {exc}") from exc
+    return validate(table, schema)
+
+
+def with_metadata(table: pa.Table, metadata: Mapping[str, Any]) -> pa.Table:
+    """Attach JSON-encoded key/value metadata (bank configuration, provenance) to a table."""
+    encoded = {k.encode(): json.dumps(v, sort_keys=True, default=str).encode() for k, v in metadata.items()}
+    encoded[b"manyshot_schema_version"] = SCHEMA_VERSION.encode()
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), **encoded})
+
+
+def read_metadata(schema: pa.Schema) -> dict[str, Any]:
+    """Decode metadata written by :func:`with_metadata` (other keys, e.g. pandas', are skipped)."""
+    out: dict[str, Any] = {}
+    for k, v in (schema.metadata or {}).items():
+        key = k.decode()
+        if key == "pandas":
+            continue
+        try:
+            out[key] = json.loads(v)
+        except json.JSONDecodeError:
+            out[key] = v.decode()
+    return out

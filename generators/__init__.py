@@ -1,0 +1,31 @@
+"""Everything that talks to a model. ``load_generator`` picks the backend for a model name."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from generators.base import (BadRequestError, Completion, GenerationError, Generator, Prompt, Sampling,
+                             prompt_hash)
+
+__all__ = ["BadRequestError", "Completion", "GenerationError", "Generator", "Prompt", "Sampling",
+           "load_generator", "prompt_hash"]
+
+_CACHE: dict[tuple, Generator] = {}
+
+
+def load_generator(model: str = "embedded", *, endpoints: Sequence[str] = (), seed: int = 0,
+                   max_model_len: int | None = None) -> Generator:
+    """A generator for ``model``: an OpenAI-compatible server when ``endpoints`` are given, else an
+    in-process vLLM engine. Engines are cached per process, so a flow loads its model once."""
+    key = (model, tuple(endpoints), seed, max_model_len)
+    if key not in _CACHE:
+        if endpoints:
+            from generators.openai_backend import OpenAIGenerator
+
+            _CACHE[key] = OpenAIGenerator(list(endpoints), model=None if model == "embedded" else model,
+                                          **({"max_model_len": max_model_len} if max_model_len else {}))
+        else:
+            from generators.vllm_backend import VLLMGenerator
+
+            _CACHE[key] = VLLMGenerator(model, seed=seed,
+                                        **({"max_model_len": max_model_len} if max_model_len else {}))
+    return _CACHE[key]

@@ -1,0 +1,56 @@
+"""Test environment: offline hub, Prefect home in a temp dir, telemetry off, real data via MANYSHOT_DATA_DIR."""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_PREFECT_HOME = tempfile.mkdtemp(prefix="manyshot-prefect-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["DO_NOT_TRACK"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("MANYSHOT_DATA_DIR", str((ROOT.parent / "shared" / "data").resolve()))
+DATA_DIR = Path(os.environ["MANYSHOT_DATA_DIR"])
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not (DATA_DIR / "gsm8k" / "test.jsonl").exists():
+        pytest.fail(f"real datasets not found under {DATA_DIR}; set MANYSHOT_DATA_DIR")
+    return DATA_DIR
+
+
+def gsm8k_solver(correct_every: int = 1):
+    """A fake-model script that answers GSM8K prompts with the gold answer found in its own lookup."""
+    from flows.data import load_problems
+
+    answers = {p.question: p.answer for p in load_problems("gsm8k", "train", DATA_DIR)}
+    answers |= {p.question: p.answer for p in load_problems("gsm8k", "test", DATA_DIR)}
+
+    def script(prompt, sample, rng):
+        gold = answers.get(prompt[-1]["content"])
+        if gold is None:
+            return "I am not sure."
+        if sample % correct_every:
+            return f"Let me think. 2 + 2 = 4.\nThe answer is {gold}1"
+        return f"Reasoning for sample {sample}.\nThe answer is {gold}"
+    return script
+
+
+def strip_ansi(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)

@@ -1,0 +1,24 @@
+"""The result type of every check: a small immutable record of what was decided and how."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Outcome of comparing one predicted answer with one gold answer.
+
+    ``method`` names the check that decided (``exact``, ``numeric``, ``structure``, ``text``,
+    ``choice``, ``base``, ``symbolic``), or why nothing could be decided (``no_answer``,
+    ``rejected``, ``error``). ``extracted`` is the answer taken from the prediction, ``error``
+    describes a failure (``timeout``, ``parse_error: ...``, ...). An error is never correct.
+    """
+
+    correct: bool
+    method: str
+    extracted: str | None = None
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.correct and self.error is not None:
+            raise ValueError("a Verdict with an error cannot be correct")
