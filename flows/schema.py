@@ -83,17 +83,15 @@ def validate(table: pa.Table, schema: pa.Schema) -> pa.Table:
     if extra:
         raise SchemaError(f"unknown columns: {', '.join(extra)}")
     table = table.select(schema.names)
+    for f in schema:
+        col = table.column(f.name)
+        if not f.nullable and col.null_count:
+            row = next(i for i, v in enumerate(col.to_pylist()) if v is None)
+            raise SchemaError(f"column {f.name!r} is required but row {row} is null")
     try:
         table = table.cast(schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
         raise SchemaError(f"column types do not match the schema: {exc}") from exc
-    for f in schema:
-        if f.nullable:
-            continue
-        col = table.column(f.name)
-        if col.null_count:
-            row = next(i for i, v in enumerate(col.to_pylist()) if v is None)
-            raise SchemaError(f"column {f.name!r} is required but row {row} is null")
     if "source" in schema.names and schema is SHOT_SCHEMA:
         bad = sorted(set(table.column("source").to_pylist()) - set(SOURCES))
         if bad:
@@ -105,8 +103,9 @@ def to_table(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
     """Build a validated table from row dicts (missing nullable keys become null)."""
     rows = list(rows)
     columns = {f.name: [r.get(f.name) for r in rows] for f in schema}
+    loose = pa.schema([f.with_nullable(True) for f in schema])
     try:
-        table = pa.Table.from_pydict(columns, schema=schema)
+        table = pa.Table.from_pydict(columns, schema=loose)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise SchemaError(f"rows do not match the schema: {exc}") from exc
     return validate(table, schema)

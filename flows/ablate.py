@@ -1,0 +1,77 @@
+"""``manyshot ablate SPEC.toml``: build or reuse banks, then evaluate every bank on every eval task.
+
+A bank whose task differs from the eval task is a transfer cell (e.g. MATH shots on GSM8K).
+Banks are reused by their configuration key and eval cells by their checkpoints, so a rerun only
+does what is missing.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import flow
+
+from flows.build import BuildSpec, Selection, build_bank
+from flows.evaluate import EvalSpec, evaluate
+from flows.metrics import markdown_table
+from flows.shots import BuildError, Rounds
+
+BANK_KEYS = {"name", "mode", "task", "split", "limit", "seed", "subjects", "levels", "samples", "temperature",
+             "retry_temperature", "max_tokens", "rounds", "keep", "max_per_problem"}
+EVAL_KEYS = {"task", "banks", "limit", "shots", "seeds", "max_tokens"}
+
+
+def _bank_spec(entry: dict[str, Any], model: str) -> BuildSpec:
+    unknown = set(entry) - BANK_KEYS
+    if unknown or "mode" not in entry or "task" not in entry:
+        raise BuildError(f"bank {entry.get('name', entry)}: needs mode and task; unknown keys {sorted(unknown)}")
+    rounds = Rounds(samples=entry.get("samples", 4), temperature=entry.get("temperature", 0.7),
+                    retry_temperature=entry.get("retry_temperature", 1.0), max_tokens=entry.get("max_tokens", 384),
+                    rounds=entry.get("rounds", 1), keep=entry.get("keep", "first"), cap=entry.get("max_per_problem", 4))
+    selection = Selection(task=entry["task"], split=entry.get("split", "train"), limit=entry.get("limit"),
+                          seed=entry.get("seed", 0), subjects=tuple(entry.get("subjects", ())),
+                          levels=tuple(entry.get("levels", ())))
+    return BuildSpec(mode=entry["mode"], selection=selection, model=model, rounds=rounds)
+
+
+def load_spec(path: str | Path) -> dict[str, Any]:
+    try:
+        spec = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise BuildError(f"cannot read ablation spec {path}: {exc}") from exc
+    names = [b.get("name") for b in spec.get("banks", [])]
+    if not spec.get("evals") or len(set(names)) != len(names) or None in names:
+        raise BuildError(f"{path}: needs [[evals]] and [[banks]] entries with unique names")
+    for e in spec["evals"]:
+        if set(e) - EVAL_KEYS or set(e.get("banks", names)) - set(names):
+            raise BuildError(f"{path}: eval {e.get('task')}: unknown keys or bank names in {e}")
+    return spec
+
+
+@flow(name="ablate", validate_parameters=False, log_prints=True)
+def run_ablation(config: str, data_dir: str | None = None, out: str | None = None) -> str:
+    spec = load_spec(config)
+    root = Path(out or spec.get("out", "runs"))
+    model = spec.get("model", "embedded")
+    paths = {b["name"]: build_bank(_bank_spec(b, model), data_dir=data_dir, out=str(root / "banks"))
+             for b in spec["banks"]}
+    summaries, sections = [], []
+    for e in spec["evals"]:
+        chosen = tuple(paths[n] for n in e.get("banks", list(paths)))
+        folder = evaluate(EvalSpec(task=e["task"], banks=chosen, shots=tuple(e.get("shots", spec.get("shots", [0, 4]))),
+                                   seeds=e.get("seeds", spec.get("seeds", 1)), limit=e.get("limit", spec.get("limit", 50)),
+                                   model=model, max_tokens=e.get("max_tokens", spec.get("max_tokens", 512))),
+                          data_dir=data_dir, out=str(root / "evals"))
+        summary = pd.read_csv(Path(folder) / "summary.csv").assign(eval_task=e["task"])
+        summaries.append(summary)
+        sections.append(f"## eval on {e['task']}\n\n{markdown_table(summary)}\n\n![{e['task']}]({folder}/accuracy.png)")
+    combined = pd.concat(summaries)
+    target = root / f"ablation-{Path(config).stem}"
+    target.mkdir(parents=True, exist_ok=True)
+    combined.to_csv(target / "summary.csv", index=False)
+    names = "\n".join(f"- {n}: {p}" for n, p in paths.items())
+    (target / "summary.md").write_text(f"# ablation {config}\n\nbanks:\n{names}\n\n" + "\n\n".join(sections) + "\n")
+    print((target / "summary.md").read_text())
+    return str(target)

@@ -1,0 +1,112 @@
+"""Many-shot prompts, leakage, budgets, metrics and the eval flow with the scripted fake generator."""
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import flows.evaluate as evaluate_mod
+from conftest import gsm8k_solver
+from flows.build import BuildSpec, Selection, build_bank
+from flows.data import load_problems
+from flows.evaluate import EvalError, EvalSpec, evaluate
+from flows.manyshot import BankView, Shot, contaminated, many_shot_prompt, shot_order
+from flows.metrics import bootstrap_ci, summarize
+from generators.fake import FakeGenerator
+
+
+def view(n=10, rationale=True, source="reinforced"):
+    rows = [{"shot_id": f"s{i:02d}", "problem_id": f"p{i}", "question": f"Question {i}?", "task": "gsm8k",
+             "rationale": f"Answer {i}. The answer is {i}" if rationale else None, "source": source} for i in range(n)]
+    return BankView.from_rows("bank", rows)
+
+
+def test_shot_orders_are_seeded_and_prompts_nest():
+    v = view()
+    assert shot_order(v, 0) == shot_order(v, 0) and shot_order(v, 0) != shot_order(v, 1)
+    order = shot_order(v, 0)
+    small, big = many_shot_prompt("gsm8k", order[:2], "Q?"), many_shot_prompt("gsm8k", order[:4], "Q?")
+    assert big[:-1][:len(small) - 1] == small[:-1]
+    assert len(big) == 1 + 2 * 4 + 1 and big[-1] == {"role": "user", "content": "Q?"}
+
+
+def test_unsupervised_prompt_follows_the_paper_format():
+    prompt = many_shot_prompt("gsm8k", shot_order(view(rationale=False, source="unsupervised"), 0)[:3], "Test?")
+    listing = prompt[1]["content"]
+    assert listing.startswith("You will be provided Problems similar") and listing.count("Problem:") == 3
+    assert "respond only with the Solution of the final Problem" in listing
+    assert [m["role"] for m in prompt[3:7]] == ["user", "assistant", "user", "assistant"]  # solved demos
+    assert prompt[-1]["content"] == "Test?"
+
+
+def test_leakage_detection(data_dir):
+    test = load_problems("gsm8k", "test", data_dir)[:5]
+    rows = [{"shot_id": "a", "problem_id": "x", "question": test[2].question.upper() + "  ", "task": "gsm8k",
+             "rationale": "r", "source": "reinforced"},
+            {"shot_id": "b", "problem_id": "y", "question": "Fresh question?", "task": "gsm8k", "rationale": "r",
+             "source": "reinforced"}]
+    leaked = contaminated(BankView.from_rows("b", rows), test)
+    assert leaked == {"x"}
+    assert [s.problem_id for s in shot_order(BankView.from_rows("b", rows), 0, leaked)] == ["y"]
+
+
+def test_bootstrap_and_summary_on_known_inputs():
+    low, high = bootstrap_ci([1.0] * 50 + [0.0] * 50)
+    assert 0.39 < low < 0.5 < high < 0.61
+    assert bootstrap_ci([1.0, 1.0]) == (1.0, 1.0)
+    base = {"bank": "b", "source": "reinforced", "transfer": False, "k": 4, "extracted_flexible": None,
+            "correct_flexible": False}
+    rows = []
+    for seed in (0, 1):
+        for item in range(4):
+            rows.append(base | {"seed": seed, "item_id": str(item), "sample": 0, "extracted_strict": "1",
+                                "correct_strict": item < 2 + seed})
+    summary = summarize(pd.DataFrame(rows))
+    strict = summary[summary.metric == "strict"].iloc[0]
+    assert strict["accuracy"] == pytest.approx(0.625) and strict["items"] == 4 and strict["seeds"] == 2
+    assert (strict.seed_min, strict.seed_max) == (0.5, 0.75)
+
+
+def test_majority_vote_over_samples():
+    base = {"bank": "b", "source": "s", "transfer": False, "k": 0, "seed": 0, "item_id": "1",
+            "extracted_flexible": None, "correct_flexible": False}
+    rows = [base | {"sample": i, "extracted_strict": a, "correct_strict": a == "5"} for i, a in enumerate("575")]
+    assert summarize(pd.DataFrame(rows)).query("metric == 'strict'").accuracy.iloc[0] == 1.0
+    rows = [base | {"sample": i, "extracted_strict": a, "correct_strict": a == "5"} for i, a in enumerate("577")]
+    assert summarize(pd.DataFrame(rows)).query("metric == 'strict'").accuracy.iloc[0] == 0.0
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_eval_flow_end_to_end_with_fake(tmp_path, data_dir):
+    solver = gsm8k_solver()
+    bank = build_bank(BuildSpec(mode="ground-truth", selection=Selection(task="gsm8k", limit=12)),
+                      data_dir=str(data_dir), out=str(tmp_path / "banks"))
+    gen = FakeGenerator(solver)
+    spec = EvalSpec(task="gsm8k", banks=(bank,), shots=(0, 2, 4), seeds=2, limit=6, max_tokens=32)
+    folder = evaluate(spec, data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=gen)
+    results = pq.read_table(f"{folder}/results.parquet").to_pandas()
+    assert len(results) == 6 * (1 + 2 * 2) and results["correct_strict"].all()
+    assert sorted(results.groupby(["seed", "k"]).size().index.tolist()) == [(0, 0), (0, 2), (0, 4), (1, 2), (1, 4)]
+    cell = results[(results.k == 4) & (results.seed == 1)]
+    assert cell["prompt_hash"].nunique() == 6 and (cell["prompt_tokens"] > 0).all()
+    summary = pd.read_csv(f"{folder}/summary.csv")
+    assert set(summary["k"]) == {0, 2, 4} and (summary["accuracy"] == 1.0).all()
+    assert (tmp_path / "evals").joinpath(folder, "accuracy.png").stat().st_size > 1000
+    calls = len(gen.calls)
+    assert calls == 5 and [s.seed for _, s in gen.calls] == [0, 0, 0, 1, 1]
+    evaluate(spec, data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=gen)
+    assert len(gen.calls) == calls  # finished cells are reused
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_eval_skips_k_beyond_the_context_and_refuses_leaks(tmp_path, data_dir):
+    bank = build_bank(BuildSpec(mode="ground-truth", selection=Selection(task="gsm8k", limit=40)),
+                      data_dir=str(data_dir), out=str(tmp_path / "banks"))
+    gen = FakeGenerator(gsm8k_solver(), max_model_len=2000)
+    folder = evaluate(EvalSpec(task="gsm8k", banks=(bank,), shots=(1, 32), limit=3, max_tokens=100),
+                      data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=gen)
+    text = open(f"{folder}/summary.md").read()
+    assert "skipped" in text and "K=32 needs up to" in text and "max_model_len 2000" in text
+    leaky = build_bank(BuildSpec(mode="unsupervised", selection=Selection(task="gsm8k", split="test", limit=5)),
+                       data_dir=str(data_dir), out=str(tmp_path / "banks"))
+    with pytest.raises(EvalError, match="contain gsm8k test problems .*--exclude-contaminated"):
+        evaluate(EvalSpec(task="gsm8k", banks=(leaky,), shots=(1,), limit=3), data_dir=str(data_dir),
+                 out=str(tmp_path / "evals"), generator=gen)

@@ -1,0 +1,167 @@
+"""Comparing two answer shapes (see :mod:`verifiers.structure`) given a comparator for leaves.
+
+The same function runs twice: in the main process with the numeric leaf comparator (which may
+answer ``None``: "cannot tell without sympy"), and in a worker with the symbolic one. ``used``
+collects the names of the checks that took part, from which the Verdict's method is chosen.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Callable
+
+from verifiers.numeric import parse_digits, parse_number
+from verifiers.structure import BaseN, Choice, Equation, Leaf, Matrix, Node, Seq, Text, Union
+
+LeafEq = Callable[[Leaf, Leaf, set], "bool | None"]
+
+_METHOD_ORDER = ("symbolic", "numeric", "base", "choice", "text", "exact", "structure")
+
+
+def method_name(used: set) -> str:
+    for name in _METHOD_ORDER:
+        if name in used:
+            return name
+    return "structure"
+
+
+def values_equal(x, y, x_percent: bool, y_percent: bool) -> bool:
+    """Equality where a value written with a percent sign may also stand for value/100."""
+    if x == y:
+        return True
+    if x_percent and not y_percent:
+        return x / 100 == y
+    if y_percent and not x_percent:
+        return y / 100 == x
+    return False
+
+
+def numeric_leaf_eq(a: Leaf, b: Leaf, used: set) -> bool | None:
+    """Exact-string or exact-rational comparison of two leaves; None when either is not numeric."""
+    if a.latex == b.latex and a.percent == b.percent:
+        used.add("exact")
+        return True
+    x = parse_number(a.latex)
+    y = parse_number(b.latex)
+    if x is None or y is None:
+        return None
+    used.add("numeric")
+    return values_equal(Fraction(x), Fraction(y), a.percent, b.percent)
+
+
+def _unwrap(node: Node) -> Node:
+    while isinstance(node, Seq) and node.kind in ("list", "set") and len(node.items) == 1:
+        node = node.items[0]
+    return node
+
+
+def _ordered(xs: tuple, ys: tuple, leaf_eq: LeafEq, used: set) -> bool | None:
+    if len(xs) != len(ys):
+        used.add("structure")
+        return False
+    unknown = False
+    for x, y in zip(xs, ys):
+        result = compare(x, y, leaf_eq, used)
+        if result is False:
+            return False
+        unknown = unknown or result is None
+    return None if unknown else True
+
+
+def _unordered(xs: tuple, ys: tuple, leaf_eq: LeafEq, used: set) -> bool | None:
+    if len(xs) != len(ys):
+        used.add("structure")
+        return False
+    remaining = list(ys)
+    for x in xs:
+        match = None
+        for j, y in enumerate(remaining):
+            result = compare(x, y, leaf_eq, used)
+            if result is None:
+                return None
+            if result:
+                match = j
+                break
+        if match is None:
+            return False
+        remaining.pop(match)
+    return True
+
+
+def _vector(node: Matrix) -> tuple | None:
+    if len(node.rows) == 1:
+        return node.rows[0]
+    if all(len(row) == 1 for row in node.rows):
+        return tuple(row[0] for row in node.rows)
+    return None
+
+
+def _compare_seq(g: Seq, p: Seq, leaf_eq: LeafEq, used: set) -> bool | None:
+    unordered = ("list", "set")
+    if g.kind in unordered and p.kind in unordered:
+        return _unordered(g.items, p.items, leaf_eq, used)
+    if g.kind == "bracket" and p.kind == "bracket":
+        if (g.left, g.right) != (p.left, p.right):
+            used.add("structure")
+            return False
+        return _ordered(g.items, p.items, leaf_eq, used)
+    bracket, bare = (g, p) if g.kind == "bracket" else (p, g)
+    if bare.kind == "list" and (bracket.left, bracket.right) == ("(", ")"):
+        return _ordered(g.items, p.items, leaf_eq, used)
+    used.add("structure")
+    return False
+
+
+def _compare_special(g: Node, p: Node, used: set) -> bool | None:
+    """Choices, text and base-n numerals; None when neither side is one of them."""
+    for x, y in ((g, p), (p, g)):
+        if isinstance(x, Choice):
+            used.add("choice")
+            if isinstance(y, Choice):
+                return x.letter == y.letter
+            return isinstance(y, Leaf) and y.latex.startswith(f"({x.letter})")
+        if isinstance(x, BaseN):
+            used.add("base")
+            if isinstance(y, BaseN):
+                return (x.digits, x.base) == (y.digits, y.base)
+            return isinstance(y, Leaf) and not y.percent and parse_digits(y.latex) == x.digits
+        if isinstance(x, Text):
+            used.add("text")
+            if isinstance(y, Text):
+                return x.text == y.text
+            return isinstance(y, Leaf) and y.latex.lower() == x.text
+    return None
+
+
+def compare(g: Node, p: Node, leaf_eq: LeafEq, used: set) -> bool | None:
+    """Whether prediction ``p`` matches gold ``g``; None if ``leaf_eq`` could not decide."""
+    if isinstance(g, Equation) and isinstance(p, Equation):
+        if g.lhs != p.lhs:
+            used.add("structure")
+            return False
+        return compare(g.rhs, p.rhs, leaf_eq, used)
+    if isinstance(g, Equation):
+        return compare(g.rhs, p, leaf_eq, used)
+    if isinstance(p, Equation):
+        return compare(g, p.rhs, leaf_eq, used)
+    g, p = _unwrap(g), _unwrap(p)
+    special = _compare_special(g, p, used)
+    if special is not None:
+        return special
+    if isinstance(g, Leaf) and isinstance(p, Leaf):
+        return leaf_eq(g, p, used)
+    if isinstance(g, Seq) and isinstance(p, Seq):
+        return _compare_seq(g, p, leaf_eq, used)
+    if isinstance(g, Union) and isinstance(p, Union):
+        return _unordered(g.parts, p.parts, leaf_eq, used)
+    if isinstance(g, Matrix) and isinstance(p, Matrix):
+        if [len(r) for r in g.rows] != [len(r) for r in p.rows]:
+            used.add("structure")
+            return False
+        return _ordered(sum(g.rows, ()), sum(p.rows, ()), leaf_eq, used)
+    for m, s in ((g, p), (p, g)):
+        if isinstance(m, Matrix) and isinstance(s, Seq) and s.kind == "bracket" and s.left in "([":
+            vector = _vector(m)
+            if vector is not None:
+                return _ordered(vector, s.items, leaf_eq, used)
+    used.add("structure")
+    return False

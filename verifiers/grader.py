@@ -1,0 +1,123 @@
+"""``verify`` and ``verify_many``: cheap checks in-process, symbolic checks in the worker pool.
+
+Order of checks for one pair: input hygiene (length, control characters, Unicode) -> answer
+extraction (whole responses) -> canonical exact match -> shape comparison with exact rational
+numbers -> symbolic comparison in a worker process under a hard deadline.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import is_dataclass
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable
+
+from verifiers import pool
+from verifiers.compare import compare, method_name, numeric_leaf_eq
+from verifiers.extract import check_task_mode, extract_answer, is_response
+from verifiers.normalize import normalize
+from verifiers.numeric import Undefined, parse_number
+from verifiers.sanitize import InputRejected, check_answer_length, clean_text
+from verifiers.structure import Leaf, parse_answer
+from verifiers.verdict import Verdict
+
+DEFAULT_TIMEOUT_S = 5.0
+
+_NAN = re.compile(r"(?i)(?<![A-Za-z\\])nan(?![A-Za-z])")
+
+
+def _gold_answer(gold: str, task: str) -> str | None:
+    if is_response(gold):
+        return extract_answer(gold, task, "strict")
+    return gold.strip()
+
+
+def _pred_answer(pred: str, task: str, mode: str) -> str | None:
+    if is_response(pred):
+        return extract_answer(pred, task, mode)
+    return pred.strip()
+
+
+def _check_numbers(node) -> None:
+    """Raise Undefined for a numeric leaf without a value (``1/0``) anywhere in ``node``."""
+    if isinstance(node, Leaf):
+        parse_number(node.latex)
+    elif is_dataclass(node):
+        for value in vars(node).values():
+            for child in value if isinstance(value, tuple) else (value,):
+                if isinstance(child, tuple):
+                    for item in child:
+                        _check_numbers(item)
+                elif is_dataclass(child):
+                    _check_numbers(child)
+
+
+def _grade(gold: str, pred: str, task: str, timeout_s: float) -> Verdict:
+    check_answer_length(gold)
+    check_answer_length(pred)
+    g, p = normalize(gold, task), normalize(pred, task)
+    if not p:
+        return Verdict(False, "no_answer", pred, "empty_answer")
+    if not g:
+        return Verdict(False, "rejected", pred, "empty_gold")
+    if _NAN.search(g) or _NAN.search(p):
+        return Verdict(False, "rejected", pred, "undefined_value: nan")
+    gold_shape, pred_shape = parse_answer(g), parse_answer(p)
+    _check_numbers(gold_shape)
+    _check_numbers(pred_shape)
+    if g == p:
+        return Verdict(True, "exact", pred)
+    used: set = set()
+    decided = compare(gold_shape, pred_shape, numeric_leaf_eq, used)
+    if decided is not None:
+        return Verdict(decided, method_name(used), pred)
+    result = pool.get_pool().run(("compare", gold_shape, pred_shape, pool.test_delay()), timeout_s)
+    if result[0] == "ok":
+        return Verdict(bool(result[1]), result[2], pred)
+    return Verdict(False, "error", pred, result[1])
+
+
+def verify(gold: str, pred: str, task: str = "math", *, mode: str = "strict",
+           timeout_s: float = DEFAULT_TIMEOUT_S) -> Verdict:
+    """Judge ``pred`` (a bare answer or a whole response) against the reference ``gold``.
+
+    ``task`` is ``"math"`` or ``"gsm8k"``; ``mode`` (``"strict"``/``"flexible"``) controls
+    extraction from whole responses; ``timeout_s`` bounds the symbolic check, whose overrun
+    gives ``error="timeout"``. Never raises for bad answer text; raises ValueError/TypeError for
+    bad arguments (unknown task or mode, non-string inputs).
+    """
+    check_task_mode(task, mode)
+    try:
+        gold_text, pred_text = clean_text(gold), clean_text(pred)
+    except InputRejected as exc:
+        return Verdict(False, "rejected", None, str(exc))
+    extracted = _pred_answer(pred_text, task, mode)
+    if extracted is None:
+        return Verdict(False, "no_answer", None, "no_final_answer")
+    gold_answer = _gold_answer(gold_text, task)
+    if not gold_answer:
+        return Verdict(False, "rejected", extracted, "empty_gold")
+    try:
+        return _grade(gold_answer, extracted, task, timeout_s)
+    except InputRejected as exc:
+        return Verdict(False, "rejected", extracted, str(exc))
+    except Undefined as exc:
+        return Verdict(False, "rejected", extracted, f"undefined_value: {exc}")
+
+
+def verify_many(pairs: Iterable[tuple[str, str]], *, task: str = "math", mode: str = "strict",
+                workers: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Verdict]:
+    """``verify`` over (gold, pred) pairs, in order, with up to ``workers`` checks at once
+    (default: one per core; symbolic checks run in the shared worker-process pool)."""
+    check_task_mode(task, mode)
+    items = list(pairs)
+    n = max(1, workers or os.cpu_count() or 1)
+
+    def one(pair: tuple[str, str]) -> Verdict:
+        gold, pred = pair
+        return verify(gold, pred, task, mode=mode, timeout_s=timeout_s)
+
+    if n == 1 or len(items) <= 1:
+        return [one(pair) for pair in items]
+    with ThreadPoolExecutor(max_workers=min(n, len(items)), thread_name_prefix="verify") as executor:
+        return list(executor.map(one, items))
