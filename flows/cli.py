@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--data-dir", default=None)
     a.add_argument("--out", default=None)
 
+    s = sub.add_parser("serve", help="serve the scheduled jobs of a pipeline config (Prefect deployments)")
+    s.add_argument("--config", required=True)
+    d = sub.add_parser("deploy", help="register the pipeline's deployments on a running Prefect server / work pool")
+    d.add_argument("--config", required=True)
+    d.add_argument("--work-pool", required=True)
+
     r = sub.add_parser("run", help="the main job: build a reinforced and a ground-truth bank, then evaluate both")
     r.add_argument("--data-dir", default=None)
     r.add_argument("--model", default="embedded")
@@ -182,6 +188,14 @@ def main(argv: list[str] | None = None) -> int:
             print(_eval(args))
         elif args.command == "run":
             _run(args)
+        elif args.command == "serve":
+            from flows.schedule import serve
+
+            serve(args.config)
+        elif args.command == "deploy":
+            from flows.schedule import deploy
+
+            print(deploy(args.config, work_pool=args.work_pool))
         elif args.command == "ablate":
             from flows.ablate import run_ablation
 

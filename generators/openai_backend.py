@@ -277,6 +277,7 @@ class OpenAIGenerator:
         self._clients: dict[str, httpx.Client] = {}
         self._clients_lock = threading.Lock()
         self._slots = {ep: threading.BoundedSemaphore(concurrency) for ep in roots}
+        self._preferred = list(roots)  # order in which one-off calls (models, tokenize) try endpoints
         self._no_tokenize: set[str] = set()
         self._token_cache: collections.OrderedDict[str, int] = collections.OrderedDict()
         self._token_lock = threading.Lock()
@@ -394,11 +395,15 @@ class OpenAIGenerator:
     def _first_endpoint(self, what: str, fn):
         """``fn(endpoint)`` with retries on each endpoint in turn; GenerationError when all fail."""
         errors: list[str] = []
-        for ep in self.endpoints:
+        for ep in list(self._preferred):
             try:
                 return self._with_retries(ep, lambda: fn(ep))
             except GenerationError as e:
                 errors.append(str(e))
+                with self._clients_lock:  # try the endpoints that answered first next time
+                    if ep in self._preferred:
+                        self._preferred.remove(ep)
+                        self._preferred.append(ep)
         raise GenerationError(f"{what}: " + "; ".join(errors))
 
     # -- discovery, tokens -----------------------------------------------------------------------

@@ -54,13 +54,16 @@ class FakeOpenAI:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else headers + body in two writes meet delayed ACKs (40 ms)
 
             def log_message(self, *args):  # quiet
                 pass
 
-            def _send(self, status: int, payload) -> None:
+            def _send(self, status: int, payload, headers: dict | None = None) -> None:
                 blob = json.dumps(payload).encode()
                 self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(blob)))
                 self.end_headers()
@@ -89,16 +92,17 @@ class FakeOpenAI:
                     return
                 with outer.lock:
                     outer.requests.append((self.path, body, dict(self.headers)))
-                status, payload = outer.answer(self.path, body)
+                status, payload, *headers = outer.answer(self.path, body)
                 if outer.dead:  # died while "generating"
                     self.close_connection = True
                     return
-                self._send(status, payload)
+                self._send(status, payload, *headers)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
         self.thread.start()
 
     def answer(self, path: str, body: dict):
@@ -350,12 +354,13 @@ def test_retry_after_on_429_is_honoured(servers):
 
     def limited(body):
         calls.append(time.monotonic())
-        return (429, {"error": {"message": "slow down"}}) if len(calls) == 1 else None
+        if len(calls) == 1:
+            return 429, {"error": {"message": "slow down"}}, {"Retry-After": "0.4"}
+        return None
     srv = servers(hook=limited)
-    gen = OpenAIGenerator(srv.url, backoff_s=0.01, max_backoff_s=0.3, timeout_s=5)
-    # the fake sends no Retry-After header, so the plain backoff applies; then success
+    gen = OpenAIGenerator(srv.url, backoff_s=0.01, max_backoff_s=1.0, timeout_s=5)
     assert gen.generate(prompts(1), Sampling())[0].texts
-    assert len(calls) == 2
+    assert len(calls) == 2 and 0.35 < calls[1] - calls[0] < 1.0
 
 
 def test_400_is_a_clear_bad_request_without_retries(servers):
@@ -475,15 +480,12 @@ def test_endpoint_dying_mid_run_moves_work_to_the_other(servers):
 
 def test_all_endpoints_dying_reports_each_and_keeps_partial(servers):
     a, b = servers(), servers()
-    state = {"done": 0}
 
-    def die_later(srv):
-        def hook(body):
-            if int(body["messages"][-1]["content"].split()[-1]) >= 4:
-                a.dead = b.dead = True
-            return None
-        return hook
-    a.hook, b.hook = die_later(a), die_later(b)
+    def die_from_question_4(body):
+        if int(body["messages"][-1]["content"].split()[-1]) >= 4:
+            a.dead = b.dead = True
+        return None
+    a.hook = b.hook = die_from_question_4
     gen = OpenAIGenerator([a.url, b.url], concurrency=1, **FAST)
     with pytest.raises(AllEndpointsFailedError) as info:
         gen.generate(prompts(10), Sampling())
@@ -493,7 +495,6 @@ def test_all_endpoints_dying_reports_each_and_keeps_partial(servers):
     done = [i for i, c in enumerate(err.partial) if c is not None]
     assert done and all(i < 4 for i in done)
     assert all(err.partial[i].texts[0].startswith(f"question {i} |") for i in done)
-    del state
 
 
 # -- token counting ------------------------------------------------------------------------------
@@ -518,6 +519,16 @@ def test_count_tokens_falls_back_to_estimate(servers):
     assert gen.count_tokens(p) == estimate_tokens(p) == (2 + 4) + (3 + 4) + 3
     assert gen.count_tokens(prompts(2)[1]) == estimate_tokens(prompts(2)[1])
     assert len([1 for path, *_ in srv.requests if path == "/tokenize"]) == 1  # 404 remembered
+
+
+def test_one_off_calls_prefer_the_endpoint_that_answers(servers):
+    srv = servers()
+    dead = f"http://127.0.0.1:{free_port()}"
+    gen = OpenAIGenerator([dead, srv.url], max_retries=2, backoff_s=0.2, max_backoff_s=0.2, timeout_s=5)
+    assert gen.model_id == "fake-model"  # discovered on the second endpoint
+    t0 = time.monotonic()
+    assert gen.count_tokens(prompts(1)[0]) > 0
+    assert time.monotonic() - t0 < 0.2  # the dead endpoint is no longer tried first
 
 
 def test_module_does_not_import_vllm():

@@ -6,7 +6,6 @@ collects the names of the checks that took part, from which the Verdict's method
 """
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import Callable
 
 from verifiers.numeric import parse_digits, parse_number
@@ -24,20 +23,9 @@ def method_name(used: set) -> str:
     return "structure"
 
 
-def values_equal(x, y, x_percent: bool, y_percent: bool) -> bool:
-    """Equality where a value written with a percent sign may also stand for value/100."""
-    if x == y:
-        return True
-    if x_percent and not y_percent:
-        return x / 100 == y
-    if y_percent and not x_percent:
-        return y / 100 == x
-    return False
-
-
 def numeric_leaf_eq(a: Leaf, b: Leaf, used: set) -> bool | None:
     """Exact-string or exact-rational comparison of two leaves; None when either is not numeric."""
-    if a.latex == b.latex and a.percent == b.percent:
+    if a.latex == b.latex:
         used.add("exact")
         return True
     x = parse_number(a.latex)
@@ -45,7 +33,7 @@ def numeric_leaf_eq(a: Leaf, b: Leaf, used: set) -> bool | None:
     if x is None or y is None:
         return None
     used.add("numeric")
-    return values_equal(Fraction(x), Fraction(y), a.percent, b.percent)
+    return x == y
 
 
 def _unwrap(node: Node) -> Node:
@@ -123,7 +111,7 @@ def _compare_special(g: Node, p: Node, used: set) -> bool | None:
             used.add("base")
             if isinstance(y, BaseN):
                 return (x.digits, x.base) == (y.digits, y.base)
-            return isinstance(y, Leaf) and not y.percent and parse_digits(y.latex) == x.digits
+            return isinstance(y, Leaf) and parse_digits(y.latex) == x.digits
         if isinstance(x, Text):
             used.add("text")
             if isinstance(y, Text):
@@ -153,6 +141,9 @@ def compare(g: Node, p: Node, leaf_eq: LeafEq, used: set) -> bool | None:
         return _compare_seq(g, p, leaf_eq, used)
     if isinstance(g, Union) and isinstance(p, Union):
         return _unordered(g.parts, p.parts, leaf_eq, used)
+    for u, s in ((g, p), (p, g)):
+        if isinstance(u, Union) and isinstance(s, Seq) and s.kind == "list":
+            return _unordered(u.parts, s.items, leaf_eq, used)
     if isinstance(g, Matrix) and isinstance(p, Matrix):
         if [len(r) for r in g.rows] != [len(r) for r in p.rows]:
             used.add("structure")

@@ -1,8 +1,8 @@
 """Finding the final answer in a model response.
 
-Strict mode takes only a committed final answer: the last ``\\boxed{...}`` (or ``\\fbox``), the
-last "The (final) answer is ..." / "Answer: ...", or the last ``#### ...``; whichever of these
-starts last in the response wins. Flexible mode falls back to the last number in the response,
+Strict mode takes only a committed final answer: the last ``\\boxed{...}`` (or ``\\fbox``);
+without a box, the last "The (final) answer is ..." / "Answer: ..." or the last ``#### ...``,
+whichever starts later. An unclosed last box means no answer (a truncated response). Flexible mode falls back to the last number in the response,
 like lm-eval's flexible-extract for GSM8K. Every scan here is linear in the input length.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import re
 
 TASKS = ("math", "gsm8k")
 MODES = ("strict", "flexible")
-MAX_SEGMENT_CHARS = 400
+MAX_BARE_CHARS = 1_000
 
 _BOX_COMMANDS = (r"\boxed", r"\fbox")
 _ANSWER_PHRASE = re.compile(r"(?i)\banswer\b[*_\s]*(?:is\b[*_\s]*:?|:|=)[*_\s]*")
@@ -19,7 +19,7 @@ _HASHES = re.compile(r"####[ \t]*")
 _NUMBER = re.compile(r"-?\$?[0-9][0-9,]*(?:\.[0-9]+)?")
 _PROSE_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
 _TEXT_GROUP = re.compile(r"\\(?:text|mbox|textbf|mathrm|textrm)\{[^{}]*\}")
-_COMMIT_MARK = re.compile(r"\\boxed|\\fbox|####|(?i:\banswer\b[*_\s]*(?:is\b|:))")
+_COMMIT_MARK = re.compile(r"\\boxed|\\fbox|####|(?i:\banswer\b[*_\s]*(?:is\b|:|=))")
 
 
 def check_task_mode(task: str, mode: str) -> None:
@@ -31,7 +31,8 @@ def check_task_mode(task: str, mode: str) -> None:
 
 def is_response(text: str) -> bool:
     """Whether ``text`` is a whole model response rather than a bare final answer."""
-    if "\n" in text or len(text) > 300 or _COMMIT_MARK.search(text):
+    text = text.strip()
+    if "\n" in text or len(text) > MAX_BARE_CHARS or _COMMIT_MARK.search(text):
         return True
     prose = _TEXT_GROUP.sub(" ", text)
     return len(_PROSE_WORD.findall(prose)) >= 4
@@ -57,30 +58,48 @@ def matching_brace(text: str, open_index: int) -> int | None:
     return None
 
 
+def _next_box(text: str, pos: int) -> int:
+    found = [i for i in (text.find(cmd, pos) for cmd in _BOX_COMMANDS) if i >= 0]
+    return min(found) if found else -1
+
+
 def last_boxed(text: str) -> tuple[int, str | None] | None:
-    """(start, content) of the last box command; content is None when the box is unclosed."""
-    start = max(text.rfind(cmd) for cmd in _BOX_COMMANDS)
-    if start < 0:
-        return None
-    i = start + (len(r"\boxed") if text.startswith(r"\boxed", start) else len(r"\fbox"))
-    while i < len(text) and text[i] == " ":
-        i += 1
-    if i < len(text) and text[i] == "{":
-        end = matching_brace(text, i)
-        return start, (None if end is None else text[i + 1:end])
-    token = re.match(r"[^\s$]+", text[i:])
-    return start, (token.group() if token else None)
+    """(start, content) of the last outermost box command (boxes nested in it are part of its
+    content); content is None when that box is unclosed. Linear in ``len(text)``."""
+    last = None
+    pos = 0
+    while True:
+        start = _next_box(text, pos)
+        if start < 0:
+            return last
+        i = start + (len(r"\boxed") if text.startswith(r"\boxed", start) else len(r"\fbox"))
+        while i < len(text) and text[i] == " ":
+            i += 1
+        if i < len(text) and text[i] == "{":
+            end = matching_brace(text, i)
+            if end is None:
+                return start, None
+            last, pos = (start, text[i + 1:end]), end + 1
+        else:
+            token = re.match(r"[^\s$]+", text[i:i + 200])
+            last = (start, token.group() if token else None)
+            pos = i + (len(token.group()) if token else 0) + 1
+
+
+def _first_line(text: str) -> str:
+    end = text.find("\n")
+    return text if end < 0 else text[:end]
 
 
 def _math_segment(tail: str) -> str:
     """The answer at the start of ``tail``: a $...$ / \\(...\\) group, else the rest of the line."""
-    tail = tail[:MAX_SEGMENT_CHARS].lstrip()
+    tail = tail.lstrip()
     for opener, closer in (("$$", "$$"), ("$", "$"), (r"\(", r"\)"), (r"\[", r"\]")):
         if tail.startswith(opener):
             end = tail.find(closer, len(opener))
             if end > 0:
                 return tail[len(opener):end]
-    line = tail.split("\n", 1)[0]
+    line = _first_line(tail)
     line = re.split(r"\.\s+(?=[A-Z])|\.\s*$|\s+I hope\b", line, maxsplit=1)[0]
     return line.strip().strip("*").strip()
 
@@ -100,7 +119,7 @@ def _hashes_candidate(text: str) -> tuple[int, str] | None:
         pass
     if last is None:
         return None
-    return last.start(), text[last.end():][:MAX_SEGMENT_CHARS].split("\n", 1)[0].strip()
+    return last.start(), _first_line(text[last.end():]).strip()
 
 
 def _gsm8k_number(segment: str) -> str | None:
@@ -111,20 +130,17 @@ def _gsm8k_number(segment: str) -> str | None:
 
 
 def _strict(text: str, task: str) -> str | None:
-    candidates: list[tuple[int, str | None]] = []
-    for found in (last_boxed(text), _phrase_candidate(text), _hashes_candidate(text)):
-        if found is not None:
-            candidates.append(found)
-    if not candidates:
-        return None
-    _, answer = max(candidates, key=lambda c: c[0])
+    """Committed answer: the last box wins; else the later of '#### ...' and 'answer is ...'."""
+    boxed = last_boxed(text)
+    if boxed is not None:
+        answer = boxed[1]
+    else:
+        found = [c for c in (_phrase_candidate(text), _hashes_candidate(text)) if c is not None]
+        answer = max(found, key=lambda c: c[0])[1] if found else None
     if answer is None or not answer.strip():
         return None
     answer = answer.strip()
     if task == "gsm8k" and not re.fullmatch(r"[-+$\\0-9.,\s{}]+", answer):
-        inner = last_boxed(answer)
-        if inner is not None and inner[1] is not None:
-            answer = inner[1]
         return _gsm8k_number(answer) or answer
     return answer
 
@@ -135,7 +151,7 @@ def _last_number(text: str) -> str | None:
         pass
     if last is None:
         return None
-    return last.group().rstrip(".,") or None
+    return last.group().replace("$", "").rstrip(".,") or None
 
 
 def extract_answer(response: str, task: str = "math", mode: str = "strict") -> str | None:

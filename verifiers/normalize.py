@@ -3,7 +3,7 @@
 The canonical form is what exact matching compares and what :mod:`verifiers.structure` splits.
 Only presentation is dropped here (math delimiters, ``\\boxed``, spacing commands, ``\\left``/
 ``\\right``, ``\\dfrac``, units and words after a value, degrees, currency, thousands separators,
-trailing punctuation); percent signs stay as ``\\%`` and are interpreted per value later.
+trailing punctuation); percent signs become ``\\%`` and are dropped per value later.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import re
 from verifiers.extract import last_boxed
 
 _WRAPPERS = (("$$", "$$"), ("$", "$"), (r"\(", r"\)"), (r"\[", r"\]"))
-_SPACING = re.compile(r"\\[!,;:> ]|\\q?quad\b|\\(?:en|thin|med|thick)space\b|~")
+_SPACING = re.compile(r"(\\\\)|\\[!,;:> ]|\\q?quad\b|\\(?:en|thin|med|thick)space\b|~")
 _SIZING = re.compile(r"\\(?:left|right|[bB]igg?[lr]?|middle)(?![A-Za-z])\.?")
 _DROP = re.compile(r"\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits|mathstrut)(?![A-Za-z])")
 _FRAC_VARIANT = re.compile(r"\\[dtc]frac(?![A-Za-z])")
@@ -33,6 +33,8 @@ _RELATIONS = (
     (re.compile(r"\\lt(?![A-Za-z])"), "<"),
     (re.compile(r"\\gt(?![A-Za-z])"), ">"),
     (re.compile(r"\\infin(?![A-Za-z])|\\infty(?![A-Za-z])"), r"\infty "),
+    (re.compile(r"\\mathbb\s*\{?R\}?"), r"(-\infty,\infty)"),
+    (re.compile(r"\\varnothing(?![A-Za-z])|\\\{\s*\\\}"), r"\emptyset "),
     (re.compile(r"\\lbrace(?![A-Za-z])"), r"\{"),
     (re.compile(r"\\rbrace(?![A-Za-z])"), r"\}"),
     (re.compile(r"\\langle(?![A-Za-z])"), "("),
@@ -48,6 +50,7 @@ def strip_wrappers(text: str) -> str:
     """Remove math delimiters, currency signs and (nested) box commands around an answer."""
     text = text.strip()
     for _ in range(20):
+        text = re.sub(r"^\*\*(.*)\*\*$", r"\1", text, flags=re.S).strip()
         before = text
         boxed = last_boxed(text)
         if boxed is not None and boxed[1] is not None and not text[:boxed[0]].strip(" $([\\"):
@@ -112,7 +115,7 @@ def normalize(answer: str, task: str = "math") -> str:
     """Canonical form of one answer (gold or prediction)."""
     text = strip_wrappers(answer)
     text = _DROP.sub("", _SIZING.sub("", text))
-    text = _SPACING.sub(" ", text)
+    text = _SPACING.sub(lambda m: m[1] or " ", text)
     text = _unwrap_text_commands(text)
     text = _fix_shorthand(text)
     text = _DEGREES.sub("", text)

@@ -4,6 +4,9 @@ Decisions (documented in the package docstring too):
 
 * Length is bounded: a whole response may have at most ``MAX_INPUT_CHARS`` characters, an
   answer (gold, bare prediction or extracted answer) at most ``MAX_ANSWER_CHARS``.
+* LaTeX commands damaged by Python string escapes (``"\\frac"`` written without ``r`` turns
+  into form feed + ``rac``) are repaired for a few unambiguous commands (``\\frac``,
+  ``\\boxed``, ``\\times``, ``\\text``, ``\\right``, ...).
 * NUL and other control characters (anything in Unicode category Cc except tab, newline and
   carriage return) reject the input.
 * Text is normalised with NFKC, so compatibility forms such as fullwidth digits ``１２`` become
@@ -39,6 +42,11 @@ _MATH_SYMBOLS = str.maketrans({
     "α": r"\alpha ", "β": r"\beta ", "λ": r"\lambda ",
 })
 
+_ESCAPE_DAMAGE = re.compile(
+    r"\x07(?=lpha|pprox)|\x08(?=oxed|eta|inom|egin|ar\{|ig)|\x0c(?=rac)|\r(?=ight|ho)"
+    r"|\t(?=ext|imes|heta|frac|au\b)|\x0b(?=ec|arepsilon|arphi)"
+)
+_ESCAPE_LETTER = {"\x07": "a", "\x08": "b", "\x0c": "f", "\r": "r", "\t": "t", "\x0b": "v"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _NON_ASCII_DIGIT = re.compile(r"(?![0-9])\d")
 
@@ -49,6 +57,7 @@ def clean_text(text: str, limit: int = MAX_INPUT_CHARS) -> str:
         raise TypeError(f"expected str, got {type(text).__name__}")
     if len(text) > limit:
         raise InputRejected(f"input_too_long: {len(text)} > {limit} characters")
+    text = _ESCAPE_DAMAGE.sub(lambda m: "\\" + _ESCAPE_LETTER[m.group()], text)
     bad = _CONTROL.search(text)
     if bad:
         raise InputRejected(f"control_character: U+{ord(bad.group()):04X}")

@@ -21,8 +21,10 @@ _CLOSE = ")]}"
 
 @dataclass(frozen=True)
 class Leaf:
+    """One expression. A trailing percent sign is dropped: the problem's unit is percent, so
+    ``50\\%`` stands for 50 (not 0.5)."""
+
     latex: str
-    percent: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,9 @@ Node = Leaf | Seq | Union | Matrix | Equation | BaseN | Choice | Text
 _CHOICE = re.compile(r"\(?([A-J])\)?")
 _BASE_N = re.compile(r"(?:\\text\{)?([0-9A-Za-z]+)\}?_\{?\(?([0-9]{1,2})\)?\}?")
 _TEXT = re.compile(r"[A-Za-z][A-Za-z '\-]*[A-Za-z]\.?")
+_VARIABLE = r"(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?[A-Za-z0-9]+\}?)?'*"
 _SIMPLE_LHS = re.compile(
-    r"(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?[A-Za-z0-9]+\}?)?'*(?:\([A-Za-z]\))?|\\text\{[^{}]*\}"
+    rf"{_VARIABLE}(?:\([A-Za-z]\))?|\\text\{{[^{{}}]*\}}|\({_VARIABLE}(?:,{_VARIABLE})+\)"
 )
 _MATRIX = re.compile(r"\\begin\{([pbB]?matrix|smallmatrix|array)\}(?:\{[lcr|]*\})?(.*)\\end\{\1\}", re.S)
 _RELATION = re.compile(r"\\le(?![A-Za-z])|\\ge(?![A-Za-z])|<|>")
@@ -242,5 +245,5 @@ def _atom(text: str, level: int) -> Node:
     if len(pm) == 2:
         return Seq("list", (_parse(pm[0] + "+" + pm[1], level + 1), _parse(pm[0] + "-" + pm[1], level + 1)))
     if text.endswith(r"\%"):
-        return Leaf(text[:-2].strip(), percent=True)
+        return Leaf(text[:-2].strip())
     return Leaf(text)

@@ -56,7 +56,7 @@ def to_sympy(latex: str):
 def _log10_bound(expr) -> float:
     """A rough upper bound on log10 of the magnitude of ``expr`` (symbols count as ~10)."""
     if expr.is_Integer or expr.is_Rational:
-        return max(abs(expr.p).bit_length(), abs(expr.q).bit_length()) * 0.30103
+        return max(0, abs(expr.p).bit_length() - expr.q.bit_length() + 1) * 0.30103
     if expr.is_Atom:
         return 1.0
     if isinstance(expr, sympy.Pow):
@@ -159,14 +159,7 @@ def symbolic_leaf_eq(a: Leaf, b: Leaf, used: set) -> bool:
     if quick is not None:
         return quick
     used.add("symbolic")
-    x, y = to_sympy(a.latex), to_sympy(b.latex)
-    if a.percent == b.percent:
-        return sympy_equal(x, y)
-    if sympy_equal(x, y):
-        return True
-    if a.percent:
-        return sympy_equal(x / 100, y)
-    return sympy_equal(x, y / 100)
+    return sympy_equal(to_sympy(a.latex), to_sympy(b.latex))
 
 
 def compare_symbolic(gold: Node, pred: Node) -> tuple[bool, str]:

@@ -39,7 +39,9 @@ def handle(job: tuple) -> tuple:
 def serve(read_fd: int, write_fd: int) -> None:
     """Serve jobs from ``read_fd`` until it closes or a ``None`` job arrives."""
     _limit_memory()
-    from verifiers import symbolic  # noqa: F401  (import once, before announcing readiness)
+    from verifiers import symbolic
+
+    symbolic.to_sympy("1+x")  # import sympy and build the parser once, before announcing readiness
 
     jobs = Connection(read_fd, writable=False)
     results = Connection(write_fd, readable=False)

@@ -1,0 +1,144 @@
+"""The labelled equivalence table and the public API of verifiers/."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import verifiers
+from verifier_cases import CASES
+from verifiers import Verdict, extract_answer, verify, verify_many
+
+DATA = Path("/work/shared/data")
+
+
+def _case_id(case) -> str:
+    category, gold, pred, task, expected = case
+    return f"{category}:{gold[:25]}|{pred[:25]}|{task}|{expected}"
+
+
+def test_table_is_large_and_balanced():
+    assert len(CASES) >= 300
+    assert sum(1 for c in CASES if c[4]) >= 100
+    assert sum(1 for c in CASES if not c[4]) >= 100
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
+def test_table(case):
+    category, gold, pred, task, expected = case
+    verdict = verify(gold, pred, task)
+    assert verdict.correct is expected, verdict
+    if verdict.correct:
+        assert verdict.error is None
+        assert verdict.method in {"exact", "numeric", "symbolic", "structure", "text", "choice", "base"}
+
+
+@pytest.mark.parametrize("task", ["math", "gsm8k"])
+def test_verify_many_matches_verify_in_order(task):
+    cases = [c for c in CASES if c[3] == task]
+    pairs = [(gold, pred) for _, gold, pred, _, _ in cases]
+    batch = verify_many(pairs, task=task, workers=2)
+    assert [v.correct for v in batch] == [c[4] for c in cases]
+    assert batch == [verify(g, p, task) for g, p in pairs]
+    assert verify_many(iter(pairs[:5]), task=task, workers=1) == batch[:5]
+
+
+def test_verdict_is_frozen_and_errors_are_never_correct():
+    verdict = Verdict(True, "exact", "5")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        verdict.correct = False
+    with pytest.raises(ValueError):
+        Verdict(True, "symbolic", "5", "timeout")
+
+
+def test_version_and_exports():
+    assert isinstance(verifiers.VERSION, str) and verifiers.VERSION.count(".") == 2
+    for name in ("verify", "verify_many", "extract_answer", "Verdict", "VERSION"):
+        assert hasattr(verifiers, name)
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError):
+        verify("1", "1", "algebra")
+    with pytest.raises(ValueError):
+        verify("1", "1", mode="loose")
+    with pytest.raises(TypeError):
+        verify("1", None)
+
+
+@pytest.mark.parametrize(
+    "response, task, strict, flexible",
+    [
+        ("So 9 * 2 = 18.\n#### 18", "gsm8k", "18", "18"),
+        ("She makes 18 dollars. The answer is 18.", "gsm8k", "18", "18"),
+        ("She makes $18 every day.", "gsm8k", None, "18"),
+        ("Total: 1,000 dollars", "gsm8k", None, "1,000"),
+        (r"First \boxed{4}, then \boxed{\frac{1}{2}}.", "math", r"\frac{1}{2}", r"\frac{1}{2}"),
+        (r"The answer is $\boxed{\boxed{7}}$", "math", r"\boxed{7}", r"\boxed{7}"),
+        ("The final answer is $x=3$. I hope it is correct.", "math", "x=3", "x=3"),
+        ("We get 3 then 4.", "math", None, "4"),
+        (r"Truncated \boxed{12", "math", None, "12"),
+        ("No numbers at all.", "math", None, None),
+        ("**Answer:** (C)", "math", "(C)", "(C)"),
+    ],
+)
+def test_extract_answer_modes(response, task, strict, flexible):
+    assert extract_answer(response, task) == strict
+    assert extract_answer(response, task, "strict") == strict
+    assert extract_answer(response, task, "flexible") == flexible
+
+
+def test_flexible_mode_in_verify():
+    response = "She sells 9 eggs and makes 18 dollars every day"
+    assert verify("18", response, "gsm8k").correct is False
+    assert verify("18", response, "gsm8k", mode="flexible").correct is True
+    assert verify_many([("18", response)], task="gsm8k", mode="flexible")[0].correct is True
+
+
+def test_extracted_and_method_are_reported():
+    verdict = verify("5", r"Thus \boxed{x = 5}.")
+    assert verdict == Verdict(True, "exact", "x = 5", None)
+    assert verify(r"\frac{1}{2}", "0.5").method == "numeric"
+    assert verify(r"2\sqrt{2}", r"\sqrt{8}").method == "symbolic"
+    assert verify("5", "some words here about things").method == "no_answer"
+
+
+def test_python_escape_damage_is_repaired():
+    assert verify(r"\frac{1}{2}", "\x0crac{1}{2}").correct is True
+    assert verify("5", "\x08oxed{5}").correct is True
+
+
+def test_main_process_never_imports_sympy_for_cheap_checks():
+    code = (
+        "import sys, verifiers\n"
+        "assert verifiers.verify('12,345', '12345').correct\n"
+        "assert verifiers.verify('\\\\frac{1}{2}', '0.5').correct\n"
+        "assert not verifiers.verify('1/3', '0.33').correct\n"
+        "assert 'sympy' not in sys.modules and 'latex2sympy2_extended' not in sys.modules\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root, timeout=60)
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.skipif(not (DATA / "math/test.jsonl").exists(), reason="MATH500 data not present")
+def test_math500_boxed_solutions_verify_against_answers():
+    rows = _jsonl(DATA / "math/test.jsonl")
+    verdicts = verify_many([(r["answer"], r["solution"]) for r in rows], task="math")
+    assert sum(v.correct for v in verdicts) >= 0.99 * len(rows)
+
+
+@pytest.mark.skipif(not (DATA / "gsm8k/test.jsonl").exists(), reason="GSM8K data not present")
+def test_gsm8k_hash_answers_verify():
+    rows = _jsonl(DATA / "gsm8k/test.jsonl")
+    pairs = [(r["answer"].split("####")[-1].strip(), r["answer"]) for r in rows]
+    verdicts = verify_many(pairs, task="gsm8k")
+    assert all(v.correct for v in verdicts)
+    assert all(extract_answer(r["answer"], "gsm8k") for r in rows)

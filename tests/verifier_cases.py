@@ -1,0 +1,469 @@
+r"""Labelled equivalence table for the verifiers package: (category, gold, pred, task, expected).
+
+Symmetric relations are listed once through ``both`` and expanded in both directions. Labels
+encode what a careful human grader would decide; false positives matter most.
+"""
+from __future__ import annotations
+
+Case = tuple[str, str, str, str, bool]
+
+
+def both(category: str, a: str, b: str, expected: bool, task: str = "math") -> list[Case]:
+    return [(category, a, b, task, expected), (category, b, a, task, expected)]
+
+
+def one(category: str, gold: str, pred: str, expected: bool, task: str = "math") -> list[Case]:
+    return [(category, gold, pred, task, expected)]
+
+
+CASES: list[Case] = []
+_add = CASES.extend
+
+# formatting and spacing commands
+_add(both("formatting", r"\frac{1}{2}", r"\!\frac{1}{2}", True))
+_add(both("formatting", r"3\sqrt{2}", r"3\,\sqrt{2}", True))
+_add(both("formatting", r"\left( 3, \frac{\pi}{2} \right)", r"(3,\frac{\pi}{2})", True))
+_add(both("formatting", r"\left[ 1, 4 \right)", "[1,4)", True))
+_add(both("formatting", r"\displaystyle\frac{3}{4}", r"\frac34", True))
+_add(both("formatting", r"x^2 + 1", r"x^{2}+1", True))
+_add(both("formatting", r"2 \cdot 3^{4}", r"2\cdot3^4", True))
+_add(both("formatting", r"\mathbf{42}", "42", True))
+_add(both("formatting", r"\frac{7}{3}", r"\frac{7}{ 3 }", True))
+_add(both("formatting", r"\frac{1}{2}", r"\frac{1}{3}", False))
+_add(both("formatting", r"\left( 1, 2 \right)", "(1,3)", False))
+_add(one("formatting", "5", r"\boxed{5}", True))
+_add(one("formatting", "5", r"$5$", True))
+_add(one("formatting", "5", r"\(5\)", True))
+
+# thousands separators
+_add(both("thousands", "12345", "12,345", True))
+_add(both("thousands", "12345", r"12\,345", True))
+_add(both("thousands", "12345", "12 345", True))
+_add(both("thousands", "1234567", "1,234,567", True))
+_add(both("thousands", "10080", "10{,}080", True))
+_add(both("thousands", "12345", "12,346", False))
+_add(both("thousands", "1000000", "1,000", False))
+_add(both("thousands", "1000", "1,000", True, "gsm8k"))
+_add(both("thousands", "-3", "-3", True, "gsm8k"))
+
+# trailing periods
+_add(one("trailing_period", "7", "7.", True))
+_add(one("trailing_period", r"\frac{1}{2}", r"\frac{1}{2}.", True))
+_add(one("trailing_period", "(1,2)", "(1,2).", True))
+_add(one("trailing_period", "7", "8.", False))
+_add(one("trailing_period", "7", "7. ", True))
+
+# dollars and currency
+_add(both("dollars", "18", r"\$18", True))
+_add(both("dollars", "18", r"\$18.00", True))
+_add(both("dollars", "18.50", r"\$18.5", True))
+_add(one("dollars", "18", r"18 dollars", True))
+_add(one("dollars", "18", r"\$19", False))
+_add(one("dollars", "18", r"$\$18$", True))
+_add(one("dollars", "1000", r"\$1,000", True, "gsm8k"))
+_add(one("dollars", "1000", r"\$1,001", False, "gsm8k"))
+
+# units and words in \text{}
+_add(one("units", "10", r"10 \text{ cm}", True))
+_add(one("units", "10", r"10\text{ inches}", True))
+_add(one("units", "36", r"36 \text{ square feet}", True))
+_add(one("units", "36", r"36\text{ cm}^2", True))
+_add(one("units", "36", r"36 \mbox{ cm}^2", True))
+_add(one("units", "5", r"5 \text{ apples}", True))
+_add(one("units", r"10\text{ cm}", "10", True))
+_add(one("units", "10", r"11 \text{ cm}", False))
+_add(one("units", "4", r"4\text{ mph}", True))
+_add(one("units", "4", "4 mph", True))
+_add(one("units", "12", r"12 \text{ ways}", True))
+_add(one("units", "12", r"13 \text{ ways}", False))
+
+# degrees
+_add(both("degrees", "30", r"30^\circ", True))
+_add(both("degrees", "30", r"30^{\circ}", True))
+_add(both("degrees", "120", r"120^\circ", True))
+_add(one("degrees", "30", "30°", True))
+_add(one("degrees", "30", r"30 \text{ degrees}", True))
+_add(one("degrees", "30", r"60^\circ", False))
+_add(one("degrees", r"45^\circ", "45", True))
+
+# percent
+_add(both("percent", r"50\%", "50", True))
+_add(both("percent", r"12.5\%", "12.5", True))
+_add(one("percent", r"50\%", "50%", True))
+_add(one("percent", r"50\%", r"50 \text{ percent}", True))
+_add(both("percent", r"50\%", "51", False))
+_add(both("percent", r"25\%", "0.25", False))
+_add(both("percent", r"25\%", "25.5", False))
+
+# \frac, \dfrac, \tfrac
+_add(both("frac", r"\frac{3}{4}", r"\dfrac{3}{4}", True))
+_add(both("frac", r"\frac{3}{4}", r"\tfrac{3}{4}", True))
+_add(both("frac", r"\frac{3}{4}", "3/4", True))
+_add(both("frac", r"\frac{6}{8}", r"\frac{3}{4}", True))
+_add(both("frac", r"-\frac{1}{2}", r"\frac{-1}{2}", True))
+_add(both("frac", r"-\frac{1}{2}", r"\frac{1}{-2}", True))
+_add(both("frac", r"\frac{3}{4}", r"\frac{4}{3}", False))
+_add(both("frac", r"\frac{1}{2}", r"-\frac{1}{2}", False))
+_add(both("frac", r"\frac{a}{b}", r"\dfrac{a}{b}", True))
+_add(both("frac", r"\frac{x+1}{2}", r"\frac{1}{2}(x+1)", True))
+
+# decimals vs exact fractions
+_add(both("decimal", "0.5", r"\frac{1}{2}", True))
+_add(both("decimal", "0.25", "1/4", True))
+_add(both("decimal", "0.125", r"\frac{1}{8}", True))
+_add(both("decimal", "2.5", r"\frac{5}{2}", True))
+_add(both("decimal", "-0.75", r"-\frac{3}{4}", True))
+_add(both("decimal", ".5", "0.5", True))
+_add(both("decimal", "0.50", "0.5", True))
+_add(both("decimal", "0.33", r"\frac{1}{3}", False))
+_add(both("decimal", "0.333", r"\frac{1}{3}", False))
+_add(both("decimal", "0.67", r"\frac{2}{3}", False))
+_add(both("decimal", "3.14", r"\pi", False))
+_add(both("decimal", "1.41", r"\sqrt{2}", False))
+_add(both("decimal", "0.1", "0.01", False))
+_add(both("decimal", "2.0", "2", True))
+
+# repeating decimals
+_add(both("repeating", r"0.\overline{3}", r"\frac{1}{3}", True))
+_add(both("repeating", r"0.\overline{6}", r"\frac{2}{3}", True))
+_add(both("repeating", r"0.1\overline{6}", r"\frac{1}{6}", True))
+_add(both("repeating", r"0.\overline{142857}", r"\frac{1}{7}", True))
+_add(both("repeating", r"1.\overline{27}", r"\frac{14}{11}", True))
+_add(both("repeating", r"0.\overline{3}", "0.3", False))
+_add(both("repeating", r"0.\overline{3}", "0.33", False))
+_add(both("repeating", r"0.\overline{12}", r"\frac{4}{33}", True))
+_add(both("repeating", r"0.\overline{12}", r"\frac{12}{100}", False))
+
+# mixed numbers
+_add(both("mixed", r"2\frac{1}{2}", r"\frac{5}{2}", True))
+_add(both("mixed", r"2\frac{1}{2}", "2.5", True))
+_add(both("mixed", "2 1/2", r"\frac{5}{2}", True))
+_add(both("mixed", r"-1\frac{3}{4}", r"-\frac{7}{4}", True))
+_add(both("mixed", r"3\frac{1}{3}", r"\frac{10}{3}", True))
+_add(both("mixed", r"2\frac{1}{2}", "1", False))
+_add(both("mixed", r"2\frac{1}{2}", r"\frac{3}{2}", False))
+
+# radicals
+_add(both("radicals", r"2\sqrt{2}", r"\sqrt{8}", True))
+_add(both("radicals", r"\frac{\sqrt{2}}{2}", r"\frac{1}{\sqrt{2}}", True))
+_add(both("radicals", r"3\sqrt{3}", r"\sqrt{27}", True))
+_add(both("radicals", r"\sqrt{12}", r"2\sqrt{3}", True))
+_add(both("radicals", r"\frac{\sqrt{3}}{3}", r"\frac{1}{\sqrt{3}}", True))
+_add(both("radicals", r"\sqrt[3]{16}", r"2\sqrt[3]{2}", True))
+_add(both("radicals", r"5+2\sqrt{6}", r"(\sqrt{2}+\sqrt{3})^2", True))
+_add(both("radicals", r"2\sqrt{2}", r"\sqrt{6}", False))
+_add(both("radicals", r"2\sqrt{2}", r"2\sqrt{3}", False))
+_add(both("radicals", r"\sqrt{2}", "1.414", False))
+_add(both("radicals", r"\frac{\sqrt{2}}{2}", r"\frac{\sqrt{3}}{2}", False))
+_add(both("radicals", r"4\sqrt{2}", r"\sqrt{32}", True))
+_add(both("radicals", r"\sqrt2", r"\sqrt{2}", True))
+
+# pi expressions
+_add(both("pi", r"2\pi", r"\pi \cdot 2", True))
+_add(both("pi", r"\frac{\pi}{2}", r"\frac{1}{2}\pi", True))
+_add(both("pi", r"\frac{\pi}{2}", r"0.5\pi", True))
+_add(both("pi", r"4\pi", r"4 \pi", True))
+_add(both("pi", r"2\pi", "6.28", False))
+_add(both("pi", r"\frac{\pi}{3}", r"\frac{\pi}{6}", False))
+_add(both("pi", r"9\pi - 18", r"9(\pi-2)", True))
+_add(both("pi", r"\frac{4}{3}\pi", r"\frac{4\pi}{3}", True))
+_add(both("pi", r"16\pi", r"16", False))
+
+# scientific notation
+_add(both("scientific", "1.2e5", "120000", True))
+_add(both("scientific", r"1.2\times10^5", "120000", True))
+_add(both("scientific", r"1.2 \times 10^{5}", "1.2e5", True))
+_add(both("scientific", r"3.5\cdot10^{-3}", "0.0035", True))
+_add(both("scientific", "1.2E+05", "120000", True))
+_add(both("scientific", r"1.2\times10^5", "12000", False))
+_add(both("scientific", "1e-3", "0.001", True))
+_add(both("scientific", "1e-3", "0.01", False))
+
+# equations vs values
+_add(both("equation", "x=5", "5", True))
+_add(both("equation", "y = 2x+3", "2x+3", True))
+_add(both("equation", r"x=\frac{1}{2}", "0.5", True))
+_add(both("equation", "x=5", "6", False))
+_add(both("equation", "x=5", "y=5", False))
+_add(both("equation", "k = 7", "7", True))
+_add(both("equation", "y=2x+3", "y=3+2x", True))
+_add(both("equation", "y=2x+3", "y=2x-3", False))
+_add(both("equation", "2x+3y=6", "4x+6y=12", True))
+_add(both("equation", "2x+3y=6", "2x+3y=7", False))
+_add(both("equation", r"f(x) = x^2", "x^2", True))
+
+# sets and multiple roots (unordered)
+_add(both("sets", "1,2", "2,1", True))
+_add(both("sets", "1, 2", r"\{1,2\}", True))
+_add(both("sets", r"\{1,2\}", r"\{2,1\}", True))
+_add(both("sets", "-2, 3", "3, -2", True))
+_add(both("sets", "x=1, x=2", "1,2", True))
+_add(both("sets", r"x=2 \text{ or } x=-3", "-3,2", True))
+_add(both("sets", r"\pm 2", "2,-2", True))
+_add(both("sets", r"1 \pm \sqrt{2}", r"1+\sqrt{2}, 1-\sqrt{2}", True))
+_add(both("sets", "1,2", "1,2,3", False))
+_add(both("sets", "1,2", "1,3", False))
+_add(both("sets", "1,2", "(2,1)", False))
+_add(both("sets", "1,2", "[1,2]", False))
+_add(both("sets", r"\{1,2\}", "(1,2)", False))
+_add(both("sets", r"\frac{1}{2}, -3", r"-3, 0.5", True))
+_add(both("sets", r"2, 4, 6", r"6, 2, 4", True))
+_add(both("sets", r"2, 4, 6", r"2, 4", False))
+_add(both("sets", "1,2", "1 and 2", True))
+
+# tuples and points (ordered)
+_add(both("tuples", "(1,2)", "(1, 2)", True))
+_add(both("tuples", "(1,2)", "(2,1)", False))
+_add(both("tuples", "(1,2,3)", "(1,2,3)", True))
+_add(both("tuples", "(1,2,3)", "(3,2,1)", False))
+_add(both("tuples", r"(3, \frac{\pi}{2})", r"\left( 3, \frac{\pi}{2} \right)", True))
+_add(both("tuples", r"(\frac{1}{2}, 3)", "(0.5, 3)", True))
+_add(both("tuples", r"(2\sqrt{2}, 1)", r"(\sqrt{8}, 1)", True))
+_add(both("tuples", r"(2\sqrt{2}, 1)", r"(\sqrt{8}, 2)", False))
+_add(both("tuples", "(1,2)", "(1,2,3)", False))
+_add(both("tuples", "(-1,4)", "(-1, 4)", True))
+_add(both("tuples", "(1,2)", "1,2", True))
+
+# intervals (ordered; open vs closed matters)
+_add(both("intervals", "[1,2]", "[1, 2]", True))
+_add(both("intervals", "(1,2)", "[1,2]", False))
+_add(both("intervals", "[1,2)", "[1,2]", False))
+_add(both("intervals", "(1,2]", "[1,2)", False))
+_add(both("intervals", r"(-\infty, 3]", r"(-\infty,3]", True))
+_add(both("intervals", r"(-\infty, 3]", r"(-\infty,3)", False))
+_add(both("intervals", r"[2,\infty)", r"[2, \infty)", True))
+_add(both("intervals", r"(-\infty,1)\cup(2,\infty)", r"(2,\infty)\cup(-\infty,1)", True))
+_add(both("intervals", r"(-\infty,1)\cup(2,\infty)", r"(-\infty,1]\cup(2,\infty)", False))
+_add(both("intervals", r"[\frac{1}{2}, 3)", "[0.5, 3)", True))
+_add(both("intervals", r"(0,\infty)", r"(0, \infty)", True))
+_add(both("intervals", r"(0,\infty)", r"[0, \infty)", False))
+
+# inequalities vs intervals
+_add(both("inequality", "x<3", r"(-\infty,3)", True))
+_add(both("inequality", r"x \le 3", r"(-\infty,3]", True))
+_add(both("inequality", r"x\geq 2", r"[2,\infty)", True))
+_add(both("inequality", "x>2", r"(2,\infty)", True))
+_add(both("inequality", "1<x<3", "(1,3)", True))
+_add(both("inequality", r"1 \le x < 3", "[1,3)", True))
+_add(both("inequality", "x<3", r"(-\infty,3]", False))
+_add(both("inequality", "x>2", r"[2,\infty)", False))
+_add(both("inequality", r"-2 < x \leq 5", "(-2,5]", True))
+_add(both("inequality", r"-2 < x \leq 5", "[-2,5]", False))
+_add(both("inequality", "3 > x", r"(-\infty,3)", True))
+
+# matrices and vectors
+_add(both("matrix", r"\begin{pmatrix}1&2\\3&4\end{pmatrix}", r"\begin{bmatrix}1&2\\3&4\end{bmatrix}", True))
+_add(both("matrix", r"\begin{pmatrix}1&2\\3&4\end{pmatrix}", r"\begin{pmatrix}1&3\\2&4\end{pmatrix}", False))
+_add(both("matrix", r"\begin{pmatrix}\frac{1}{2}&0\\0&1\end{pmatrix}", r"\begin{pmatrix}0.5&0\\0&1\end{pmatrix}", True))
+_add(both("matrix", r"\begin{pmatrix} 2 \\ -1 \end{pmatrix}", r"\begin{pmatrix}2\\-1\end{pmatrix}", True))
+_add(both("matrix", r"\begin{pmatrix} 2 \\ -1 \end{pmatrix}", r"\begin{pmatrix}-1\\2\end{pmatrix}", False))
+_add(both("matrix", r"\begin{pmatrix} 2 \\ -1 \end{pmatrix}", "(2,-1)", True))
+_add(both("matrix", r"\begin{pmatrix}1&2\end{pmatrix}", r"\begin{pmatrix}1\\2\end{pmatrix}", False))
+_add(both("matrix", r"\begin{pmatrix}\sqrt{8}\\1\end{pmatrix}", r"\begin{pmatrix}2\sqrt{2}\\1\end{pmatrix}", True))
+_add(both("matrix", r"\begin{pmatrix}1&2\\3&4\end{pmatrix}", r"\begin{pmatrix}1&2\\3&5\end{pmatrix}", False))
+
+# base-n numbers
+_add(both("base", "1011_2", "1011_{2}", True))
+_add(both("base", "1011_2", "1011_3", False))
+_add(both("base", "1011_2", "1011", True))
+_add(both("base", "1011_2", "11", False))
+_add(both("base", "1011_2", "1101_2", False))
+_add(both("base", "A3_{16}", "a3_{16}", True))
+_add(both("base", "314_{6}", "314_6", True))
+_add(both("base", "314_{6}", "314_{7}", False))
+_add(both("base", "314_{6}", "118", False))
+_add(both("base", r"10001_2", r"10001_{(2)}", True))
+
+# multiple-choice letters
+_add(both("choice", "A", r"\text{(A)}", True))
+_add(both("choice", "(B)", "B", True))
+_add(both("choice", "(B)", r"\textbf{(B)}", True))
+_add(both("choice", "C", "D", False))
+_add(both("choice", "(C)", "(D)", False))
+_add(one("choice", "(C)", "The answer is (C).", True))
+_add(one("choice", "(C)", "The answer is (D).", False))
+_add(both("choice", r"\text{(E)}", "E", True))
+
+# text answers
+_add(both("text", r"\text{Monday}", "Monday", True))
+_add(both("text", r"\text{Monday}", "monday", True))
+_add(both("text", r"\text{Monday}", "Tuesday", False))
+_add(both("text", r"\text{odd}", "odd", True))
+_add(both("text", r"\text{odd}", "even", False))
+_add(both("text", r"\text{odd}", "dod", False))
+_add(both("text", r"\text{east}", r"\text{East}", True))
+_add(both("text", r"\text{Devon}", r"\text{Evelyn}", False))
+_add(both("text", r"\text{yes}", "no", False))
+
+# nested \boxed{}
+_add(one("nested_boxed", "5", r"\boxed{\boxed{5}}", True))
+_add(one("nested_boxed", r"\frac{1}{2}", r"The answer is $\boxed{\frac{1}{2}}$.", True))
+_add(one("nested_boxed", "(1,2)", r"So the point is \boxed{(1,2)}.", True))
+_add(one("nested_boxed", r"\{1,2\}", r"We find \boxed{\{1,2\}}", True))
+_add(one("nested_boxed", "5", r"\boxed{\boxed{6}}", False))
+_add(one("nested_boxed", r"\frac{3}{4}", r"Hence $\boxed{\dfrac{3}{4}}$", True))
+_add(one("nested_boxed", r"\sqrt{2}", r"Thus \fbox{$\sqrt{2}$}.", True))
+
+# several boxed answers: the last one counts
+_add(one("last_boxed", "5", r"First \boxed{4}. Oops, correcting: \boxed{5}", True))
+_add(one("last_boxed", "4", r"First \boxed{4}. Oops, correcting: \boxed{5}", False))
+_add(one("last_boxed", "12", "So $\\boxed{10}$ is wrong.\nFinal: $\\boxed{12}$", True))
+_add(one("last_boxed", "10", "So $\\boxed{10}$ is wrong.\nFinal: $\\boxed{12}$", False))
+
+# whole responses
+_add(one("response", "18", "Janet sells 16 - 3 - 4 = 9 eggs.\nShe makes 9 * 2 = 18 dollars.\n#### 18", True, "gsm8k"))
+_add(one("response", "18", "She makes 9 * 2 = 18 dollars a day. The answer is 18.", True, "gsm8k"))
+_add(one("response", "18", "She makes 9 * 2 = 18 dollars a day. The answer is $18.", True, "gsm8k"))
+_add(one("response", "18", "She makes 9 * 2 = 18 dollars a day. The answer is 17.", False, "gsm8k"))
+_add(one("response", "1000", "Total is 1,000 dollars.\n#### 1,000", True, "gsm8k"))
+_add(one("response", "-3", "The temperature drops to -3.\nThe answer is -3", True, "gsm8k"))
+_add(one("response", "3", "The temperature drops to -3.\nThe answer is -3", False, "gsm8k"))
+_add(one("response", r"\frac{1}{2}", "We compute the probability.\nThe final answer is $\\frac{1}{2}$. I hope it is correct.", True))
+_add(one("response", "6", "Adding gives $2+4=6$.\nFinal Answer: The final answer is $6$. I hope it is correct.", True))
+_add(one("response", "6", "Adding gives 6.\n**Answer:** 6", True))
+_add(one("response", "7", "Adding gives 6.\n**Answer:** 6", False))
+_add(one("response", "x=5", "Solving, we get $x = 5$, so the answer is $\\boxed{x=5}$.", True))
+_add(one("response", "5", "Solving, we get $x = 5$, so the answer is $\\boxed{x=5}$.", True))
+_add(one("response", "25", "Step 1: 5*5 = 25\nStep 2: done\nThe answer is: 25", True, "gsm8k"))
+
+# no committed final answer: never correct, even when a stray number equals the gold
+_add(one("no_answer", "18", "She sells 9 eggs and makes 18 dollars every day at the market.", False, "gsm8k"))
+_add(one("no_answer", "5", "Let x be the number. Then 2x = 10, so x is 5, I think, but let me check again.", False))
+_add(one("no_answer", "5", "We have 5 apples.\nThen we add more apples to get more.", False))
+_add(one("no_answer", "5", r"We get \boxed{", False))
+_add(one("no_answer", "5", r"So \boxed{5} ... wait, the final box: \boxed{", False))
+_add(one("no_answer", "12", "", False))
+_add(one("no_answer", "12", "   ", False))
+_add(one("no_answer", "12", r"\boxed{}", False))
+
+# algebraic and symbolic expressions
+_add(both("symbolic", "x^2-1", "(x-1)(x+1)", True))
+_add(both("symbolic", "x^2-1", "(x-1)^2", False))
+_add(both("symbolic", r"\frac{x}{2}", "0.5x", True))
+_add(both("symbolic", "2^{10}", "1024", True))
+_add(both("symbolic", "2^{10}", "1000", False))
+_add(both("symbolic", r"\binom{5}{2}", "10", True))
+_add(both("symbolic", "5!", "120", True))
+_add(both("symbolic", r"\log_2 8", "3", True))
+_add(both("symbolic", r"e^{2}", "e^2", True))
+_add(both("symbolic", r"\sin(\pi/6)", r"\frac{1}{2}", True))
+_add(both("symbolic", "2^{1/2}", r"\sqrt{2}", True))
+_add(both("symbolic", r"\frac{1}{x+1}", r"\frac{1}{x}+1", False))
+_add(both("symbolic", "a+b", "b+a", True))
+_add(both("symbolic", "3a+2b", "3b+2a", False))
+_add(both("symbolic", r"\sqrt{x^2}", "x", False))
+_add(both("symbolic", r"-\frac{1}{2}x+3", r"3-\frac{x}{2}", True))
+_add(both("symbolic", "10^{5}", "100000", True))
+_add(both("symbolic", r"6.02\times10^{23}", "6.02e23", True))
+_add(both("symbolic", r"\frac{\sqrt{6}}{3}", r"\sqrt{\frac{2}{3}}", True))
+_add(both("symbolic", r"\sqrt{50}", r"5\sqrt{2}", True))
+_add(both("symbolic", r"\sqrt{50}", r"5\sqrt{3}", False))
+
+# more formatting and units seen in model outputs
+_add(both("formatting", r"\left\{ 1, 2 \right\}", r"\{1,2\}", True))
+_add(both("formatting", r"\dfrac{\sqrt{3}}{2}", r"\frac{\sqrt3}{2}", True))
+_add(both("formatting", r"x \in [1,2]", "[1,2]", True))
+_add(one("units", "20", r"20\text{ m/s}", True))
+_add(one("units", "9", r"9 \text{ square units}", True))
+_add(one("units", "3", r"3\text{ hours}", True))
+_add(one("dollars", "5", r"\$5.00", True))
+_add(one("dollars", "5", r"5 \text{ dollars}", True))
+_add(both("thousands", "1234.5", "1,234.5", True))
+_add(both("mixed", r"1\frac{1}{2}", "1.5", True))
+_add(both("mixed", r"1 \frac{1}{2}", r"\frac{3}{2}", True))
+_add(both("repeating", r"0.\overline{45}", r"\frac{5}{11}", True))
+_add(both("repeating", r"0.4\overline{5}", r"\frac{41}{90}", True))
+_add(both("repeating", r"0.4\overline{5}", r"\frac{5}{11}", False))
+_add(both("intervals", r"\mathbb{R}", r"(-\infty,\infty)", True))
+_add(both("inequality", r"-1 \le x \le 1", "[-1,1]", True))
+_add(both("inequality", r"x<-1 \text{ or } x>1", r"(-\infty,-1)\cup(1,\infty)", True))
+_add(both("inequality", r"x<-1 \text{ or } x>1", r"(-\infty,-1]\cup(1,\infty)", False))
+_add(both("equation", r"a=2, b=3", "(2,3)", True))
+_add(both("equation", r"a=2, b=3", "(3,2)", False))
+_add(both("sets", "x=-1, 1", r"\{-1,1\}", True))
+_add(both("base", "10_{16}", "16", False))
+_add(both("base", "22_3", "22_{3}", True))
+_add(both("choice", "(C)", "(C) 12", True))
+_add(both("text", r"\text{Sunday}", "Sunday", True))
+_add(both("complex", "1+2i", "2i+1", True))
+_add(both("complex", "3-4i", "3+4i", False))
+_add(both("scientific", r"2 \times 10^{-3}", "0.002", True))
+
+# GSM8K answers
+_add(one("gsm8k", "18", "18.00", True, "gsm8k"))
+_add(one("gsm8k", "18", r"\$18", True, "gsm8k"))
+_add(one("gsm8k", "18", "18.5", False, "gsm8k"))
+_add(one("gsm8k", "-3", "−3", True, "gsm8k"))
+_add(one("gsm8k", "1,000", "1000", True, "gsm8k"))
+_add(one("gsm8k", "10000", "10,000", True, "gsm8k"))
+_add(one("gsm8k", "5", "Each box holds 5.\n#### 5", True, "gsm8k"))
+_add(one("gsm8k", "5", "Each box holds 5.\n#### 6", False, "gsm8k"))
+_add(one("gsm8k", "70000", "He made a profit of 200000-130000=$70,000.\n#### 70000", True, "gsm8k"))
+_add(one("gsm8k", "70000", "So the profit is $70,000. The answer is $70,000.", True, "gsm8k"))
+_add(one("gsm8k", "3", "So she needs 3 bolts.\nThe answer is 3 bolts.", True, "gsm8k"))
+
+
+# independent probes written after the first table (kept as regression cases)
+_PROBES_MATH = [
+ # (gold, pred, expected)
+ (r"\frac{1}{4}", "25\\%", False), ("10", "10.0", True), ("10", "10.01", False),
+ (r"\$5", "5", True), ("5", "5 \\text{ and } 6", False),
+ (r"3 + \sqrt{5}", r"\sqrt{5}+3", True), (r"\frac{3}{\sqrt{5}}", r"\frac{3\sqrt{5}}{5}", True),
+ (r"(1, -2)", r"(1,-2)", True), (r"(3,4)", r"\langle 3,4 \rangle", True),
+ (r"\{1,2,3\}", r"\{3,2,1\}", True), (r"\{1,2,3\}", r"\{1,2\}", False),
+ (r"x^2+y^2=1", r"y^2+x^2=1", True), (r"y=x^2", r"x^2", True),
+ (r"x=3", r"x=3", True), (r"x = 3", r"3", True), (r"x=3", r"x = -3", False),
+ (r"\text{B}", "B", True), (r"B", r"\text{(B)}", True), (r"B", r"(B) 5", True), ("B","C",False),
+ (r"5\sqrt{2}", r"5 \sqrt 2", True), (r"\sqrt{3}/2", r"\frac{\sqrt{3}}{2}", True),
+ (r"\frac{9}{4}", r"2.25", True), (r"\frac{9}{4}", r"2\frac{1}{4}", True), (r"\frac{9}{4}", r"2.24", False),
+ (r"1.5", "3/2", True), ("0.3", r"\frac{1}{3}", False), (r"-\frac{2}{3}", r"-0.\overline{6}", True),
+ ("2", r"x=2", True), ("2", r"x=-2", False), ("2,3", r"x=2, y=3", True),
+ (r"(2,3)", r"x=2, y=3", True), (r"(2,3)", r"(x,y)=(2,3)", True),
+ (r"\infty", r"\infty", True), (r"-\infty", r"\infty", False),
+ (r"\emptyset", r"\varnothing", True), (r"\text{no solution}", r"\text{No solution}", True),
+ (r"1", r"\cos 0", True), (r"\frac{\pi}{4}", r"45^\circ", False),
+ (r"12", r"12\%", True), (r"0", r"-0", True), (r"\frac{1}{2}", r"\frac{2}{4}", True),
+ (r"2^{3}", "8", True), ("8", "2^3", True), ("1000", "10^3", True),
+ ("3", "3.0", True), ("3", "3.00001", False), ("100", "1e2", True),
+ (r"\frac{1}{3}", r"0.333\ldots", False), (r"a^2+b^2", r"b^2+a^2", True),
+ (r"\sqrt{2}", r"2^{0.5}", True), (r"\sqrt[3]{2}", r"2^{1/3}", True),
+ (r"3", "three", False), ("5", r"\boxed{5} \text{ apples}", True),
+ ("5", "**5**", True), ("5", "5 (five)", False), ("24", "4!", True),
+ ("6", r"\binom{4}{2}", True), (r"\frac{5}{2}", "5/2", True), (r"\frac52", r"\frac{5}{2}", True),
+ (r"x \in (1,2)", "(1,2)", True), (r"(1,2)", r"\{1,2\}", False),
+ ("-3", "- 3", True), ("-3", "3", False), ("x+1", "1+x", True), ("2x", "x2", True),
+ (r"\$1.50", r"1.5", True), ("1.50", "1.5", True), ("1,5", "1.5", False),
+ ("5", "5,", True), ("-5", "−5", True), ("5", "+5", True),
+ (r"\frac{-1}{3}", r"-\frac13", True), (r"\dfrac{1}{3}", "1/3", True),
+ (r"2\pi r", r"2 r \pi", True), (r"\pi r^2", r"r^2\pi", True),
+]
+for _gold, _pred, _expected in _PROBES_MATH:
+    _add(one("probe", _gold, _pred, _expected))
+
+_PROBES_RESPONSE = [
+ ("5", "The answer is 5 or 6.", "math", False), ("5", "The answer is not 5.", "math", False),
+ ("5", "5\n", "math", True), ("5", "\n 5 \n", "math", True),
+ ("42", "Final answer: 42", "math", True), ("42", "So, answer = 42", "math", True),
+ ("42", "Some reasoning.\n\\[\n\\boxed{42}\n\\]", "math", True),
+ ("5", "Therefore the answer is $x = 5$.", "math", True),
+ ("18", "The answer is: $18.00", "gsm8k", True), ("1000", "#### $1,000", "gsm8k", True),
+ ("18", "18", "gsm8k", True), ("18", "18 dollars", "gsm8k", True), ("18", "$18", "gsm8k", True),
+ ("18", "Janet makes $18.\nThe answer is 18 dollars.", "gsm8k", True),
+ ("18", "Janet makes $18.", "gsm8k", False),
+ ("18", "The answer is 9 * 2 = 18", "gsm8k", True),
+ ("5", "I think it's 4. Actually \\boxed{5}. Hmm wait it should be 4 so the answer is 4.", "math", True),
+ (r"\frac{1}{2}", "The probability is $\\frac{1}{2}$.", "math", False),
+ ("2", r"The answer is \(2\).", "math", True), ("2", "The answer is **2**.", "math", True),
+ ("7", "The final answer is 7", "gsm8k", True),
+ ("7", "Answer: 7\nExplanation: we computed 3+4.", "math", True),
+ ("10", "#### 10\nThe answer is 11", "gsm8k", False),
+ ("3", "So there are 3.", "math", False),
+ (r"\text{(D)}", "The correct option is (D).", "math", False),
+ (r"\text{(D)}", "The answer is D.", "math", True),
+ ("12", "The answer is $\\boxed{12}$ cm.", "math", True),
+ ("1,2", "The roots are $\\boxed{1, 2}$", "math", True),
+ ("1,2", "The roots are $\\boxed{1}$ and $\\boxed{2}$", "math", False),
+]
+for _gold, _pred, _task, _expected in _PROBES_RESPONSE:
+    _add(one("probe_response", _gold, _pred, _expected, _task))
+
