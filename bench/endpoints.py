@@ -49,7 +49,10 @@ class FakeServer:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(blob)))
                 self.end_headers()
-                self.wfile.write(blob)
+                try:
+                    self.wfile.write(blob)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout tests)
+                    self.close_connection = True
 
             def do_GET(self):
                 self._send({"object": "list", "data": [{"id": "fake", "max_model_len": 4096, "owned_by": "fake"}]})

@@ -13,16 +13,17 @@ _CACHE: dict[tuple, Generator] = {}
 
 
 def load_generator(model: str = "embedded", *, endpoints: Sequence[str] = (), seed: int = 0,
-                   max_model_len: int | None = None) -> Generator:
-    """A generator for ``model``: an OpenAI-compatible server when ``endpoints`` are given, else an
-    in-process vLLM engine. Engines are cached per process, so a flow loads its model once."""
-    key = (model, tuple(endpoints), seed, max_model_len)
+                   max_model_len: int | None = None, chat: bool = True) -> Generator:
+    """A generator for ``model``: an OpenAI-compatible server when ``endpoints`` are given (``chat``
+    picks chat or plain completions requests), else an in-process vLLM engine. Generators are cached
+    per process, so a flow loads its model once."""
+    key = (model, tuple(endpoints), seed, max_model_len, chat)
     if key not in _CACHE:
         if endpoints:
             from generators.openai_backend import OpenAIGenerator
 
             _CACHE[key] = OpenAIGenerator(list(endpoints), model=None if model == "embedded" else model,
-                                          **({"max_model_len": max_model_len} if max_model_len else {}))
+                                          chat=chat, max_model_len=max_model_len)
         else:
             from generators.vllm_backend import VLLMGenerator
 

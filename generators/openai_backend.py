@@ -18,7 +18,15 @@ sends one HTTP request per prompt (all ``n`` samples in one request) and
 Sampling: ``n``, ``temperature``, ``top_p``, ``max_tokens``, ``stop`` and ``logprobs`` map to the
 request fields of the same name (chat: ``logprobs=true, top_logprobs=k``). The prompt at position
 ``i`` of a batch is sent with ``seed = sampling.seed + i`` (:func:`request_seed`), so results do not
-depend on how many endpoints share the work or in which order requests finish.
+depend on how many endpoints share the work or in which order requests finish. (The request stream
+is identical; a real server's numbers can still depend on which requests it batches together: on
+vLLM CPU even greedy outputs change with batch composition, so bit-identical outputs across runs
+need the same server-side batching, e.g. ``concurrency=1``.)
+
+Endpoint health is per ``generate`` call: an endpoint declared dead is tried afresh by the next call
+(its first retries then cost about ``backoff_s * (2**max_retries - 1)`` seconds while the live
+endpoints carry on). Environment proxy settings are ignored (``trust_env=False``), so
+``http://127.0.0.1`` endpoints never go through an ``HTTP_PROXY``.
 
 Modes: ``chat=True`` posts the messages to ``/v1/chat/completions`` (the server applies the chat
 template); ``chat=False`` (base models, or to force completions mode) posts

@@ -67,7 +67,10 @@ class FakeOpenAI:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(blob)))
                 self.end_headers()
-                self.wfile.write(blob)
+                try:
+                    self.wfile.write(blob)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout tests)
+                    self.close_connection = True
 
             def do_GET(self):
                 if outer.dead:

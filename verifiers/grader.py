@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import is_dataclass
+from dataclasses import dataclass, is_dataclass
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
@@ -18,7 +18,7 @@ from verifiers.extract import check_task_mode, extract_answer, is_response
 from verifiers.normalize import normalize
 from verifiers.numeric import Undefined, parse_number
 from verifiers.sanitize import InputRejected, check_answer_length, clean_text
-from verifiers.structure import Leaf, parse_answer
+from verifiers.structure import Leaf, Node, parse_answer
 from verifiers.verdict import Verdict
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -52,7 +52,16 @@ def _check_numbers(node) -> None:
                     _check_numbers(child)
 
 
-def _grade(gold: str, pred: str, task: str, timeout_s: float) -> Verdict:
+@dataclass(frozen=True)
+class _SymbolicJob:
+    """A pair the cheap checks could not decide: both shapes go to a worker process."""
+
+    gold: Node
+    pred: Node
+    extracted: str
+
+
+def _grade(gold: str, pred: str, task: str) -> Verdict | _SymbolicJob:
     check_answer_length(gold)
     check_answer_length(pred)
     g, p = normalize(gold, task), normalize(pred, task)
@@ -71,10 +80,34 @@ def _grade(gold: str, pred: str, task: str, timeout_s: float) -> Verdict:
     decided = compare(gold_shape, pred_shape, numeric_leaf_eq, used)
     if decided is not None:
         return Verdict(decided, method_name(used), pred)
-    result = pool.get_pool().run(("compare", gold_shape, pred_shape, pool.test_delay()), timeout_s)
+    return _SymbolicJob(gold_shape, pred_shape, pred)
+
+
+def _cheap(gold: str, pred: str, task: str, mode: str) -> Verdict | _SymbolicJob:
+    """Everything before the worker pool: hygiene, extraction, exact and numeric checks."""
+    try:
+        gold_text, pred_text = clean_text(gold), clean_text(pred)
+    except InputRejected as exc:
+        return Verdict(False, "rejected", None, str(exc))
+    extracted = _pred_answer(pred_text, task, mode)
+    if extracted is None:
+        return Verdict(False, "no_answer", None, "no_final_answer")
+    gold_answer = _gold_answer(gold_text, task)
+    if not gold_answer:
+        return Verdict(False, "rejected", extracted, "empty_gold")
+    try:
+        return _grade(gold_answer, extracted, task)
+    except InputRejected as exc:
+        return Verdict(False, "rejected", extracted, str(exc))
+    except Undefined as exc:
+        return Verdict(False, "rejected", extracted, f"undefined_value: {exc}")
+
+
+def _symbolic(job: _SymbolicJob, timeout_s: float) -> Verdict:
+    result = pool.get_pool().run(("compare", job.gold, job.pred, pool.test_delay()), timeout_s)
     if result[0] == "ok":
-        return Verdict(bool(result[1]), result[2], pred)
-    return Verdict(False, "error", pred, result[1])
+        return Verdict(bool(result[1]), result[2], job.extracted)
+    return Verdict(False, "error", job.extracted, result[1])
 
 
 def verify(gold: str, pred: str, task: str = "math", *, mode: str = "strict",
@@ -87,37 +120,31 @@ def verify(gold: str, pred: str, task: str = "math", *, mode: str = "strict",
     bad arguments (unknown task or mode, non-string inputs).
     """
     check_task_mode(task, mode)
-    try:
-        gold_text, pred_text = clean_text(gold), clean_text(pred)
-    except InputRejected as exc:
-        return Verdict(False, "rejected", None, str(exc))
-    extracted = _pred_answer(pred_text, task, mode)
-    if extracted is None:
-        return Verdict(False, "no_answer", None, "no_final_answer")
-    gold_answer = _gold_answer(gold_text, task)
-    if not gold_answer:
-        return Verdict(False, "rejected", extracted, "empty_gold")
-    try:
-        return _grade(gold_answer, extracted, task, timeout_s)
-    except InputRejected as exc:
-        return Verdict(False, "rejected", extracted, str(exc))
-    except Undefined as exc:
-        return Verdict(False, "rejected", extracted, f"undefined_value: {exc}")
+    outcome = _cheap(gold, pred, task, mode)
+    return outcome if isinstance(outcome, Verdict) else _symbolic(outcome, timeout_s)
 
 
 def verify_many(pairs: Iterable[tuple[str, str]], *, task: str = "math", mode: str = "strict",
                 workers: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Verdict]:
-    """``verify`` over (gold, pred) pairs, in order, with up to ``workers`` checks at once
-    (default: one per core; symbolic checks run in the shared worker-process pool)."""
+    """``verify`` over (gold, pred) pairs, results in input order.
+
+    Cheap checks run in the calling thread (they are fast and GIL-bound); the pairs that need
+    sympy are then sent to the shared worker-process pool, up to ``workers`` at once (default:
+    one per core).
+    """
     check_task_mode(task, mode)
-    items = list(pairs)
+    outcomes = [_cheap(gold, pred, task, mode) for gold, pred in pairs]
+    jobs = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, _SymbolicJob)]
     n = max(1, workers or os.cpu_count() or 1)
 
-    def one(pair: tuple[str, str]) -> Verdict:
-        gold, pred = pair
-        return verify(gold, pred, task, mode=mode, timeout_s=timeout_s)
+    def run(i: int) -> Verdict:
+        return _symbolic(outcomes[i], timeout_s)
 
-    if n == 1 or len(items) <= 1:
-        return [one(pair) for pair in items]
-    with ThreadPoolExecutor(max_workers=min(n, len(items)), thread_name_prefix="verify") as executor:
-        return list(executor.map(one, items))
+    if n == 1 or len(jobs) <= 1:
+        verdicts = [run(i) for i in jobs]
+    else:
+        with ThreadPoolExecutor(max_workers=min(n, len(jobs)), thread_name_prefix="verify") as executor:
+            verdicts = list(executor.map(run, jobs))
+    for i, verdict in zip(jobs, verdicts):
+        outcomes[i] = verdict
+    return outcomes

@@ -169,4 +169,13 @@ def compare_symbolic(gold: Node, pred: Node) -> tuple[bool, str]:
     return bool(result), method_name(used)
 
 
-__all__ = ["ParseFailure", "compare_symbolic", "sympy_equal", "to_sympy"]
+def warm_up() -> None:
+    """Exercise parsing, numeric evaluation, probing and simplification once, so that sympy's
+    lazily imported machinery is loaded at worker start rather than inside a job's deadline."""
+    for gold, pred in ((r"\frac{\sqrt{2}}{2}", r"\frac{1}{\sqrt{2}}"), ("x^2-1", "(x-1)(x+1)"),
+                       ("2x+3y=6", "4x+6y=12"), (r"\sin(\pi/6)", r"\log_2 8")):
+        compare_symbolic(Leaf(gold), Leaf(pred))
+    sympy.simplify(sympy.Symbol("x") ** 2 / sympy.Symbol("x") - sympy.sqrt(8))
+
+
+__all__ = ["ParseFailure", "compare_symbolic", "sympy_equal", "to_sympy", "warm_up"]

@@ -41,7 +41,7 @@ def serve(read_fd: int, write_fd: int) -> None:
     _limit_memory()
     from verifiers import symbolic
 
-    symbolic.to_sympy("1+x")  # import sympy and build the parser once, before announcing readiness
+    symbolic.warm_up()  # pay sympy's lazy imports once, before announcing readiness
 
     jobs = Connection(read_fd, writable=False)
     results = Connection(write_fd, readable=False)

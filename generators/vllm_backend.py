@@ -1,0 +1,220 @@
+"""An in-process vLLM engine behind the :class:`~generators.base.Generator` protocol.
+
+This is the only module of the project that imports ``vllm`` (lazily, inside :class:`VLLMGenerator`).
+
+Engine settings, chosen so the engine works inside pytest, scripts without a ``__main__`` guard and
+Prefect worker threads:
+
+* ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` (set unless already set): the engine core runs in this process,
+  and on CPU the worker too (vLLM keeps the uni-process executor then), so nothing is spawned.
+* On CPU: ``enforce_eager=True``, KV cache from ``kv_cache_gib`` or ``VLLM_CPU_KVCACHE_SPACE`` (GiB,
+  default 2).
+* ``HF_HUB_OFFLINE=1`` is set for the embedded models (they are local directories).
+
+Seeding: a per-request ``SamplingParams(seed=...)`` crashes the CPU engine ("CPU Generator does not
+use offset"), so seeds act at engine level on every backend alike: before each :meth:`generate` call
+the worker's torch RNG is reseeded with ``Sampling.seed``. The same prompts with the same sampling and
+seed therefore give the same texts on every call, whatever ran before. Samples of one prompt and the
+prompts of one batch draw from that one stream, so a prompt's samples depend on the rest of its batch.
+In-process the worker shares this process's torch RNG: :meth:`generate` reseeds ``torch``'s global RNG.
+"""
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import random
+import time
+from typing import Any, Sequence
+
+from generators.base import BadRequestError, Completion, GenerationError, Prompt, Sampling
+from generators.models import EMBEDDED, ModelSpec, resolve_model
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CPU_KV_CACHE_GIB = 2
+
+
+def _reseed_worker(worker: Any, seed: int) -> None:
+    """Runs inside each vLLM worker: reseed the torch RNG (CPU and all GPUs) that unseeded sampling uses."""
+    import torch
+
+    torch.manual_seed(seed)
+
+
+class VLLMGenerator:
+    """A vLLM ``LLM`` engine for one model, kept alive across :meth:`generate` calls.
+
+    ``model`` is a name for :func:`generators.models.resolve_model` (``embedded``, ``embedded-tiny``, an
+    HF model id or a local directory). ``seed`` seeds the engine at start. ``kv_cache_gib`` sizes the
+    KV cache (CPU default: ``VLLM_CPU_KVCACHE_SPACE`` or 2; GPU default: vLLM's memory fraction).
+    Extra keyword arguments go to ``vllm.LLM``.
+    """
+
+    def __init__(self, model: str = "embedded", *, max_model_len: int | None = None, seed: int = 0,
+                 enable_prefix_caching: bool = True, kv_cache_gib: float | None = None,
+                 enforce_eager: bool | None = None, dtype: str = "auto", **engine_kwargs: Any):
+        self.spec: ModelSpec = resolve_model(model)
+        if model in EMBEDDED or self.spec.name in EMBEDDED:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        self.model_id = self.spec.model_id
+        self.seed = seed
+
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(self.spec.path)
+        self.chat = self.spec.chat if self.spec.chat is not None else bool(getattr(self.tokenizer, "chat_template", None))
+
+        t0 = time.monotonic()
+        self._llm = self._start_engine(max_model_len or self.spec.max_model_len, seed, enable_prefix_caching,
+                                       kv_cache_gib, enforce_eager, dtype, engine_kwargs)
+        self.load_seconds = time.monotonic() - t0
+        self.max_model_len: int = self._llm.llm_engine.model_config.max_model_len
+        log.info("vLLM engine for %s (%s) ready in %.1f s, max_model_len=%d", self.spec.name, self.model_id,
+                 self.load_seconds, self.max_model_len)
+
+    # ------------------------------------------------------------------------------------- engine
+
+    def _start_engine(self, max_model_len, seed, enable_prefix_caching, kv_cache_gib, enforce_eager, dtype,
+                      engine_kwargs):
+        import numpy as np
+        import vllm
+        from vllm.platforms import current_platform
+
+        on_cpu = current_platform.is_cpu()
+        kwargs: dict[str, Any] = dict(model=self.spec.path, tokenizer=self.spec.path, seed=seed, dtype=dtype,
+                                      enable_prefix_caching=enable_prefix_caching,
+                                      enforce_eager=on_cpu if enforce_eager is None else enforce_eager)
+        if max_model_len:
+            kwargs["max_model_len"] = int(max_model_len)
+        env_backup: dict[str, str | None] = {}
+        if on_cpu:
+            # vLLM's CPU platform reads the KV cache size (whole GiB) from this variable, overriding any argument.
+            gib = kv_cache_gib if kv_cache_gib is not None else os.environ.get("VLLM_CPU_KVCACHE_SPACE") or DEFAULT_CPU_KV_CACHE_GIB
+            env_backup["VLLM_CPU_KVCACHE_SPACE"] = os.environ.get("VLLM_CPU_KVCACHE_SPACE")
+            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, round(float(gib))))
+        elif kv_cache_gib is not None:
+            kwargs["kv_cache_memory_bytes"] = int(kv_cache_gib * (1 << 30))
+        kwargs.update(engine_kwargs)
+        # In-process, LLM(seed=...) reseeds this process's `random` and numpy: keep the caller's streams.
+        py_state, np_state = random.getstate(), np.random.get_state()
+        try:
+            return vllm.LLM(**kwargs)
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+            for k, v in env_backup.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def close(self) -> None:
+        """Shut the engine down and free its memory. The generator is unusable afterwards."""
+        llm, self._llm = getattr(self, "_llm", None), None
+        if llm is None:
+            return
+        try:
+            llm.llm_engine.engine_core.shutdown()
+        except Exception:  # best effort
+            log.debug("engine shutdown failed", exc_info=True)
+        del llm
+        try:
+            from vllm.distributed.parallel_state import destroy_distributed_environment, destroy_model_parallel
+
+            destroy_model_parallel()
+            destroy_distributed_environment()
+        except Exception:
+            log.debug("distributed teardown failed", exc_info=True)
+        gc.collect()
+
+    def __enter__(self) -> "VLLMGenerator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------ prompts
+
+    def render(self, prompt: Prompt) -> str:
+        """The exact text the model sees: the chat template with the generation prompt, or, for base
+        models, :func:`generators.prompts.render_completion`."""
+        if self.chat:
+            return self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
+        from generators.prompts import render_completion
+
+        return render_completion(prompt)
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        """Token ids of the rendered prompt, exactly as given to the engine."""
+        text = self.render(prompt)
+        # A chat template writes its own special tokens; a plain completion gets the tokenizer's (e.g. BOS).
+        return list(self.tokenizer(text, add_special_tokens=not self.chat)["input_ids"])
+
+    def count_tokens(self, prompt: Prompt) -> int:
+        return len(self.encode(prompt))
+
+    # --------------------------------------------------------------------------------- generation
+
+    def generate(self, prompts: Sequence[Prompt], sampling: Sampling) -> list[Completion]:
+        """One engine call for the whole batch; one :class:`Completion` per prompt, in prompt order.
+
+        Raises :class:`BadRequestError` (before calling the engine) when a prompt leaves no room for
+        a generated token. ``max_tokens`` is cut per prompt to what fits in ``max_model_len``.
+        """
+        if self._llm is None:
+            raise GenerationError("the vLLM engine was closed")
+        if not prompts:
+            return []
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        ids = [self.encode(p) for p in prompts]
+        for i, toks in enumerate(ids):
+            if len(toks) >= self.max_model_len:
+                raise BadRequestError(
+                    f"prompt {i} has {len(toks)} tokens; max_model_len is {self.max_model_len} "
+                    f"(prompt plus at least one generated token must fit)")
+
+        def params(max_tokens: int) -> SamplingParams:
+            return SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p,
+                                  max_tokens=max_tokens, stop=list(sampling.stop) or None,
+                                  logprobs=sampling.logprobs)
+
+        limits = [min(sampling.max_tokens, self.max_model_len - len(t)) for t in ids]
+        if all(m == sampling.max_tokens for m in limits):
+            sp: SamplingParams | list[SamplingParams] = params(sampling.max_tokens)
+        else:
+            cache: dict[int, SamplingParams] = {}
+            sp = [cache.setdefault(m, params(m)) for m in limits]
+
+        self._reseed(sampling.seed)
+        try:
+            outputs = self._llm.generate([TokensPrompt(prompt_token_ids=t) for t in ids], sp, use_tqdm=False)
+        except ValueError as e:  # vLLM's validation errors
+            raise BadRequestError(str(e)) from e
+        if len(outputs) != len(ids):
+            raise GenerationError(f"vLLM returned {len(outputs)} outputs for {len(ids)} prompts")
+
+        result = []
+        for toks, out in zip(ids, outputs):
+            samples = sorted(out.outputs, key=lambda o: o.index)
+            result.append(Completion(
+                texts=tuple(o.text for o in samples),
+                prompt_tokens=len(toks),
+                completion_tokens=tuple(len(o.token_ids) for o in samples),
+                finish_reasons=tuple(o.finish_reason or "" for o in samples),
+                logprobs=tuple(o.cumulative_logprob for o in samples) if sampling.logprobs is not None else (),
+            ))
+        return result
+
+    def _reseed(self, seed: int) -> None:
+        try:
+            self._llm.collective_rpc(_reseed_worker, args=(seed,))
+        except Exception as e:  # e.g. a multiprocess engine core that refuses to pickle functions
+            raise GenerationError(f"could not reseed the vLLM workers ({e}); run the engine in-process "
+                                  "(VLLM_ENABLE_V1_MULTIPROCESSING=0)") from e
+
+
+__all__ = ["VLLMGenerator"]
