@@ -4,7 +4,8 @@ a realistic per-call latency (real vLLM servers are too heavy for a 2-core box).
     .venv/bin/python bench/scale.py [--limit 48] [--chunk-size 4] [--latency 0.75]
 
 Runs, in one process and on the same problems: the serial ``build_bank``; ``build_bank_sharded`` on a local
-Dask cluster with 1 worker; and with 2 workers. Clusters are started before the clock starts. Checks that
+Dask cluster with 1 worker; and with 2 workers. Clusters are started (and their workers' imports done)
+before the clock starts. Checks that
 every bank has the same rows (ignoring created_at and run_id), prints a table, writes bench/results/scale.json.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import sys
 import tempfile
 import time
@@ -46,6 +48,14 @@ class Solver:
         if gold is None or sample % 2:
             return f"Guessing.\nThe answer is {rng.randrange(1000)}x"
         return f"Step {sample}: compute.\nThe answer is {gold}"
+
+
+def _warm(data_dir: str) -> None:
+    import flows.scale  # noqa: F401  (prefect, verifiers, sympy: seconds of imports per fresh worker)
+    import verifiers
+
+    verifiers.verify("4", "The answer is 4", task="gsm8k")
+    Solver(data_dir)([{"role": "user", "content": ""}], 0, random.Random(0))
 
 
 def content(path: str):
@@ -92,6 +102,8 @@ def main() -> int:
         for workers in (1, 2):
             started = time.perf_counter()
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            with cluster.get_client() as client:  # warm the workers as a long-lived cluster would be: imports done
+                client.run(_warm, data_dir)
             startup = time.perf_counter() - started
             try:
                 run = sharded(address=cluster.scheduler_address)

@@ -18,6 +18,7 @@ import os
 import select
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -145,10 +146,10 @@ def main() -> None:
     hostile_verdicts, _ = run_ours(hostile_cases, workers=cores)
     hostile_s = time.perf_counter() - hostile_start
 
-    tmp = args.out.parent / "math_verify_cases.tmp.json"
-    mv_results = run_math_verify(CASES, args.mv_case_timeout, tmp)
-    mv_hostile = run_math_verify(hostile_cases, args.mv_case_timeout, tmp)
-    tmp.unlink()
+    with tempfile.TemporaryDirectory(prefix="verify-bench-") as scratch:
+        tmp = Path(scratch) / "cases.json"
+        mv_results = run_math_verify(CASES, args.mv_case_timeout, tmp)
+        mv_hostile = run_math_verify(hostile_cases, args.mv_case_timeout, tmp)
 
     ours_table = tally(CASES, [v.correct for v in pool_verdicts])
     mv_table = tally(CASES, [r["correct"] for r in mv_results])
