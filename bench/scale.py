@@ -131,7 +131,8 @@ def main() -> int:
     }
     print(f"\n{'run':<20} {'workers':>7} {'seconds':>8} {'shots':>6} {'identical':>9}")
     for r in result["runs"]:
-        print(f"{r['run']:<20} {r['workers']:>7} {r['seconds']:>8.2f} {r['shots']:>6} {str(r['identical_to_serial']):>9}")
+        same = str(r["identical_to_serial"])
+        print(f"{r['run']:<20} {r['workers']:>7} {r['seconds']:>8.2f} {r['shots']:>6} {same:>9}")
     print(f"\n{chunks} chunks x {args.latency}s model latency = {result['ideal_serial_model_time_s']}s of model time")
     print(f"speedup 2 vs 1 workers: {result['speedup_2_vs_1_workers']}x; "
           f"2 workers vs serial build_bank: {result['speedup_2_workers_vs_serial']}x; "

@@ -13,7 +13,7 @@ GROUP = ["bank", "source", "transfer", "k"]
 def item_scores(results: pd.DataFrame, column: str) -> pd.DataFrame:
     """One score per (group, seed, item): the majority-vote answer's correctness over samples."""
     def vote(group: pd.DataFrame) -> float:
-        answers = Counter(a for a in group["extracted"] if a is not None)
+        answers = Counter(a for a in group["extracted"] if pd.notna(a))
         if not answers:
             return 0.0
         top = answers.most_common(1)[0][0]

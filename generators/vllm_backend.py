@@ -24,6 +24,7 @@ import gc
 import logging
 import os
 import random
+import threading
 import time
 from typing import Any, Sequence
 
@@ -60,6 +61,7 @@ class VLLMGenerator:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         self.model_id = self.spec.model_id
         self.seed = seed
+        self._lock = threading.Lock()  # one engine call at a time (e.g. from several Prefect task threads)
 
         from transformers import AutoTokenizer
 
@@ -112,7 +114,8 @@ class VLLMGenerator:
 
     def close(self) -> None:
         """Shut the engine down and free its memory. The generator is unusable afterwards."""
-        llm, self._llm = getattr(self, "_llm", None), None
+        with self._lock:
+            llm, self._llm = getattr(self, "_llm", None), None
         if llm is None:
             return
         try:
@@ -168,6 +171,7 @@ class VLLMGenerator:
         if not prompts:
             return []
         from vllm import SamplingParams
+        from vllm.exceptions import VLLMClientError
         from vllm.inputs import TokensPrompt
 
         ids = [self.encode(p) for p in prompts]
@@ -189,11 +193,14 @@ class VLLMGenerator:
             cache: dict[int, SamplingParams] = {}
             sp = [cache.setdefault(m, params(m)) for m in limits]
 
-        self._reseed(sampling.seed)
-        try:
-            outputs = self._llm.generate([TokensPrompt(prompt_token_ids=t) for t in ids], sp, use_tqdm=False)
-        except ValueError as e:  # vLLM's validation errors
-            raise BadRequestError(str(e)) from e
+        with self._lock:
+            if self._llm is None:
+                raise GenerationError("the vLLM engine was closed")
+            self._reseed(sampling.seed)
+            try:
+                outputs = self._llm.generate([TokensPrompt(prompt_token_ids=t) for t in ids], sp, use_tqdm=False)
+            except (VLLMClientError, ValueError) as e:  # the request was refused
+                raise BadRequestError(str(e)) from e
         if len(outputs) != len(ids):
             raise GenerationError(f"vLLM returned {len(outputs)} outputs for {len(ids)} prompts")
 

@@ -65,6 +65,19 @@ def test_bootstrap_and_summary_on_known_inputs():
     assert (strict.seed_min, strict.seed_max) == (0.5, 0.75)
 
 
+def test_summary_from_parquet_with_missing_answers(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = {"bank": ["b"] * 2, "source": ["s"] * 2, "transfer": [False] * 2, "k": [0, 0], "seed": [0, 0],
+            "item_id": ["1", "2"], "sample": [0, 0], "extracted_strict": [None, "3"], "correct_strict": [False, True],
+            "extracted_flexible": [None, None], "correct_flexible": [False, False]}
+    pq.write_table(pa.table(rows), tmp_path / "r.parquet")
+    summary = summarize(pq.read_table(tmp_path / "r.parquet").to_pandas())
+    assert summary.query("metric == 'strict'").accuracy.iloc[0] == 0.5
+    assert summary.query("metric == 'flexible'").accuracy.iloc[0] == 0.0
+
+
 def test_majority_vote_over_samples():
     base = {"bank": "b", "source": "s", "transfer": False, "k": 0, "seed": 0, "item_id": "1",
             "extracted_flexible": None, "correct_flexible": False}

@@ -105,7 +105,8 @@ def test_first_version_equals_a_plain_build_and_a_larger_limit_adds_only_new_pro
 
 def test_ground_truth_refresh_and_crash_between_write_and_pointer(tmp_path, data_dir):
     out = str(tmp_path)
-    assert rf.refresh_bank(spec("ground-truth", limit=5), "gt", data_dir=str(data_dir), out=out)["status"] == "published"
+    first = rf.refresh_bank(spec("ground-truth", limit=5), "gt", data_dir=str(data_dir), out=out)
+    assert first["status"] == "published"
     (tmp_path / "gt" / "latest").unlink()  # as if killed right after writing v1
     assert rf.latest_version(tmp_path / "gt").name == "gt-v0001.parquet"
     result = rf.refresh_bank(spec("ground-truth", limit=5), "gt", data_dir=str(data_dir), out=out)

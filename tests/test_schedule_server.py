@@ -18,7 +18,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ROOT
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(120)]
 BIN = Path(sys.executable).parent
