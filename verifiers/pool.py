@@ -76,7 +76,7 @@ class _Worker:
 
     def kill(self) -> None:
         self.process.kill()
-        self.process.wait(5)
+        self.process.wait(30)
         self.send_conn.close()
         self.recv_conn.close()
 
@@ -89,7 +89,7 @@ class _Worker:
             self.process.wait(1)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.wait(5)
+            self.process.wait(30)
         self.send_conn.close()
         self.recv_conn.close()
 
