@@ -97,7 +97,8 @@ def run_chunk(spec: BuildSpec, generator: Generator | None, problems: list[Probl
         return unsupervised_rows(problems, prov)
     if spec.mode == "reinforced":
         make = template_prompt(cot_template(spec.selection.task, spec.few_shot), context.get("shots", ()))
-        return reinforce_chunk(generator, problems, make, spec.rounds, prov, base_seed=spec.selection.seed, chunk=index)
+        return reinforce_chunk(generator, problems, make, spec.rounds, prov, base_seed=spec.selection.seed,
+                               chunk=index, progress=get_run_logger().info)
     sampling = Sampling(temperature=max(spec.rounds.temperature, 0.7), max_tokens=min(spec.rounds.max_tokens, 384),
                         seed=spec.selection.seed * 1_000_003 + index)
     requests = query_requests(context["pool"], len(problems), 3, spec.selection.seed, index)

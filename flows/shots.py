@@ -9,7 +9,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import verifiers
 from flows.data import Problem
@@ -111,7 +111,8 @@ def round_seed(base: int, chunk: int, round_: int) -> int:
 
 
 def reinforce_chunk(generator: Generator, problems: Sequence[Problem], make_prompt, cfg: Rounds,
-                    prov: Provenance, *, base_seed: int, chunk: int) -> tuple[list[dict], dict]:
+                    prov: Provenance, *, base_seed: int, chunk: int,
+                    progress: Callable[[str], None] = lambda message: None) -> tuple[list[dict], dict]:
     """Sample rationales, verify them, keep correct ones; retry unsolved problems in later rounds."""
     task = problems[0].task
     seen: dict[str, set[str]] = {p.id: set() for p in problems}
@@ -141,6 +142,8 @@ def reinforce_chunk(generator: Generator, problems: Sequence[Problem], make_prom
             if not kept:
                 still.append(p)
         stats["solved_per_round"].append(len(unsolved) - len(still))
+        progress(f"chunk {chunk + 1} round {r + 1}/{cfg.rounds}: solved {len(unsolved) - len(still)} of "
+                 f"{len(unsolved)} at temperature {sampling.temperature}")
         unsolved = still
     stats["methods"], stats["errors"] = dict(stats["methods"]), dict(stats["errors"])
     return rows, stats

