@@ -143,3 +143,25 @@ def test_generated_queries_are_new_and_distinct(tmp_path, data_dir):
     assert meta["report"]["requested"] == 12 and meta["report"]["kept"] == len(rows)
     cows = [r for r in rows if "cows" in r["question"]]
     assert len(cows) <= 1
+
+
+def test_iterate_from_uses_the_bank_as_a_many_shot_prompt_for_unsolved_problems(tmp_path, data_dir):
+    solver = gsm8k_solver()
+    first_gen = FakeGenerator(lambda prompt, sample, rng: solver(prompt, sample, rng)
+                              if len(prompt[-1]["content"]) % 2 else "no")
+    first = build_bank(spec(limit=8), data_dir=str(data_dir), out=str(tmp_path), generator=first_gen)
+    solved = set(pq.read_table(first).column("problem_id").to_pylist())
+    assert 0 < len(solved) < 8
+    second_gen = FakeGenerator(solver)
+    second = build_bank(spec(limit=8, iterate_from=first, prompt_shots=3), data_dir=str(data_dir),
+                        out=str(tmp_path), generator=second_gen)
+    prompts = second_gen.calls[0][0]
+    assert len(prompts) == 8 - len(solved)
+    shots = pq.read_table(first).to_pylist()[:3]
+    assert all(p[5]["content"] == shots[0]["question"] and p[6]["content"] == shots[0]["rationale"] for p in prompts)
+    assert all(len(p) == 1 + 2 * (2 + 3) + 1 for p in prompts)  # system, 2 template examples, 3 bank shots, question
+    assert set(pq.read_table(second).column("problem_id").to_pylist()).isdisjoint(solved)
+    with pytest.raises(BuildError, match="has no gsm8k shots with rationales"):
+        build_bank(spec(limit=8, iterate_from=build_bank(spec("unsupervised", limit=4), data_dir=str(data_dir),
+                                                         out=str(tmp_path))),
+                   data_dir=str(data_dir), out=str(tmp_path), generator=second_gen)
