@@ -47,8 +47,10 @@ class EvalSpec:
     exclude_contaminated: bool = False
 
     def key(self) -> str:
-        return banks.config_key(asdict(self) | {"banks": [Path(b).name for b in self.banks],
-                                                "verifier": verifiers.VERSION})
+        """The results folder key. Shots and seeds are left out: cells are files of their own, so a
+        larger sweep over the same banks and items reuses every cell a smaller one finished."""
+        config = asdict(self) | {"banks": [Path(b).name for b in self.banks], "verifier": verifiers.VERSION}
+        return banks.config_key({k: v for k, v in config.items() if k not in ("shots", "seeds")})
 
 
 @dataclass(frozen=True)
@@ -159,12 +161,13 @@ def evaluate(spec: EvalSpec, data_dir: str | None = None, out: str | None = None
         banks.atomic_write(table, path)
         acc = sum(table.column("correct_strict").to_pylist()) / table.num_rows
         logger.info("cell %d/%d %s: accuracy %.1f%%", n, len(todo), cell.key, 100 * acc)
-    return finish(spec, folder, skipped, leaks)
+    return finish(spec, folder, [parts / f"{c.key}.parquet" for c in todo], skipped, leaks)
 
 
-def finish(spec: EvalSpec, folder: Path, skipped: dict[str, str], leaks: dict[str, set[str]]) -> str:
-    """Combine cells into results.parquet, the summary table, the plot and Prefect artifacts."""
-    files = sorted((folder / "cells").glob("*.parquet"))
+def finish(spec: EvalSpec, folder: Path, cell_files: list[Path], skipped: dict[str, str],
+           leaks: dict[str, set[str]]) -> str:
+    """Combine this sweep's cells into results.parquet, the summary table, the plot and artifacts."""
+    files = [f for f in cell_files if f.exists()]
     if not files:
         raise EvalError(f"no cell could run: {skipped}")
     results = pa.concat_tables([pq.read_table(f) for f in files])

@@ -107,6 +107,10 @@ def test_eval_flow_end_to_end_with_fake(tmp_path, data_dir):
     assert calls == 5 and [s.seed for _, s in gen.calls] == [0, 0, 0, 1, 1]
     evaluate(spec, data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=gen)
     assert len(gen.calls) == calls  # finished cells are reused
+    wider = EvalSpec(task="gsm8k", banks=(bank,), shots=(2, 4, 8), seeds=3, limit=6, max_tokens=32)
+    again = evaluate(wider, data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=gen)
+    assert again == folder and len(gen.calls) == calls + 5  # new cells only: s0k8, s1k8, s2k2, s2k4, s2k8
+    assert sorted(pd.read_csv(f"{folder}/summary.csv")["k"].unique()) == [2, 4, 8]
 
 
 @pytest.mark.usefixtures("prefect_harness")
