@@ -2,6 +2,9 @@
 
 Work is split into chunks of problems; each finished chunk is checkpointed as a Parquet part, so a
 killed build resumes where it stopped, and a larger ``--limit`` reuses the chunks it shares.
+
+The outline of a build (:func:`plan`, :func:`provenance`, :func:`run_chunks`, :func:`finish`) is shared with
+the sharded build (:mod:`flows.scale`) and the incremental refresh (:mod:`flows.refresh`).
 """
 from __future__ import annotations
 
@@ -9,10 +12,12 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import pyarrow as pa
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
 
 import verifiers
 from flows import bank as banks
@@ -26,6 +31,7 @@ from generators import GenerationError, Generator, Sampling, load_generator
 from generators.prompts import cot_template
 
 MODES = ("ground-truth", "reinforced", "unsupervised", "generated")
+NEEDS_MODEL = ("reinforced", "generated")
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,47 @@ def _chunks(problems: list[Problem], size: int) -> list[list[Problem]]:
     return [problems[i:i + size] for i in range(0, len(problems), size)]
 
 
+def chunk_key(index: int, chunk: Sequence[Problem]) -> str:
+    """The checkpoint key of a chunk (the same for serial, sharded and refresh builds)."""
+    return banks.config_key({"index": index, "ids": [p.id for p in chunk], "n": len(chunk)})
+
+
+def run_chunks(spec: BuildSpec, ref: Any, chunks: list[list[Problem]], prov: Provenance, context: dict,
+               store: banks.ChunkStore, *, submit: bool, chunk_task: Callable,
+               after_chunk: Callable[[pa.Table], None] | None = None) -> tuple[pa.Table, list[dict]]:
+    """Run the chunks missing from ``store`` with ``chunk_task(spec, ref, chunk, index, prov, context)``,
+    checkpoint each as it finishes, and return all chunks' rows in chunk order and their stats.
+
+    With ``submit`` the missing chunks are submitted to the flow's task runner; otherwise they run one after
+    the other, and ``after_chunk`` (if given) sees each chunk's rows, reused or new, before the next chunk runs.
+    """
+    if submit and after_chunk is not None:
+        raise ValueError("after_chunk needs the chunks to run one after the other (submit=False)")
+    logger = get_run_logger()
+    keys = [chunk_key(i, c) for i, c in enumerate(chunks)]
+    todo = [i for i, k in enumerate(keys) if store.get(k) is None]
+    if len(todo) < len(chunks):
+        logger.info("%d/%d chunks reused from checkpoints", len(chunks) - len(todo), len(chunks))
+
+    def save(i: int, result: tuple[list[dict], dict]) -> None:
+        rows, stats = result
+        store.put(keys[i], to_table(rows, SHOT_SCHEMA), stats)
+        logger.info("chunk %d/%d: %d problems, %d shots kept", i + 1, len(chunks), len(chunks[i]), len(rows))
+
+    if submit and todo:
+        futures = {chunk_task.submit(spec, ref, chunks[i], i, prov, context): i for i in todo}
+        for future in as_completed(list(futures)):
+            save(futures[future], future.result())
+    else:
+        for i, key in enumerate(keys):
+            if i in todo:
+                save(i, chunk_task(spec, ref, chunks[i], i, prov, context))
+            if after_chunk is not None:
+                after_chunk(store.get(key))
+    parts = [store.get(k) for k in keys]
+    return pa.concat_tables(parts) if parts else SHOT_SCHEMA.empty_table(), [store.stats(k) for k in keys]
+
+
 def _iterate_context(spec: BuildSpec, problems: list[Problem]) -> tuple[dict, list[Problem]]:
     """Shots from an existing bank, and the problems that bank has not solved yet."""
     table, _ = banks.read_bank(spec.iterate_from)
@@ -124,20 +171,32 @@ def _iterate_context(spec: BuildSpec, problems: list[Problem]) -> tuple[dict, li
     return {"shots": shots}, [p for p in problems if p.id not in solved]
 
 
-@flow(name="build-bank", validate_parameters=False, log_prints=True)
-def build_bank(spec: BuildSpec, data_dir: str | None = None, out: str | None = None,
-               generator: Generator | None = None) -> str:
-    """Build (or resume, or reuse) the bank for ``spec``; return its path."""
-    logger = get_run_logger()
+@dataclass
+class Plan:
+    """What a build makes: the problems it builds, the bank's key config and path, the checkpoint store, and
+    (unless the bank is ``built`` already) the context its chunks share."""
+
+    problems: list[Problem]
+    key_config: dict
+    path: Path
+    store: banks.ChunkStore
+    built: bool = False
+    context: dict = field(default_factory=dict)
+
+
+def plan(spec: BuildSpec, data_dir: str | None, out: str | None) -> Plan:
+    """Validate the mode, select the problems and derive the bank's path; then, unless that bank is already
+    built, the chunks' context: shots to iterate from (and the problems left), or the generated-mode pool."""
     if spec.mode not in MODES:
         raise BuildError(f"unknown mode {spec.mode!r}; expected one of {MODES}")
     root = Path(out) if out else banks.DEFAULT_ROOT
     problems = load_selection(spec, data_dir)
     key_config = spec.key_config() | {"problems": banks.config_key([(p.id, p.answer) for p in problems])}
     path = banks.bank_path(root, spec.selection.task, spec.mode, banks.config_key(key_config))
+    store = banks.ChunkStore(root, banks.config_key(spec.key_config(with_limit=False)))
     if path.exists():
         print(f"bank already built: {path}")
-        return str(path)
+        return Plan(problems, key_config, path, store, built=True)
     context: dict = {}
     if spec.iterate_from:
         context, problems = _iterate_context(spec, problems)
@@ -147,44 +206,82 @@ def build_bank(spec: BuildSpec, data_dir: str | None = None, out: str | None = N
         train = load_problems(spec.selection.task, "train", data_dir)
         test = load_problems(spec.selection.task, "test", data_dir)
         context = {"pool": problems, "index": DuplicateIndex([p.question for p in train + test])}
-    store = banks.ChunkStore(root, banks.config_key(spec.key_config(with_limit=False)))
-    run_id = str(uuid.uuid4())
-    dataset = f"{spec.selection.task}:{data_dir or 'hub'}"
-    prov = Provenance(run_id=run_id, dataset=dataset, split=spec.selection.split,
-                      model=generator.model_id if generator else None)
-    parts, stats = [], []
-    chunks = _chunks(problems, spec.chunk_size)
-    for i, chunk in enumerate(chunks):
-        chunk_key = banks.config_key({"index": i, "ids": [p.id for p in chunk], "n": len(chunk)})
-        part = store.get(chunk_key)
-        if part is None:
-            if generator is None and spec.mode in ("reinforced", "generated"):
-                generator = load_generator(spec.model, seed=spec.selection.seed)
-                prov = replace(prov, model=generator.model_id)
-            if spec.mode == "reinforced":
-                template = cot_template(spec.selection.task, spec.few_shot)
-                prov = replace(prov, template_id=template.id, template_hash=template.hash)
-            rows, chunk_stats = run_chunk(spec, generator, chunk, i, prov, context)
-            store.put(chunk_key, to_table(rows, SHOT_SCHEMA), chunk_stats)
-            part = store.get(chunk_key)
-            logger.info("chunk %d/%d: %d problems, %d shots kept", i + 1, len(chunks), len(chunk), part.num_rows)
-        else:
-            logger.info("chunk %d/%d: reused checkpoint (%d shots)", i + 1, len(chunks), part.num_rows)
-        if spec.mode == "generated":
-            for q in part.column("question").to_pylist():
-                context["index"].add(q)
-        parts.append(part)
-        stats.append(store.stats(chunk_key))
-    table = pa.concat_tables(parts)
+    return Plan(problems, key_config, path, store, context=context)
+
+
+def provenance(spec: BuildSpec, data_dir: str | None, generator: Any) -> Provenance:
+    """A new run's provenance. The model is known here only for a generator instance; a model loaded later
+    (or resolved in a worker from a ``GeneratorRef``) is filled in where the chunk runs."""
+    prov = Provenance(run_id=str(uuid.uuid4()), dataset=f"{spec.selection.task}:{data_dir or 'hub'}",
+                      split=spec.selection.split, model=getattr(generator, "model_id", None))
+    if spec.mode == "reinforced":
+        template = cot_template(spec.selection.task, spec.few_shot)
+        prov = replace(prov, template_id=template.id, template_hash=template.hash)
+    return prov
+
+
+def finish(spec: BuildSpec, work: Plan, table: pa.Table, stats: list[dict], run_id: str, model: str | None) -> str:
+    """Write the bank of a finished build (never an empty one) and publish its report; return its path."""
     if table.num_rows == 0:
         raise BuildError(_empty_reason(spec, stats))
-    report = build_report(spec.mode, problems, table, stats)
-    meta = {"config": key_config | {"task": spec.selection.task, "model": prov.model},
+    report = build_report(spec.mode, work.problems, table, stats)
+    meta = {"config": work.key_config | {"task": spec.selection.task, "model": model},
             "created_at": datetime.now(timezone.utc).isoformat(), "run_id": run_id, "report": report}
-    banks.write_bank(path, table, meta)
-    publish(report, title=f"bank {path.name}", key="bank-report")
-    print(f"bank: {path}")
-    return str(path)
+    banks.write_bank(work.path, table, meta)
+    publish(report, title=f"bank {work.path.name}", key="bank-report")
+    print(f"bank: {work.path}")
+    return str(work.path)
+
+
+def table_models(table: pa.Table) -> str | None:
+    """The models a bank's rows name, comma-separated (None when no row names one)."""
+    return ",".join(sorted({m for m in table.column("model").to_pylist() if m})) or None
+
+
+@dataclass
+class LazyGenerator:
+    """A serial build's generator, loaded when a chunk first needs it: a fully checkpointed rerun loads none."""
+
+    spec: BuildSpec
+    generator: Generator | None = None
+
+    def get(self) -> Generator | None:
+        if self.generator is None and self.spec.mode in NEEDS_MODEL:
+            self.generator = load_generator(self.spec.model, seed=self.spec.selection.seed)
+        return self.generator
+
+    @property
+    def model_id(self) -> str | None:
+        return self.generator.model_id if self.generator else None
+
+
+def _serial_chunk(spec: BuildSpec, lazy: LazyGenerator, problems: list[Problem], index: int, prov: Provenance,
+                  context: dict) -> tuple[list[dict], dict]:
+    """``run_chunk`` in the flow process, with the generator loaded on first use."""
+    generator = lazy.get()
+    if generator is not None:
+        prov = replace(prov, model=generator.model_id)
+    return run_chunk(spec, generator, problems, index, prov, context)
+
+
+@flow(name="build-bank", validate_parameters=False, log_prints=True)
+def build_bank(spec: BuildSpec, data_dir: str | None = None, out: str | None = None,
+               generator: Generator | None = None) -> str:
+    """Build (or resume, or reuse) the bank for ``spec``; return its path."""
+    work = plan(spec, data_dir, out)
+    if work.built:
+        return str(work.path)
+
+    def remember_questions(part: pa.Table) -> None:  # generated mode: later chunks must not repeat these
+        for question in part.column("question").to_pylist():
+            work.context["index"].add(question)
+
+    lazy = LazyGenerator(spec, generator)
+    prov = provenance(spec, data_dir, generator)
+    table, stats = run_chunks(spec, lazy, _chunks(work.problems, spec.chunk_size), prov, work.context, work.store,
+                              submit=False, chunk_task=_serial_chunk,
+                              after_chunk=remember_questions if spec.mode == "generated" else None)
+    return finish(spec, work, table, stats, prov.run_id, lazy.model_id)
 
 
 def _empty_reason(spec: BuildSpec, stats: list[dict]) -> str:

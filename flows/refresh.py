@@ -22,7 +22,6 @@ import hashlib
 import os
 import re
 import tempfile
-import uuid
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,13 +31,12 @@ import pyarrow as pa
 from prefect import flow, get_run_logger
 
 from flows import bank as banks
-from flows.build import BuildSpec, _chunks, _empty_reason, load_selection
+from flows.build import BuildSpec, _chunks, _empty_reason, load_selection, provenance, run_chunks, table_models
 from flows.report import build_report, publish
-from flows.scale import GeneratorRef, run_chunks
+from flows.scale import GeneratorRef, shard_chunk
 from flows.schema import SHOT_SCHEMA, validate
-from flows.shots import BuildError, Provenance
+from flows.shots import BuildError
 from generators import Generator
-from generators.prompts import cot_template
 
 REFRESH_MODES = ("ground-truth", "reinforced", "unsupervised")
 POINTER = "latest"
@@ -137,14 +135,10 @@ def refresh_bank(spec: BuildSpec, job: str, data_dir: str | None = None, out: st
                                  "config": spec.key_config(with_limit=False),
                                  "todo": banks.config_key([p.id for p in todo])})
     store = banks.ChunkStore(job_dir, work_key)
-    run_id = str(uuid.uuid4())
-    prov = Provenance(run_id=run_id, dataset=f"{spec.selection.task}:{data_dir or 'hub'}", split=spec.selection.split,
-                      model=None if generator is None or isinstance(generator, GeneratorRef) else generator.model_id)
-    if spec.mode == "reinforced":
-        template = cot_template(spec.selection.task, spec.few_shot)
-        prov = replace(prov, template_id=template.id, template_hash=template.hash)
+    prov = provenance(spec, data_dir, generator)
     logger.info("job %s: %d of %d selected problems to try for v%04d (seed %d)", job, len(todo), len(problems), n, seed)
-    new, stats = run_chunks(run_spec, generator, _chunks(todo, spec.chunk_size), prov, {}, store, submit=submit)
+    new, stats = run_chunks(run_spec, generator, _chunks(todo, spec.chunk_size), prov, {}, store, submit=submit,
+                            chunk_task=shard_chunk)
     solved = len(set(new.column("problem_id").to_pylist()))
     summary |= {"newly_solved": solved, "shots_added": new.num_rows, "still_unsolved": len(todo) - solved}
     if new.num_rows == 0:
@@ -155,13 +149,12 @@ def refresh_bank(spec: BuildSpec, job: str, data_dir: str | None = None, out: st
 
     path = job_dir / version_name(job, n)
     combined = validate(pa.concat_tables([prev_table.replace_schema_metadata(None), new]), SHOT_SCHEMA)
-    models = sorted({m for m in combined.column("model").to_pylist() if m})
     report = build_report(spec.mode, todo, new, stats)
     refresh = {k: summary[k] for k in ("selected", "already_solved", "tried", "newly_solved", "still_unsolved",
                                        "shots_added")} | {"shots_total": combined.num_rows}
-    meta = {"config": spec.key_config() | {"task": spec.selection.task, "model": ",".join(models) or None},
+    meta = {"config": spec.key_config() | {"task": spec.selection.task, "model": table_models(combined)},
             "job": job, "version": n, "previous": prev.name if prev else None, "seed": seed,
-            "created_at": datetime.now(timezone.utc).isoformat(), "run_id": run_id, "report": report,
+            "created_at": datetime.now(timezone.utc).isoformat(), "run_id": prov.run_id, "report": report,
             "refresh": refresh}
     banks.write_bank(path, combined, meta)
     _point(job_dir, path)

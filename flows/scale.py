@@ -16,28 +16,16 @@ does all the writing: workers need no shared disk.
 """
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Sequence
 
-import pyarrow as pa
-from prefect import flow, get_run_logger, task
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import as_completed
 
-from flows import bank as banks
-from flows.build import BuildSpec, MODES, _chunks, _empty_reason, _iterate_context, load_selection, \
-    retry_model_errors, run_chunk
+from flows.build import NEEDS_MODEL, BuildSpec, _chunks, finish, plan, provenance, retry_model_errors, run_chunk, \
+    run_chunks, table_models
 from flows.data import Problem
-from flows.report import build_report, publish
-from flows.schema import SHOT_SCHEMA, to_table
 from flows.shots import BuildError, Provenance
 from generators import Generator, load_generator
-from generators.prompts import cot_template
-
-NEEDS_MODEL = ("reinforced", "generated")
 
 
 @dataclass(frozen=True)
@@ -86,43 +74,6 @@ def dask_runner(workers: int = 2, address: str | None = None, processes: bool = 
                                           "dashboard_address": None})
 
 
-def chunk_key(index: int, chunk: Sequence[Problem]) -> str:
-    """The checkpoint key of a chunk, as :func:`flows.build.build_bank` computes it."""
-    return banks.config_key({"index": index, "ids": [p.id for p in chunk], "n": len(chunk)})
-
-
-def run_chunks(spec: BuildSpec, ref: GeneratorRef | Generator | None, chunks: list[list[Problem]], prov: Provenance,
-               context: dict, store: banks.ChunkStore, *, submit: bool, chunk_task=None) -> tuple[pa.Table, list[dict]]:
-    """Run the chunks missing from ``store`` (submitted to the flow's task runner when ``submit``, else one
-    after the other), checkpoint each as it finishes, and return all chunks' rows in chunk order and their stats."""
-    logger = get_run_logger()
-    chunk_task = chunk_task or shard_chunk
-    keys = [chunk_key(i, c) for i, c in enumerate(chunks)]
-    todo = [i for i, k in enumerate(keys) if store.get(k) is None]
-    if len(todo) < len(chunks):
-        logger.info("%d/%d chunks reused from checkpoints", len(chunks) - len(todo), len(chunks))
-
-    def save(i: int, result: tuple[list[dict], dict]) -> None:
-        rows, stats = result
-        store.put(keys[i], to_table(rows, SHOT_SCHEMA), stats)
-        logger.info("chunk %d/%d: %d problems, %d shots kept", i + 1, len(chunks), len(chunks[i]), len(rows))
-
-    if submit and todo:
-        futures = {chunk_task.submit(spec, ref, chunks[i], i, prov, context): i for i in todo}
-        for future in as_completed(list(futures)):
-            save(futures[future], future.result())
-    else:
-        for i in todo:
-            save(i, chunk_task(spec, ref, chunks[i], i, prov, context))
-    parts = [store.get(k) for k in keys]
-    return pa.concat_tables(parts) if parts else SHOT_SCHEMA.empty_table(), [store.stats(k) for k in keys]
-
-
-def _models(table: pa.Table) -> str | None:
-    models = sorted({m for m in table.column("model").to_pylist() if m})
-    return ",".join(models) or None
-
-
 @flow(name="build-bank-sharded", validate_parameters=False, log_prints=True)
 def build_bank_sharded(spec: BuildSpec, data_dir: str | None = None, out: str | None = None,
                        generator: GeneratorRef | Generator | None = None) -> str:
@@ -130,40 +81,16 @@ def build_bank_sharded(spec: BuildSpec, data_dir: str | None = None, out: str | 
 
     Use ``build_bank_sharded.with_options(task_runner=dask_runner(n))`` (or :func:`sharded`) for workers.
     """
-    if spec.mode not in MODES:
-        raise BuildError(f"unknown mode {spec.mode!r}; expected one of {MODES}")
     if spec.mode == "generated":
         raise BuildError("generated mode de-duplicates each chunk against the chunks before it, so its chunks "
                          "cannot run in parallel; build it with build_bank (manyshot bank build)")
-    root = Path(out) if out else banks.DEFAULT_ROOT
-    problems = load_selection(spec, data_dir)
-    key_config = spec.key_config() | {"problems": banks.config_key([(p.id, p.answer) for p in problems])}
-    path = banks.bank_path(root, spec.selection.task, spec.mode, banks.config_key(key_config))
-    if path.exists():
-        print(f"bank already built: {path}")
-        return str(path)
-    context: dict[str, Any] = {}
-    if spec.iterate_from:
-        context, problems = _iterate_context(spec, problems)
-        if not problems:
-            raise BuildError(f"{spec.iterate_from} already solves every selected problem")
-    store = banks.ChunkStore(root, banks.config_key(spec.key_config(with_limit=False)))
-    run_id = str(uuid.uuid4())
-    prov = Provenance(run_id=run_id, dataset=f"{spec.selection.task}:{data_dir or 'hub'}", split=spec.selection.split,
-                      model=None if generator is None or isinstance(generator, GeneratorRef) else generator.model_id)
-    if spec.mode == "reinforced":
-        template = cot_template(spec.selection.task, spec.few_shot)
-        prov = replace(prov, template_id=template.id, template_hash=template.hash)
-    table, stats = run_chunks(spec, generator, _chunks(problems, spec.chunk_size), prov, context, store, submit=True)
-    if table.num_rows == 0:
-        raise BuildError(_empty_reason(spec, stats))
-    report = build_report(spec.mode, problems, table, stats)
-    meta = {"config": key_config | {"task": spec.selection.task, "model": _models(table)},
-            "created_at": datetime.now(timezone.utc).isoformat(), "run_id": run_id, "report": report}
-    banks.write_bank(path, table, meta)
-    publish(report, title=f"bank {path.name}", key="bank-report")
-    print(f"bank: {path}")
-    return str(path)
+    work = plan(spec, data_dir, out)
+    if work.built:
+        return str(work.path)
+    prov = provenance(spec, data_dir, generator)
+    table, stats = run_chunks(spec, generator, _chunks(work.problems, spec.chunk_size), prov, work.context, work.store,
+                              submit=True, chunk_task=shard_chunk)
+    return finish(spec, work, table, stats, prov.run_id, table_models(table))
 
 
 def sharded(workers: int = 2, address: str | None = None, processes: bool = True):
