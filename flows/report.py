@@ -17,7 +17,9 @@ def _merge(stats: Sequence[dict], key: str) -> dict:
     return dict(total)
 
 
-def _yield_by(problems: Sequence[Problem], solved: set[str], attr: str) -> dict[str, str]:
+def _yield_by(problems: Sequence[Problem], solved: set[str], attr: str) -> dict[str, str] | str:
+    if all(getattr(p, attr) is None for p in problems):
+        return "n/a"
     tried: Counter = Counter(str(getattr(p, attr)) for p in problems)
     ok: Counter = Counter(str(getattr(p, attr)) for p in problems if p.id in solved)
     return {k: f"{ok[k]}/{n} ({ok[k] / n:.0%})" for k, n in sorted(tried.items())}
