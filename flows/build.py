@@ -22,7 +22,7 @@ from prefect.futures import as_completed
 import verifiers
 from flows import bank as banks
 from flows.data import Problem, load_problems, select
-from flows.queries import DuplicateIndex, accept_queries, generate_queries, query_requests
+from flows.queries import QUERY_FILTER_VERSION, DuplicateIndex, accept_queries, generate_queries, query_requests
 from flows.report import build_report, publish
 from flows.schema import SHOT_SCHEMA, to_table
 from flows.shots import BuildError, Provenance, Rounds, ground_truth_rows, reinforce_chunk, template_prompt, \
@@ -66,6 +66,8 @@ class BuildSpec:
             config |= {"model": self.model, "rounds": asdict(self.rounds), "few_shot": self.few_shot}
         if self.mode == "reinforced":
             config["template"] = cot_template(self.selection.task, self.few_shot).hash
+        if self.mode == "generated":
+            config["query_filter"] = QUERY_FILTER_VERSION
         if self.iterate_from:
             config |= {"iterate_from": Path(self.iterate_from).name, "prompt_shots": self.prompt_shots}
         return config

@@ -16,16 +16,26 @@ from generators.prompts import generate_query_prompt
 
 LEAD = re.compile(r"^\s*(?:\*\*)?(?:new\s+)?problem(?:\s*\d+)?\s*[:.]?(?:\*\*)?\s*", re.IGNORECASE)
 TAIL = re.compile(r"\n\s*(?:\*\*)?(?:solution|answer|problem\s*\d+)\b.*", re.IGNORECASE | re.DOTALL)
+SOLUTION_START = re.compile(r"^(?:answer|solution|to (?:solve|determine|find)|let's|let us|we |first,)", re.IGNORECASE)
 MIN_CHARS, MAX_CHARS = 20, 2000
+QUERY_FILTER_VERSION = "2"  # part of a generated bank's key: bump when the filters below change
 NEAR_DUPLICATE = 0.7
 
 
-def clean_query(text: str) -> str | None:
-    """The problem statement in a model's output, or None if it is not a well-formed problem."""
+def clean_query(text: str, task: str = "math") -> str | None:
+    """The problem statement in a model's output, or None if it is not a well-formed problem.
+
+    GSM8K problems are one paragraph ending in a question, with no worked arithmetic ("=");
+    MATH problems may span lines and use any notation, but carry no solution or boxed answer.
+    """
     text = TAIL.sub("", LEAD.sub("", text.strip(), count=1)).strip()
+    if task == "gsm8k":
+        text = text.split("\n", 1)[0].strip()
+        if not text.endswith("?") or "=" in text:
+            return None
     if not MIN_CHARS <= len(text) <= MAX_CHARS or "\\boxed" in text or "\x00" in text:
         return None
-    if sum(c.isalpha() for c in text) < 10 or text[-1] not in ".?$)":
+    if SOLUTION_START.match(text) or sum(c.isalpha() for c in text) < 10 or text[-1] not in ".?$)":
         return None
     return text
 
@@ -36,7 +46,11 @@ def shingles(text: str, n: int = 3) -> frozenset[str]:
 
 
 class DuplicateIndex:
-    """Normalised exact and near-duplicate (word 3-gram Jaccard) look-ups over a growing set of texts."""
+    """Normalised exact and near-duplicate look-ups over a growing set of texts.
+
+    Two texts are near duplicates when most word 3-grams of either one occur in the other
+    (containment, so a truncated or extended copy of a seed problem counts too).
+    """
 
     def __init__(self, texts: Iterable[str] = ()):
         self.exact: set[str] = set()
@@ -58,7 +72,7 @@ class DuplicateIndex:
         sh = shingles(text)
         for i in {i for s in sh for i in self.by_shingle.get(s, ())}:
             other = self.sets[i]
-            if len(sh & other) / len(sh | other) >= NEAR_DUPLICATE:
+            if len(sh & other) / min(len(sh), len(other)) >= NEAR_DUPLICATE:
                 return True
         return False
 
@@ -79,7 +93,7 @@ def generate_queries(generator: Generator, task: str, requests: Sequence[QueryRe
     """(request, cleaned problem or None, raw text) for every request, in order."""
     prompts = [generate_query_prompt(task, [p.question for p in r.seeds]) for r in requests]
     completions = generator.generate(prompts, sampling)
-    return [(r, clean_query(c.texts[0]), c.texts[0]) for r, c in zip(requests, completions)]
+    return [(r, clean_query(c.texts[0], task), c.texts[0]) for r, c in zip(requests, completions)]
 
 
 def accept_queries(candidates: Sequence[tuple[QueryRequest, str | None, str]], index: DuplicateIndex,
@@ -91,7 +105,7 @@ def accept_queries(candidates: Sequence[tuple[QueryRequest, str | None, str]], i
         if text is None:
             stats["malformed"] += 1
             continue
-        if index.duplicate(text) or any(normalize_text(text) == normalize_text(s.question) for s in request.seeds):
+        if index.duplicate(text):
             stats["duplicate"] += 1
             continue
         index.add(text)
