@@ -170,6 +170,8 @@ def _prepare_environment() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # vLLM logs engine internals (and a warning per CPU batch) to stdout; keep the CLI's output readable.
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 
 
 def main(argv: list[str] | None = None) -> int:
