@@ -77,10 +77,13 @@ def bank_views(paths: tuple[str, ...]) -> list[BankView]:
 
 
 def cells(spec: EvalSpec, views: list[BankView]) -> list[Cell]:
-    """Seed-major, K ascending (prefix order); K=0 once, independent of banks and seeds."""
+    """Seed, then bank, then K ascending (prefix order); K=0 once, independent of banks and seeds.
+
+    Seed-major order means a stopped sweep has every bank covered for its first seeds.
+    """
     out = [Cell(None, 0, 0)] if 0 in spec.shots else []
-    for view in views:
-        out += [Cell(view, seed, k) for seed in range(spec.seeds) for k in sorted(spec.shots) if k > 0]
+    for seed in range(spec.seeds):
+        out += [Cell(view, seed, k) for view in views for k in sorted(spec.shots) if k > 0]
     return out
 
 
