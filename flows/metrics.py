@@ -51,8 +51,19 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def with_zero_shot(summary: pd.DataFrame) -> pd.DataFrame:
+    """Every bank's line starts at the shared zero-shot result (K=0 uses no bank), as in the paper's plots."""
+    zero = summary[summary["bank"] == "none"]
+    banks = summary[summary["bank"] != "none"][["bank", "source", "transfer"]].drop_duplicates()
+    if zero.empty or banks.empty:
+        return summary
+    copies = [zero.assign(bank=b.bank, source=b.source, transfer=b.transfer) for b in banks.itertuples()]
+    return pd.concat([summary[summary["bank"] != "none"], *copies], ignore_index=True)
+
+
 def markdown_table(summary: pd.DataFrame, metric: str = "strict") -> str:
     """Accuracy (95% CI) with one row per bank and one column per K."""
+    summary = with_zero_shot(summary)
     view = summary[summary["metric"] == metric]
     if view.empty:
         return "(no results)"
@@ -62,7 +73,7 @@ def markdown_table(summary: pd.DataFrame, metric: str = "strict") -> str:
     for (bank, source, transfer), g in view.groupby(["bank", "source", "transfer"], sort=True):
         cells = {r.k: f"{r.accuracy:.1%} ({r.ci_low:.0%}-{r.ci_high:.0%})" for r in g.itertuples()}
         label = f"{source} (transfer)" if transfer else source
-        lines.append(f"| {bank} | {label} | " + " | ".join(cells.get(k, "skipped") for k in ks) + " |")
+        lines.append(f"| {bank} | {label} | " + " | ".join(cells.get(k, "-") for k in ks) + " |")
     return "\n".join(lines)
 
 
@@ -73,7 +84,8 @@ def plot(summary: pd.DataFrame, path: Path, *, title: str, metric: str = "strict
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    view = summary[summary["metric"] == metric]
+    view = with_zero_shot(summary)
+    view = view[view["metric"] == metric]
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for (bank, source, transfer), g in view.groupby(["bank", "source", "transfer"], sort=True):
         g = g.sort_values("k")

@@ -127,3 +127,17 @@ def test_eval_skips_k_beyond_the_context_and_refuses_leaks(tmp_path, data_dir):
     with pytest.raises(EvalError, match="contain gsm8k test problems .*--exclude-contaminated"):
         evaluate(EvalSpec(task="gsm8k", banks=(leaky,), shots=(1,), limit=3), data_dir=str(data_dir),
                  out=str(tmp_path / "evals"), generator=gen)
+
+
+def test_zero_shot_row_starts_every_bank_line():
+    from flows.metrics import markdown_table
+
+    base = {"transfer": False, "seed": 0, "sample": 0, "extracted_flexible": None, "correct_flexible": False,
+            "extracted_strict": "1"}
+    rows = [base | {"bank": "none", "source": "zero-shot", "k": 0, "item_id": "1", "correct_strict": True},
+            base | {"bank": "b1", "source": "reinforced", "k": 4, "item_id": "1", "correct_strict": False},
+            base | {"bank": "b2", "source": "ground-truth", "k": 8, "item_id": "1", "correct_strict": True}]
+    table = markdown_table(summarize(pd.DataFrame(rows)))
+    assert "| b1 | reinforced | 100.0% (100%-100%) | 0.0% (0%-0%) | - |" in table
+    assert "| b2 | ground-truth | 100.0% (100%-100%) | - | 100.0% (100%-100%) |" in table
+    assert "none" not in table
