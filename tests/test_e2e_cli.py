@@ -45,15 +45,16 @@ def test_ground_truth_bank_then_eval_with_embedded_tiny(tmp_path, data_dir):
 
 
 def test_reinforced_bank_with_embedded_model(tmp_path, data_dir):
-    args = ["bank", "build", "--mode", "reinforced", "--task", "gsm8k", "--limit", "6", "--samples", "2",
-            "--max-tokens", "256", "--model", "embedded", "--out", str(tmp_path / "banks")]
+    args = ["bank", "build", "--mode", "reinforced", "--task", "gsm8k", "--limit", "8", "--samples", "4",
+            "--rounds", "2", "--max-tokens", "256", "--model", "embedded", "--out", str(tmp_path / "banks")]
     bank = last_line(manyshot(*args, cwd=tmp_path))
     table, meta = read_bank(bank)
-    assert table.num_rows > 0, "the 0.5B model solved none of 6 easy problems"
+    assert table.num_rows > 0, "the 0.5B model solved none of 8 problems in 2 rounds of 4 samples"
     for row in table.to_pylist():
         assert verifiers.verify(row["gold_answer"], row["rationale"], task="gsm8k").correct
         assert row["model"] and "Qwen2.5" in row["model"] and row["source"] == "reinforced"
-    assert meta["report"]["samples"] == 12
+    solved = meta["report"]["solved per round"]
+    assert meta["report"]["samples"] == 8 * 4 + (8 - solved[0]) * 4 and sum(solved) == table.num_rows
     again = manyshot(*args, cwd=tmp_path)
     assert "bank already built" in again.stdout + again.stderr and last_line(again) == bank
 
