@@ -47,10 +47,11 @@ class EvalSpec:
     exclude_contaminated: bool = False
 
     def key(self) -> str:
-        """The results folder key. Shots and seeds are left out: cells are files of their own, so a
-        larger sweep over the same banks and items reuses every cell a smaller one finished."""
-        config = asdict(self) | {"banks": [Path(b).name for b in self.banks], "verifier": verifiers.VERSION}
-        return banks.config_key({k: v for k, v in config.items() if k not in ("shots", "seeds")})
+        """The results folder key: the items, model, sampling and verifier. Banks, shots and seeds are
+        left out: each (bank, seed, K) cell is a file of its own named after them, so any sweep over
+        the same items reuses every cell another sweep finished."""
+        config = asdict(self) | {"verifier": verifiers.VERSION}
+        return banks.config_key({k: v for k, v in config.items() if k not in ("banks", "shots", "seeds")})
 
 
 @dataclass(frozen=True)
