@@ -146,7 +146,6 @@ def evaluate(spec: EvalSpec, data_dir: str | None = None, out: str | None = None
     items = select(test, limit=spec.limit, seed=0)
     views = bank_views(spec.banks)
     leaks = _check_leakage(spec, views, test)
-    generator = generator or load_generator(spec.model)
     run_id, skipped = str(uuid.uuid4()), {}
     todo = cells(spec, views)
     for n, cell in enumerate(todo, start=1):
@@ -158,6 +157,7 @@ def evaluate(spec: EvalSpec, data_dir: str | None = None, out: str | None = None
         if cell.k > len(shots):
             skipped[cell.key] = f"bank {cell.label} has {len(shots)} usable shots, fewer than K={cell.k}"
             continue
+        generator = generator or load_generator(spec.model)  # only once a cell actually needs the model
         table, reason = run_cell(spec, generator, cell, items, shots, run_id)
         if reason:
             skipped[cell.key] = reason
