@@ -32,62 +32,17 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="manyshot-bench-prefect-"))
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
-os.environ.setdefault("MANYSHOT_DATA_DIR", str((ROOT.parent / "shared" / "data").resolve()))
+from common import CLOCK, ROOT, ablation_running  # noqa: E402  (sets the environment first)
 
 THROUGHPUT_TARGET = 0.9  # build tokens/s >= 0.9x raw
 OVERHEAD_TARGET = 0.05  # Prefect + Parquet (+ data, rows) <= 5% of build wall time
 
-
-# ------------------------------------------------------------------------------------------ timing
-
-
-class Clock:
-    """Accumulates seconds per category; thread-safe, so Prefect task threads can report."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-        self.calls: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def add(self, name: str, seconds: float) -> None:
-        with self._lock:
-            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
-            self.calls[name] = self.calls.get(name, 0) + 1
-
-    def reset(self) -> None:
-        with self._lock:
-            self.seconds.clear()
-            self.calls.clear()
-
-    def wrap(self, name: str, fn):
-        def timed(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.add(name, time.perf_counter() - t0)
-        timed.__wrapped__ = fn
-        return timed
-
-
-CLOCK = Clock()
 
 
 @contextmanager
@@ -147,8 +102,6 @@ def split(wall: float) -> dict[str, float]:
             "data": round(data, 3), "prefect_and_rest": round(rest, 3)}
 
 
-def ablation_running() -> bool:
-    return subprocess.run(["pgrep", "-f", "manyshot ablate"], capture_output=True).returncode == 0
 
 
 # --------------------------------------------------------------------------------------- real part
@@ -227,7 +180,6 @@ def real_part(args, data_dir: str, work: Path) -> dict:
               flush=True)
     gen.close()
 
-    raw = [r for r in runs if r["path"] == "raw"]
     build = [r for r in runs if r["path"] == "build"]
     # each build against the mean of the raw runs either side of it
     ratios = [b["tokens_per_s"] / ((runs[runs.index(b) - 1]["tokens_per_s"] + runs[runs.index(b) + 1]["tokens_per_s"]) / 2)

@@ -29,24 +29,13 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="manyshot-bench-prefect-"))
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
-os.environ.setdefault("MANYSHOT_DATA_DIR", str((ROOT.parent / "shared" / "data").resolve()))
+from common import CLOCK, ROOT, ablation_running  # noqa: E402  (sets the environment first)
 
 SPEEDUP_TARGET = 5.0  # project at least 5x faster than caching off
 RAW_TARGET = 1.2  # project at most 1.2x raw
@@ -54,34 +43,6 @@ SWEEP_TARGET = 1.5  # nested sweep at most 1.5x its largest K alone
 TASK = "gsm8k"
 
 
-class Clock:
-    """Seconds per category, thread-safe; plus the duration of each engine call, in order."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-        self.engine_calls: list[dict] = []
-        self._lock = threading.Lock()
-
-    def add(self, name: str, seconds: float) -> None:
-        with self._lock:
-            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
-
-    def reset(self) -> None:
-        with self._lock:
-            self.seconds.clear()
-            self.engine_calls.clear()
-
-    def wrap(self, name: str, fn):
-        def timed(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.add(name, time.perf_counter() - t0)
-        return timed
-
-
-CLOCK = Clock()
 
 
 @contextmanager
@@ -147,8 +108,6 @@ class TimedGenerator:
             CLOCK.add("count_tokens", time.perf_counter() - t0)
 
 
-def ablation_running() -> bool:
-    return subprocess.run(["pgrep", "-f", "manyshot ablate"], capture_output=True).returncode == 0
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:

@@ -20,13 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="manyshot-bench-prefect-"))
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("MANYSHOT_DATA_DIR", str((ROOT.parent / "shared" / "data").resolve()))
+from common import ROOT  # noqa: E402  (sets the environment first)
 
 
 _ANSWERS: dict[str, dict[str, str]] = {}

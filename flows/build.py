@@ -21,7 +21,7 @@ from prefect.futures import as_completed
 
 import verifiers
 from flows import bank as banks
-from flows.data import Problem, load_problems, select
+from flows.data import Problem, data_source, load_problems, select
 from flows.queries import QUERY_FILTER_VERSION, DuplicateIndex, accept_queries, generate_queries, query_requests
 from flows.report import build_report, publish
 from flows.schema import SHOT_SCHEMA, to_table
@@ -214,7 +214,7 @@ def plan(spec: BuildSpec, data_dir: str | None, out: str | None) -> Plan:
 def provenance(spec: BuildSpec, data_dir: str | None, generator: Any) -> Provenance:
     """A new run's provenance. The model is known here only for a generator instance; a model loaded later
     (or resolved in a worker from a ``GeneratorRef``) is filled in where the chunk runs."""
-    prov = Provenance(run_id=str(uuid.uuid4()), dataset=f"{spec.selection.task}:{data_dir or 'hub'}",
+    prov = Provenance(run_id=str(uuid.uuid4()), dataset=f"{spec.selection.task}:{data_source(data_dir)}",
                       split=spec.selection.split, model=getattr(generator, "model_id", None))
     if spec.mode == "reinforced":
         template = cot_template(spec.selection.task, spec.few_shot)

@@ -170,6 +170,8 @@ def _prepare_environment() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Prefect's temporary server gets 20 s to start by default; a busy 2-core box needs more.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     # vLLM logs engine internals (and a warning per CPU batch) to stdout; keep the CLI's output readable.
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 

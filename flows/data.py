@@ -52,6 +52,12 @@ def default_data_dir() -> Path | None:
     return Path(env) if env else None
 
 
+def data_source(data_dir: Path | str | None = None) -> str:
+    """Where ``load_problems`` reads from, for provenance: the data folder, else ``hub``."""
+    root = data_dir or default_data_dir()
+    return str(root) if root else "hub"
+
+
 def gsm8k_problem(row: dict, split: str, where: str) -> Problem:
     question, answer = row.get("question"), row.get("answer")
     if not isinstance(question, str) or not question.strip():

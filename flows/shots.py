@@ -136,9 +136,10 @@ def reinforce_chunk(generator: Generator, problems: Sequence[Problem], make_prom
             judged = [(t, next(verdicts)) for t in c.texts]
             _count(stats, c, judged)
             kept = keep_correct(judged, cfg.keep, cfg.cap, seen[p.id])
+            tokens = dict(zip(c.texts, c.completion_tokens))
             rows += [prov.row(p, "reinforced", rationale=t.strip(), answer=v.extracted, verifier_method=v.method,
                               sampling=sampling.to_json(), seed=sampling.seed, round=r,
-                              completion_tokens=c.completion_tokens[c.texts.index(t)]) for t, v in kept]
+                              completion_tokens=tokens[t]) for t, v in kept]
             if not kept:
                 still.append(p)
         stats["solved_per_round"].append(len(unsolved) - len(still))

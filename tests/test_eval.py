@@ -3,12 +3,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-import flows.evaluate as evaluate_mod
 from conftest import gsm8k_solver
 from flows.build import BuildSpec, Selection, build_bank
 from flows.data import load_problems
 from flows.evaluate import EvalError, EvalSpec, evaluate
-from flows.manyshot import BankView, Shot, contaminated, many_shot_prompt, shot_order
+from flows.manyshot import BankView, contaminated, many_shot_prompt, shot_order
 from flows.metrics import bootstrap_ci, summarize
 from generators.fake import FakeGenerator
 

@@ -71,8 +71,10 @@ def test_timeout_works_off_the_main_thread(slow_worker):
     with ThreadPoolExecutor(max_workers=3) as executor:
         results = list(executor.map(lambda _: _timed_verify(), range(3)))
     for verdict, elapsed in results:
-        assert verdict.error == "timeout" and verdict.correct is False
-        assert elapsed < 8.0
+        assert verdict.error == "timeout" and verdict.correct is False  # the deadline fired in each thread
+        # Three calls may queue for workers, each killed one respawned (sympy import) on a possibly busy box;
+        # the bound only rules out a hang.
+        assert elapsed < 20.0
     pool.set_test_delay(0.0)
     assert verify("x^2-1", "(x-1)(x+1)").correct is True
 
