@@ -6,6 +6,7 @@ does what is missing.
 """
 from __future__ import annotations
 
+import shutil
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,6 @@ from prefect import flow
 
 from flows.build import BuildSpec, Selection, build_bank
 from flows.evaluate import EvalSpec, evaluate
-from flows.metrics import markdown_table
 from flows.shots import BuildError, Rounds
 
 BANK_KEYS = {"name", "mode", "task", "split", "limit", "seed", "subjects", "levels", "samples", "temperature",
@@ -58,18 +58,20 @@ def run_ablation(config: str, data_dir: str | None = None, out: str | None = Non
     paths = {b["name"]: build_bank(_bank_spec(b, model), data_dir=data_dir, out=str(root / "banks"))
              for b in spec["banks"]}
     summaries, sections = [], []
+    target = root / f"ablation-{Path(config).stem}"
+    target.mkdir(parents=True, exist_ok=True)
     for e in spec["evals"]:
         chosen = tuple(paths[n] for n in e.get("banks", list(paths)))
         folder = evaluate(EvalSpec(task=e["task"], banks=chosen, shots=tuple(e.get("shots", spec.get("shots", [0, 4]))),
                                    seeds=e.get("seeds", spec.get("seeds", 1)), limit=e.get("limit", spec.get("limit", 50)),
                                    model=model, max_tokens=e.get("max_tokens", spec.get("max_tokens", 512))),
                           data_dir=data_dir, out=str(root / "evals"))
-        summary = pd.read_csv(Path(folder) / "summary.csv").assign(eval_task=e["task"])
-        summaries.append(summary)
-        sections.append(f"## eval on {e['task']}\n\n{markdown_table(summary)}\n\n![{e['task']}]({folder}/accuracy.png)")
+        summaries.append(pd.read_csv(Path(folder) / "summary.csv").assign(eval_task=e["task"]))
+        plot_name = f"accuracy-{e['task']}.png"
+        shutil.copyfile(Path(folder) / "accuracy.png", target / plot_name)
+        body = (Path(folder) / "summary.md").read_text().split("\n", 1)[1].strip()  # less its own title
+        sections.append(f"## eval on {e['task']}\n\nresults: {folder}\n\n{body}\n\n![{e['task']}]({plot_name})")
     combined = pd.concat(summaries)
-    target = root / f"ablation-{Path(config).stem}"
-    target.mkdir(parents=True, exist_ok=True)
     combined.to_csv(target / "summary.csv", index=False)
     names = "\n".join(f"- {n}: {p}" for n, p in paths.items())
     (target / "summary.md").write_text(f"# ablation {config}\n\nbanks:\n{names}\n\n" + "\n\n".join(sections) + "\n")

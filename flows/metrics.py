@@ -78,7 +78,10 @@ def markdown_table(summary: pd.DataFrame, metric: str = "strict") -> str:
 
 
 def plot(summary: pd.DataFrame, path: Path, *, title: str, metric: str = "strict") -> Path:
-    """Accuracy vs K, one line per bank with 95% CI error bars."""
+    """Accuracy vs K, one line per bank with 95% CI error bars.
+
+    K values sit at equal spacing (the paper's log2 axis for 0, 4, 8, 16, ...), labelled with K; each
+    line is shifted a little sideways so that overlapping error bars stay readable."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,18 +89,23 @@ def plot(summary: pd.DataFrame, path: Path, *, title: str, metric: str = "strict
 
     view = with_zero_shot(summary)
     view = view[view["metric"] == metric]
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for (bank, source, transfer), g in view.groupby(["bank", "source", "transfer"], sort=True):
+    ks = sorted(view["k"].unique())
+    position = {k: i for i, k in enumerate(ks)}
+    lines = list(view.groupby(["bank", "source", "transfer"], sort=True))
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    for n, ((bank, source, transfer), g) in enumerate(lines):
         g = g.sort_values("k")
+        shift = (n - (len(lines) - 1) / 2) * 0.05
         err = [g["accuracy"] - g["ci_low"], g["ci_high"] - g["accuracy"]]
         label = f"{source}{' (transfer)' if transfer else ''}: {bank}"
-        ax.errorbar(g["k"], g["accuracy"], yerr=err, marker="o", capsize=3, label=label)
-    ax.set_xscale("symlog", linthresh=1)
+        ax.errorbar([position[k] + shift for k in g["k"]], g["accuracy"], yerr=err, marker="o", capsize=3,
+                    label=label)
+    ax.set_xticks(range(len(ks)), [str(k) for k in ks])
     ax.set_xlabel("shots in prompt (K)")
-    ax.set_ylabel(f"accuracy ({metric})")
+    ax.set_ylabel(f"accuracy ({metric}), 95% CI over items")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
