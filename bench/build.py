@@ -102,8 +102,6 @@ def split(wall: float) -> dict[str, float]:
             "data": round(data, 3), "prefect_and_rest": round(rest, 3)}
 
 
-
-
 # --------------------------------------------------------------------------------------- real part
 
 

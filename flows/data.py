@@ -52,9 +52,14 @@ def default_data_dir() -> Path | None:
     return Path(env) if env else None
 
 
+def data_root(data_dir: Path | str | None = None) -> Path | None:
+    """The folder ``load_problems`` reads: ``data_dir``, else MANYSHOT_DATA_DIR; None means the hub."""
+    return Path(data_dir) if data_dir else default_data_dir()
+
+
 def data_source(data_dir: Path | str | None = None) -> str:
     """Where ``load_problems`` reads from, for provenance: the data folder, else ``hub``."""
-    root = data_dir or default_data_dir()
+    root = data_root(data_dir)
     return str(root) if root else "hub"
 
 
@@ -158,7 +163,7 @@ def load_problems(task: str, split: str, data_dir: Path | str | None = None) -> 
         raise DataError(f"unknown task {task!r}; expected one of {TASKS}")
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; expected one of {SPLITS}")
-    root = Path(data_dir) if data_dir else default_data_dir()
+    root = data_root(data_dir)
     if root is None:
         return read_hub(task, split)
     return read_jsonl(root / task / f"{split}.jsonl", task, split)

@@ -52,5 +52,15 @@ def gsm8k_solver(correct_every: int = 1):
     return script
 
 
+def bank_content(bank):
+    """A bank (path or pyarrow table) as a DataFrame in shot order, without the per-run columns
+    (``created_at``, ``run_id``), for comparing two builds of the same configuration."""
+    import pyarrow.parquet as pq
+
+    table = bank if hasattr(bank, "to_pandas") else pq.read_table(bank)
+    df = table.to_pandas().sort_values("shot_id")
+    return df.drop(columns=["created_at", "run_id"]).reset_index(drop=True)
+
+
 def strip_ansi(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", text)

@@ -4,7 +4,7 @@ import pytest
 
 import flows.build as build
 import verifiers
-from conftest import gsm8k_solver
+from conftest import bank_content, gsm8k_solver
 from flows.bank import read_bank
 from flows.build import BuildSpec, Selection, build_bank
 from flows.shots import BuildError, Rounds
@@ -17,11 +17,6 @@ def spec(mode="reinforced", limit=8, **over):
     rounds = over.pop("rounds", Rounds(samples=3, temperature=0.7, retry_temperature=1.0, max_tokens=64, rounds=1))
     return BuildSpec(mode=mode, selection=Selection(task="gsm8k", limit=limit, **over.pop("sel", {})),
                      rounds=rounds, chunk_size=over.pop("chunk_size", 4), **over)
-
-
-def content(path):
-    df = pq.read_table(path).to_pandas().sort_values("shot_id")
-    return df.drop(columns=["created_at", "run_id"]).reset_index(drop=True)
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +77,7 @@ def test_resume_after_crash_gives_the_same_bank(tmp_path, data_dir):
     resumed_gen = FakeGenerator(solver)
     resumed = build_bank(spec(limit=12), data_dir=str(data_dir), out=str(tmp_path / "b"), generator=resumed_gen)
     assert len(resumed_gen.calls) == 2  # chunks 2 and 3 only
-    assert content(resumed).equals(content(reference))
+    assert bank_content(resumed).equals(bank_content(reference))
 
 
 def test_model_errors_are_retried(tmp_path, data_dir):
@@ -100,7 +95,7 @@ def test_finished_build_is_a_noop_and_a_larger_limit_reuses_chunks(tmp_path, dat
     grow = FakeGenerator(solver)
     bigger = build_bank(spec(limit=16), data_dir=str(data_dir), out=str(tmp_path), generator=grow)
     assert bigger != first and len(grow.calls) == 2
-    assert set(content(first)["shot_id"]) < set(content(bigger)["shot_id"])
+    assert set(bank_content(first)["shot_id"]) < set(bank_content(bigger)["shot_id"])
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -8,7 +8,7 @@ from flows.build import BuildSpec, Selection, build_bank
 from flows.data import load_problems
 from flows.evaluate import EvalError, EvalSpec, evaluate
 from flows.manyshot import BankView, contaminated, many_shot_prompt, shot_order
-from flows.metrics import bootstrap_ci, summarize
+from flows.metrics import bootstrap_ci, markdown_table, summarize
 from generators.fake import FakeGenerator
 
 
@@ -129,8 +129,6 @@ def test_eval_skips_k_beyond_the_context_and_refuses_leaks(tmp_path, data_dir):
 
 
 def test_zero_shot_row_starts_every_bank_line():
-    from flows.metrics import markdown_table
-
     base = {"transfer": False, "seed": 0, "sample": 0, "extracted_flexible": None, "correct_flexible": False,
             "extracted_strict": "1"}
     rows = [base | {"bank": "none", "source": "zero-shot", "k": 0, "item_id": "1", "correct_strict": True},

@@ -14,9 +14,9 @@ import threading
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
+from conftest import bank_content
 from fake_openai import FakeOpenAI
 from flows.build import BuildSpec, Selection, build_bank
 from flows.data import load_problems, select
@@ -44,11 +44,6 @@ def solver_server(data_dir: Path, hold: set[str], release: threading.Event) -> F
                    for i, t in enumerate(texts)]
         return 200, {"choices": choices, "usage": {"prompt_tokens": 9, "completion_tokens": 9 * len(texts)}}
     return FakeOpenAI(hook=hook)
-
-
-def content(path: Path):
-    df = pq.read_table(path).to_pandas().sort_values("shot_id")
-    return df.drop(columns=["created_at", "run_id"]).reset_index(drop=True)
 
 
 def build_cmd(url: str, out: Path) -> list[str]:
@@ -97,8 +92,8 @@ def test_kill_9_mid_build_then_rerun_finishes_the_same_bank(tmp_path, data_dir, 
                          rounds=Rounds(samples=2, temperature=0.7, retry_temperature=1.0, max_tokens=64, rounds=1))
         reference = build_bank(spec, data_dir=str(data_dir), out=str(tmp_path / "reference"), generator=reference_gen)
         assert Path(reference).name == resumed.name
-        assert len(content(resumed)) == LIMIT
-        got, want = content(resumed), content(Path(reference))
+        got, want = bank_content(resumed), bank_content(Path(reference))
+        assert len(got) == LIMIT
         differ = [c for c in want.columns if not got[c].equals(want[c])]
         assert not differ, {c: (got[c].iloc[0], want[c].iloc[0]) for c in differ}
         assert set(got["dataset"]) == {f"gsm8k:{data_dir}"}  # MANYSHOT_DATA_DIR, recorded as such

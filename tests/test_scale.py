@@ -2,7 +2,7 @@
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import gsm8k_solver
+from conftest import bank_content, gsm8k_solver
 from flows import scale
 from flows.bank import read_bank
 from flows.build import BuildSpec, Selection, build_bank
@@ -16,11 +16,6 @@ def spec(mode="reinforced", limit=12, chunk_size=3, **over):
     rounds = Rounds(samples=3, temperature=0.7, retry_temperature=1.0, max_tokens=64, rounds=2)
     return BuildSpec(mode=mode, selection=Selection(task="gsm8k", limit=limit), rounds=rounds,
                      chunk_size=chunk_size, **over)
-
-
-def content(path):
-    df = pq.read_table(path).to_pandas().sort_values("shot_id")
-    return df.drop(columns=["created_at", "run_id"]).reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +33,7 @@ def test_two_dask_workers_give_the_single_worker_bank(tmp_path, data_dir, dask2)
     serial = build_bank(spec(), data_dir=str(data_dir), out=str(tmp_path / "a"), generator=FakeGenerator(solver))
     two = scale.sharded(address=dask2)(spec(), data_dir=str(data_dir), out=str(tmp_path / "b"),
                                          generator=FakeGenerator(solver))
-    assert content(two).equals(content(serial))
+    assert bank_content(two).equals(bank_content(serial))
     # same content-addressed name as build_bank, and the same report
     assert pq.read_metadata(two).num_rows == 12 and two.rsplit("/", 1)[1] == serial.rsplit("/", 1)[1]
     assert read_bank(two)[1]["report"] == read_bank(serial)[1]["report"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ROOT, gsm8k_solver
+from conftest import ROOT, bank_content, gsm8k_solver
 from flows import refresh as rf
 from flows import schedule
 from flows.bank import list_banks, read_bank
@@ -27,11 +27,6 @@ def coin_solver(p=0.5):
     """Solves a prompt with probability p, decided by the engine seed: fresh seeds solve different problems."""
     solve = gsm8k_solver()
     return lambda prompt, sample, rng: solve(prompt, sample, rng) if rng.random() < p else "no idea"
-
-
-def content(table):
-    df = table.to_pandas().sort_values("shot_id")
-    return df.drop(columns=["created_at", "run_id"]).reset_index(drop=True)
 
 
 def asked(gen):
@@ -96,7 +91,7 @@ def test_first_version_equals_a_plain_build_and_a_larger_limit_adds_only_new_pro
     plain = build_bank(spec(), data_dir=str(data_dir), out=str(tmp_path / "plain"), generator=FakeGenerator(solver))
     rf.refresh_bank(spec(), "j", data_dir=str(data_dir), out=str(tmp_path), generator=FakeGenerator(solver))
     v1 = read_bank(rf.latest_version(tmp_path / "j"))[0]
-    assert content(v1).equals(content(pq.read_table(plain)))
+    assert bank_content(v1).equals(bank_content(pq.read_table(plain)))
     grow = FakeGenerator(solver)
     result = rf.refresh_bank(spec(limit=12), "j", data_dir=str(data_dir), out=str(tmp_path), generator=grow)
     assert result["status"] == "published" and result["tried"] == 4 and len(asked(grow)) == 4
@@ -126,7 +121,7 @@ def test_refresh_with_submitted_chunks_matches_serial(tmp_path, data_dir):
                         generator=FakeGenerator(coin_solver()))
     b = rf.refresh_bank(spec(limit=12), "j", data_dir=str(data_dir), out=str(tmp_path / "b"),
                         generator=FakeGenerator(coin_solver()), submit=True)
-    assert content(read_bank(a["latest"])[0]).equals(content(read_bank(b["latest"])[0]))
+    assert bank_content(read_bank(a["latest"])[0]).equals(bank_content(read_bank(b["latest"])[0]))
 
 
 # --- config ----------------------------------------------------------------------------------------------
