@@ -21,7 +21,7 @@ from prefect.futures import as_completed
 
 import verifiers
 from flows import bank as banks
-from flows.data import Problem, data_source, load_problems, select
+from flows.data import Problem, data_source, load_problems, normalize_text, select
 from flows.queries import QUERY_FILTER_VERSION, DuplicateIndex, accept_queries, generate_queries, query_requests
 from flows.report import build_report, publish
 from flows.schema import SHOT_SCHEMA, to_table
@@ -84,11 +84,19 @@ def retry_model_errors(task_, task_run, state) -> bool:
     return False
 
 
+def prompt_example_questions(spec: BuildSpec) -> set[str]:
+    """Normalised questions of the generation template's own examples: never shots of the bank it builds."""
+    if spec.mode != "reinforced":
+        return set()
+    return {normalize_text(q) for q, _ in cot_template(spec.selection.task, spec.few_shot).examples}
+
+
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_model_errors)
 def load_selection(spec: BuildSpec, data_dir: str | None) -> list[Problem]:
     sel = spec.selection
-    problems = select(load_problems(sel.task, sel.split, data_dir), limit=sel.limit, seed=sel.seed,
-                      subjects=sel.subjects, levels=sel.levels)
+    excluded = prompt_example_questions(spec)
+    pool = [p for p in load_problems(sel.task, sel.split, data_dir) if normalize_text(p.question) not in excluded]
+    problems = select(pool, limit=sel.limit, seed=sel.seed, subjects=sel.subjects, levels=sel.levels)
     if not problems:
         raise BuildError(f"the selection is empty: task={sel.task} split={sel.split} subjects={list(sel.subjects)} "
                          f"levels={list(sel.levels)} limit={sel.limit}")

@@ -34,6 +34,30 @@ FEW_SHOT = {
     ],
 }
 
+# The paper's MATH prompt (Minerva, Lewkowycz et al. 2022, appendix D.2): four MATH training problems with
+# their reference solutions (answers in \\boxed{}), verbatim from MATH train (ids in MINERVA_MATH_IDS).
+# Bank builds exclude these problems, so no shot repeats a prompt example.
+MINERVA_MATH_IDS = ("train/algebra/943.json", "train/precalculus/372.json", "train/algebra/256.json",
+                    "train/algebra/1951.json")
+MINERVA_MATH = (
+    ("Find the domain of the expression $\\frac{\\sqrt{x-2}}{\\sqrt{5-x}}$.",
+     "The expressions inside each square root must be non-negative. Therefore, $x-2 \\ge 0$, so $x\\ge2$, and "
+     "$5 - x \\ge 0$, so $x \\le 5$. Also, the denominator cannot be equal to zero, so $5-x>0$, which gives $x<5$. "
+     "Therefore, the domain of the expression is $\\boxed{[2,5)}$."),
+    ("If $\\det \\mathbf{A} = 2$ and $\\det \\mathbf{B} = 12,$ then find $\\det (\\mathbf{A} \\mathbf{B}).$",
+     "We have that $\\det (\\mathbf{A} \\mathbf{B}) = (\\det \\mathbf{A})(\\det \\mathbf{B}) = (2)(12) = \\boxed{24}.$"),
+    ("Terrell usually lifts two 20-pound weights 12 times. If he uses two 15-pound weights instead, how many "
+     "times must Terrell lift them in order to lift the same total weight?",
+     "If Terrell lifts two 20-pound weights 12 times, he lifts a total of $2\\cdot 12\\cdot20=480$ pounds of weight.  "
+     "If he lifts two 15-pound weights instead for $n$ times, he will lift a total of $2\\cdot15\\cdot n=30n$ pounds "
+     "of weight.  Equating this to 480 pounds, we can solve for $n$: \\begin{align*}\n30n&=480\\\\\n"
+     "\\Rightarrow\\qquad n&=480/30=\\boxed{16}\n\\end{align*}"),
+    ("If the system of equations\n\n\\begin{align*}\n6x-4y&=a,\\\\\n6y-9x &=b.\n\\end{align*}has a solution "
+     "$(x, y)$ where $x$ and $y$ are both nonzero, find $\\frac{a}{b},$ assuming $b$ is nonzero.",
+     "If we multiply the first equation by $-\\frac{3}{2}$, we obtain\n\n$$6y-9x=-\\frac{3}{2}a.$$Since we also know "
+     "that $6y-9x=b$, we have\n\n$$-\\frac{3}{2}a=b\\Rightarrow\\frac{a}{b}=\\boxed{-\\frac{2}{3}}.$$"),
+)
+
 GENERATE_INSTRUCTION = (
     "Here are some example problems of one kind. Write one new problem of the same kind and "
     "difficulty. Write only the problem statement, with no solution and no answer."
@@ -63,12 +87,14 @@ class Template:
 
 
 def cot_template(task: str, few_shot: bool) -> Template:
-    """The zero-shot or few-shot chain-of-thought template for ``task``."""
+    """The zero-shot or few-shot chain-of-thought template for ``task`` (MATH few-shot: the Minerva 4-shot prompt)."""
     if task not in ANSWER_FORMAT:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(ANSWER_FORMAT)}")
-    examples = tuple(FEW_SHOT[task]) if few_shot else ()
-    return Template(id=f"{task}-cot-{'fewshot' if few_shot else 'zeroshot'}-v1", task=task,
-                    system=ANSWER_FORMAT[task], examples=examples)
+    if not few_shot:
+        return Template(id=f"{task}-cot-zeroshot-v1", task=task, system=ANSWER_FORMAT[task])
+    if task == "math":
+        return Template(id="math-cot-minerva4-v1", task=task, system=ANSWER_FORMAT[task], examples=MINERVA_MATH)
+    return Template(id=f"{task}-cot-fewshot-v1", task=task, system=ANSWER_FORMAT[task], examples=tuple(FEW_SHOT[task]))
 
 
 def generate_query_prompt(task: str, seeds: Sequence[str]) -> Prompt:
