@@ -16,6 +16,15 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _shots(text: str) -> tuple[int | str, ...]:
+    from flows.shotcounts import ShotCountError, parse_shots
+
+    try:
+        return parse_shots(text)
+    except ShotCountError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _words(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
@@ -60,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="many-shot evaluation of banks")
     _common(e)
     e.add_argument("--bank", type=_words, default=(), help="bank path(s), comma-separated")
-    e.add_argument("--shots", type=_ints, default=(0, 4))
+    e.add_argument("--shots", type=_shots, default=(0, 4),
+                   help="shot counts, e.g. 0,4,16,64,max (max: the largest K that fits the context, per bank and seed)")
     e.add_argument("--seeds", type=int, default=1)
     e.add_argument("--limit", type=int, default=50)
     e.add_argument("--samples", type=int, default=1, help="samples per question (majority vote)")

@@ -5,8 +5,9 @@ cached. Finished cells are checkpointed and reused by reruns of the same configu
 """
 from __future__ import annotations
 
+import json
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,7 +23,9 @@ from flows.build import retry_model_errors
 from flows.data import Problem, load_problems, select
 from flows.manyshot import BankView, contaminated, many_shot_prompt, shot_order
 from flows.metrics import markdown_table, plot, summarize
+from flows.metrics import prompt_tokens_table
 from flows.schema import RESULT_SCHEMA, to_table
+from flows.shotcounts import MAX, Resolution, ShotCount, ShotCountError, parse_shots, resolve_max
 from generators import Generator, Sampling, load_generator, prompt_hash
 
 DEFAULT_ROOT = Path("runs") / "evals"
@@ -36,7 +39,7 @@ class EvalError(ValueError):
 class EvalSpec:
     task: str
     banks: tuple[str, ...] = ()
-    shots: tuple[int, ...] = (0, 4)
+    shots: tuple[ShotCount, ...] = (0, 4)  # integers and "max" (the largest K that fits, per bank and seed)
     seeds: int = 1
     limit: int | None = 50
     model: str = "embedded"
@@ -57,7 +60,8 @@ class EvalSpec:
 class Cell:
     view: BankView | None
     seed: int
-    k: int
+    k: ShotCount
+    k_label: str = ""  # what the sweep asked for: "16", or "max" for a resolved max cell
 
     @property
     def label(self) -> str:
@@ -66,6 +70,10 @@ class Cell:
     @property
     def key(self) -> str:
         return f"{self.label}-s{self.seed}-k{self.k}"
+
+    @property
+    def shown_k(self) -> str:
+        return self.k_label or str(self.k)
 
 
 def bank_views(paths: tuple[str, ...]) -> list[BankView]:
@@ -77,14 +85,30 @@ def bank_views(paths: tuple[str, ...]) -> list[BankView]:
 
 
 def cells(spec: EvalSpec, views: list[BankView]) -> list[Cell]:
-    """Seed, then bank, then K ascending (prefix order); K=0 once, independent of banks and seeds.
+    """Seed, then bank, then K ascending (prefix order, ``max`` last); K=0 once, independent of banks and seeds.
 
     Seed-major order means a stopped sweep has every bank covered for its first seeds.
     """
-    out = [Cell(None, 0, 0)] if 0 in spec.shots else []
+    shots = parse_shots(spec.shots)
+    out = [Cell(None, 0, 0)] if 0 in shots else []
     for seed in range(spec.seeds):
-        out += [Cell(view, seed, k) for view in views for k in sorted(spec.shots) if k > 0]
+        out += [Cell(view, seed, k) for view in views for k in shots if k != 0]
     return out
+
+
+def resolve_cell(spec: EvalSpec, cell: Cell, shots: list, items: list[Problem], folder: Path,
+                 generator: Generator | None) -> tuple[Resolution, Generator | None]:
+    """The K of a ``max`` cell, read from its resolution file or computed (loading the model) and stored."""
+    path = folder / f"{cell.label}-s{cell.seed}-kmax.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        return Resolution(saved["k"], saved["prompt_tokens"], saved["reason"]), generator
+    generator = generator or load_generator(spec.model)
+    resolution = resolve_max(generator, spec.task, shots, items, spec.max_tokens)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(resolution) | {"max_model_len": generator.max_model_len}))
+    tmp.replace(path)
+    return resolution, generator
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[5, 20, 60], retry_condition_fn=retry_model_errors)
@@ -134,9 +158,11 @@ def evaluate(spec: EvalSpec, data_dir: str | None = None, out: str | None = None
              generator: Generator | None = None) -> str:
     """Run (or resume) the evaluation; return the results folder."""
     logger = get_run_logger()
-    if not spec.shots or min(spec.shots) < 0:
-        raise EvalError(f"--shots must be non-negative integers, got {list(spec.shots)}")
-    if any(k > 0 for k in spec.shots) and not spec.banks:
+    try:
+        shot_counts = parse_shots(spec.shots)
+    except ShotCountError as exc:
+        raise EvalError(f"--shots: {exc}") from None
+    if any(k != 0 for k in shot_counts) and not spec.banks:
         raise EvalError("K > 0 needs at least one --bank")
     folder = Path(out or DEFAULT_ROOT) / f"{spec.task}-{spec.key()}"
     parts = folder / "cells"
@@ -145,14 +171,22 @@ def evaluate(spec: EvalSpec, data_dir: str | None = None, out: str | None = None
     items = select(test, limit=spec.limit, seed=0)
     views = bank_views(spec.banks)
     leaks = _check_leakage(spec, views, test)
-    run_id, skipped = str(uuid.uuid4()), {}
+    run_id, skipped, done = str(uuid.uuid4()), {}, []
     todo = cells(spec, views)
     for n, cell in enumerate(todo, start=1):
+        shots = shot_order(cell.view, cell.seed, leaks[cell.label]) if cell.view else []
+        if cell.k == MAX:
+            resolution, generator = resolve_cell(spec, cell, shots, items, parts, generator)
+            print(f"K=max for {cell.label} seed {cell.seed}: K={resolution.k} ({resolution.reason})")
+            if resolution.k == 0:
+                skipped[f"{cell.label}-s{cell.seed}-kmax"] = resolution.reason
+                continue
+            cell = replace(cell, k=resolution.k, k_label=MAX)
         path = parts / f"{cell.key}.parquet"
+        done.append((path, cell.shown_k))
         if path.exists():
             logger.info("cell %d/%d %s: reused", n, len(todo), cell.key)
             continue
-        shots = shot_order(cell.view, cell.seed, leaks[cell.label]) if cell.view else []
         if cell.k > len(shots):
             skipped[cell.key] = f"bank {cell.label} has {len(shots)} usable shots, fewer than K={cell.k}"
             continue
@@ -164,23 +198,33 @@ def evaluate(spec: EvalSpec, data_dir: str | None = None, out: str | None = None
         banks.atomic_write(table, path)
         acc = sum(table.column("correct_strict").to_pylist()) / table.num_rows
         logger.info("cell %d/%d %s: accuracy %.1f%%", n, len(todo), cell.key, 100 * acc)
-    return finish(spec, folder, [parts / f"{c.key}.parquet" for c in todo], skipped, leaks)
+    return finish(spec, folder, done, skipped, leaks)
 
 
-def finish(spec: EvalSpec, folder: Path, cell_files: list[Path], skipped: dict[str, str],
+def labelled(path: Path, k_label: str) -> pa.Table:
+    """A cell file's rows with the K label of this sweep (cells older than the column get it added)."""
+    table = pq.read_table(path)
+    if "k_label" in table.column_names:
+        table = table.drop_columns(["k_label"])
+    table = table.append_column("k_label", pa.array([k_label] * table.num_rows, pa.string()))
+    return table.select(RESULT_SCHEMA.names).cast(RESULT_SCHEMA)
+
+
+def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], skipped: dict[str, str],
            leaks: dict[str, set[str]]) -> str:
-    """Combine this sweep's cells into results.parquet, the summary table, the plot and artifacts."""
-    files = [f for f in cell_files if f.exists()]
+    """Combine this sweep's cells (file, K label) into results.parquet, the summary, the plot and artifacts."""
+    files = [(f, label) for f, label in cell_files if f.exists()]
     if not files:
         raise EvalError(f"no cell could run: {skipped}")
-    results = pa.concat_tables([pq.read_table(f) for f in files])
+    results = pa.concat_tables([labelled(f, label) for f, label in files])
     pq.write_table(results, folder / "results.parquet")
     summary = summarize(results.to_pandas())
     summary.to_csv(folder / "summary.csv", index=False)
     title = f"{spec.task}: accuracy vs shots ({spec.model})"
     plot(summary, folder / "accuracy.png", title=title)
     text = "\n\n".join([f"## {title}", "strict:", markdown_table(summary, "strict"),
-                        "flexible:", markdown_table(summary, "flexible")]
+                        "flexible:", markdown_table(summary, "flexible"),
+                        "prompt tokens per K (mean, max over items):", prompt_tokens_table(summary)]
                        + [f"overlap with the test split: {label}: {len(ids)} shots excluded"
                           for label, ids in leaks.items() if ids]
                        + [f"skipped {key}: {why}" for key, why in skipped.items()])

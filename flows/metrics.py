@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pandas as pd
 
-GROUP = ["bank", "source", "transfer", "k"]
+from flows.shotcounts import label_key
+
+GROUP = ["bank", "source", "transfer", "k_label"]
+
+
+def with_labels(results: pd.DataFrame) -> pd.DataFrame:
+    """Results with a K label on every row: the sweep's ("max") where set, else K itself."""
+    given = results["k_label"] if "k_label" in results else pd.Series(None, index=results.index, dtype=object)
+    return results.assign(k_label=given.where(given.notna(), results["k"].astype(str)))
 
 
 def item_scores(results: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -20,7 +28,7 @@ def item_scores(results: pd.DataFrame, column: str) -> pd.DataFrame:
         return float(group.loc[group["extracted"] == top, column].iloc[0])
 
     extracted = "extracted_strict" if column == "correct_strict" else "extracted_flexible"
-    frame = results.assign(extracted=results[extracted])
+    frame = with_labels(results).assign(extracted=results[extracted])
     rows = [(*keys, vote(g)) for keys, g in frame.groupby([*GROUP, "seed", "item_id"], sort=True)]
     return pd.DataFrame(rows, columns=[*GROUP, "seed", "item_id", "score"])
 
@@ -36,7 +44,16 @@ def bootstrap_ci(values: list[float], *, resamples: int = 1000, seed: int = 0) -
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy per bank, source and K (strict and flexible), 95% CI over items (averaged over seeds)."""
+    """Accuracy per bank, source and K label (strict and flexible), 95% CI over items (averaged over seeds).
+
+    ``k`` is the mean K of the group's cells (a ``max`` label can stand for a different K per seed),
+    ``k_min``/``k_max`` its range; ``prompt_tokens`` and ``prompt_tokens_max`` are over the group's rows.
+    """
+    labelled = with_labels(results)
+    sizes = labelled.groupby(GROUP, sort=True).agg(k=("k", "mean"), k_min=("k", "min"), k_max=("k", "max"))
+    if "prompt_tokens" in labelled:
+        tokens = labelled.groupby(GROUP, sort=True)["prompt_tokens"].agg(["mean", "max"])
+        sizes = sizes.join(tokens.rename(columns={"mean": "prompt_tokens", "max": "prompt_tokens_max"}))
     out = []
     for column in ("correct_strict", "correct_flexible"):
         scores = item_scores(results, column)
@@ -44,7 +61,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
             per_item = g.groupby("item_id")["score"].mean().tolist()
             per_seed = g.groupby("seed")["score"].mean()
             low, high = bootstrap_ci(per_item)
-            out.append(dict(zip(GROUP, keys)) | {
+            out.append(dict(zip(GROUP, keys)) | sizes.loc[keys].to_dict() | {
                 "metric": column.removeprefix("correct_"), "items": len(per_item), "seeds": len(per_seed),
                 "accuracy": sum(per_item) / len(per_item), "ci_low": low, "ci_high": high,
                 "seed_min": per_seed.min(), "seed_max": per_seed.max()})
@@ -67,13 +84,35 @@ def markdown_table(summary: pd.DataFrame, metric: str = "strict") -> str:
     view = summary[summary["metric"] == metric]
     if view.empty:
         return "(no results)"
-    ks = sorted(view["k"].unique())
+    ks = sorted(view["k_label"].unique(), key=label_key)
     lines = ["| bank | source | " + " | ".join(f"K={k}" for k in ks) + " |",
              "|---|---|" + "---|" * len(ks)]
     for (bank, source, transfer), g in view.groupby(["bank", "source", "transfer"], sort=True):
-        cells = {r.k: f"{r.accuracy:.1%} ({r.ci_low:.0%}-{r.ci_high:.0%})" for r in g.itertuples()}
+        cells = {r.k_label: f"{r.accuracy:.1%} ({r.ci_low:.0%}-{r.ci_high:.0%}){_resolved(r)}" for r in g.itertuples()}
         label = f"{source} (transfer)" if transfer else source
         lines.append(f"| {bank} | {label} | " + " | ".join(cells.get(k, "-") for k in ks) + " |")
+    return "\n".join(lines)
+
+
+def _resolved(row) -> str:
+    """For a ``max`` cell, the K it stood for (a range when seeds differ)."""
+    if row.k_label != "max":
+        return ""
+    low, high = int(row.k_min), int(row.k_max)
+    return f" K={low}" if low == high else f" K={low}-{high}"
+
+
+def prompt_tokens_table(summary: pd.DataFrame) -> str:
+    """Mean (max) prompt tokens with one row per bank and one column per K label."""
+    if "prompt_tokens" not in summary:
+        return "(no prompt token counts)"
+    view = with_zero_shot(summary)
+    view = view[view["metric"] == "strict"]
+    ks = sorted(view["k_label"].unique(), key=label_key)
+    lines = ["| bank | " + " | ".join(f"K={k}" for k in ks) + " |", "|---|" + "---|" * len(ks)]
+    for bank, g in view.groupby("bank", sort=True):
+        cells = {r.k_label: f"{r.prompt_tokens:,.0f} ({r.prompt_tokens_max:,.0f})" for r in g.itertuples()}
+        lines.append(f"| {bank} | " + " | ".join(cells.get(k, "-") for k in ks) + " |")
     return "\n".join(lines)
 
 
@@ -89,16 +128,16 @@ def plot(summary: pd.DataFrame, path: Path, *, title: str, metric: str = "strict
 
     view = with_zero_shot(summary)
     view = view[view["metric"] == metric]
-    ks = sorted(view["k"].unique())
+    ks = sorted(view["k_label"].unique(), key=label_key)
     position = {k: i for i, k in enumerate(ks)}
     lines = list(view.groupby(["bank", "source", "transfer"], sort=True))
     fig, ax = plt.subplots(figsize=(7, 4.8))
     for n, ((bank, source, transfer), g) in enumerate(lines):
-        g = g.sort_values("k")
+        g = g.sort_values("k_label", key=lambda col: col.map(label_key))
         shift = (n - (len(lines) - 1) / 2) * 0.05
         err = [g["accuracy"] - g["ci_low"], g["ci_high"] - g["accuracy"]]
         label = f"{source}{' (transfer)' if transfer else ''}: {bank}"
-        ax.errorbar([position[k] + shift for k in g["k"]], g["accuracy"], yerr=err, marker="o", capsize=3,
+        ax.errorbar([position[k] + shift for k in g["k_label"]], g["accuracy"], yerr=err, marker="o", capsize=3,
                     label=label)
     ax.set_xticks(range(len(ks)), [str(k) for k in ks])
     ax.set_xlabel("shots in prompt (K)")

@@ -52,6 +52,7 @@ RESULT_SCHEMA = pa.schema([
     _field("source", pa.string(), True),
     _field("transfer", pa.bool_(), True),          # bank task differs from eval task
     _field("k", pa.int64(), True),
+    _field("k_label", pa.string(), False),        # the sweep's name for K: "16", or "max" (set when results combine)
     _field("seed", pa.int64(), True),
     _field("item_id", pa.string(), True),
     _field("sample", pa.int64(), True),

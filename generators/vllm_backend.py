@@ -7,8 +7,9 @@ Prefect worker threads:
 
 * ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` (set unless already set): the engine core runs in this process,
   and on CPU the worker too (vLLM keeps the uni-process executor then), so nothing is spawned.
-* On CPU: ``enforce_eager=True``, KV cache from ``kv_cache_gib`` or ``VLLM_CPU_KVCACHE_SPACE`` (GiB,
-  default 2).
+* On CPU: ``enforce_eager=True``; KV cache and ``max_model_len`` sized from the model and the machine
+  by :mod:`generators.sizing` (``kv_cache_gib``, ``MANYSHOT_KV_CACHE_GIB`` or ``VLLM_CPU_KVCACHE_SPACE``
+  override the cache size; ``max_model_len`` or ``MANYSHOT_MAX_MODEL_LEN`` the context).
 * ``HF_HUB_OFFLINE=1`` is set for the embedded models (they are local directories).
 
 Seeding: a per-request ``SamplingParams(seed=...)`` crashes the CPU engine ("CPU Generator does not
@@ -28,12 +29,11 @@ import threading
 import time
 from typing import Any, Sequence
 
+from generators import sizing
 from generators.base import BadRequestError, Completion, GenerationError, Prompt, Sampling
 from generators.models import EMBEDDED, ModelSpec, resolve_model
 
 log = logging.getLogger(__name__)
-
-DEFAULT_CPU_KV_CACHE_GIB = 2
 
 
 def _reseed_worker(worker: Any, seed: int) -> None:
@@ -48,7 +48,7 @@ class VLLMGenerator:
 
     ``model`` is a name for :func:`generators.models.resolve_model` (``embedded``, ``embedded-tiny``, an
     HF model id or a local directory). ``seed`` seeds the engine at start. ``kv_cache_gib`` sizes the
-    KV cache (CPU default: ``VLLM_CPU_KVCACHE_SPACE`` or 2; GPU default: vLLM's memory fraction).
+    KV cache (CPU default: :func:`generators.sizing.plan_cache`; GPU default: vLLM's memory fraction).
     Extra keyword arguments go to ``vllm.LLM``.
     """
 
@@ -65,6 +65,7 @@ class VLLMGenerator:
             os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
         self.model_id = self.spec.model_id
         self.seed = seed
+        self.cache_plan: sizing.CachePlan | None = None  # set on CPU, where the project sizes the KV cache
         self._lock = threading.Lock()  # one engine call at a time (e.g. from several Prefect task threads)
 
         from transformers import AutoTokenizer
@@ -92,16 +93,25 @@ class VLLMGenerator:
         kwargs: dict[str, Any] = dict(model=self.spec.path, tokenizer=self.spec.path, seed=seed, dtype=dtype,
                                       enable_prefix_caching=enable_prefix_caching,
                                       enforce_eager=on_cpu if enforce_eager is None else enforce_eager)
-        if max_model_len:
-            kwargs["max_model_len"] = int(max_model_len)
+        max_model_len = max_model_len or sizing.from_environment("MANYSHOT_MAX_MODEL_LEN")
+        if kv_cache_gib is None:
+            kv_cache_gib = sizing.from_environment("MANYSHOT_KV_CACHE_GIB")
         env_backup: dict[str, str | None] = {}
         if on_cpu:
+            if kv_cache_gib is None:
+                kv_cache_gib = sizing.from_environment("VLLM_CPU_KVCACHE_SPACE")
+            plan = sizing.plan_cache(self._text_config(), max_model_len=max_model_len, kv_cache_gib=kv_cache_gib,
+                                     available=sizing.available_bytes(), dtype=str(dtype if dtype != "auto" else "bfloat16"))
+            log.info("KV cache %d GiB, max_model_len %d (%s)", plan.kv_cache_gib, plan.max_model_len, plan.reason)
+            self.cache_plan = plan
+            max_model_len = plan.max_model_len
             # vLLM's CPU platform reads the KV cache size (whole GiB) from this variable, overriding any argument.
-            gib = kv_cache_gib if kv_cache_gib is not None else os.environ.get("VLLM_CPU_KVCACHE_SPACE") or DEFAULT_CPU_KV_CACHE_GIB
             env_backup["VLLM_CPU_KVCACHE_SPACE"] = os.environ.get("VLLM_CPU_KVCACHE_SPACE")
-            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, round(float(gib))))
+            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(plan.kv_cache_gib)
         elif kv_cache_gib is not None:
             kwargs["kv_cache_memory_bytes"] = int(kv_cache_gib * (1 << 30))
+        if max_model_len:
+            kwargs["max_model_len"] = int(max_model_len)
         kwargs.update(engine_kwargs)
         # In-process, LLM(seed=...) reseeds this process's `random` and numpy: keep the caller's streams.
         py_state, np_state = random.getstate(), np.random.get_state()
@@ -115,6 +125,13 @@ class VLLMGenerator:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+
+    def _text_config(self) -> dict:
+        """The language model's config (layers, KV heads, head size, context) as a dict."""
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(self.spec.path)
+        return config.get_text_config().to_dict()
 
     def close(self) -> None:
         """Shut the engine down and free its memory. The generator is unusable afterwards."""

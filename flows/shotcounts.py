@@ -1,0 +1,97 @@
+"""Shot counts of a sweep: integers and ``max``, the largest K whose prompt fits the context.
+
+``max`` is resolved per bank and seed (each seed orders the bank differently, so the fitting K can
+differ), for every test item: the K-shot prompt plus ``max_tokens`` generation tokens must fit
+``max_model_len``. A resolution is a pure function of the items, the shot order, the tokenizer and
+the budget, so the evaluation stores it beside its cells and a rerun needs no model to know it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from flows.data import Problem
+from flows.manyshot import Shot, many_shot_prompt
+from generators.base import Generator
+
+MAX = "max"
+ShotCount = int | str
+
+
+class ShotCountError(ValueError):
+    """A shot list that cannot be used (bad word, negative K)."""
+
+
+def parse_shots(text: str | Sequence[ShotCount]) -> tuple[ShotCount, ...]:
+    """``"0,4,16,64,max"`` (or a list of ints and ``"max"``) -> ``(0, 4, 16, 64, "max")``, sorted, unique."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: list[ShotCount] = []
+    for item in items:
+        word = str(item).strip().lower()
+        if not word:
+            continue
+        if word == MAX:
+            out.append(MAX)
+            continue
+        try:
+            k = int(word)
+        except ValueError:
+            raise ShotCountError(f"shot counts are non-negative integers or 'max', got {item!r}") from None
+        if k < 0:
+            raise ShotCountError(f"shot counts are non-negative integers or 'max', got {k}")
+        out.append(k)
+    if not out:
+        raise ShotCountError("no shot counts given")
+    return tuple(sorted(set(out), key=order_key))
+
+
+def order_key(k: ShotCount) -> tuple[int, int]:
+    """Sort key: integers ascending, ``max`` last."""
+    return (1, 0) if k == MAX else (0, int(k))
+
+
+def label_key(label: str) -> tuple[int, int]:
+    """Sort key of a K label as written in results ("0", "16", "max")."""
+    return order_key(label if label == MAX else int(label))
+
+
+@dataclass(frozen=True)
+class Resolution:
+    k: int
+    prompt_tokens: int  # the longest item's prompt at K
+    reason: str
+
+
+def resolve_max(generator: Generator, task: str, shots: Sequence[Shot], items: Sequence[Problem],
+                max_tokens: int) -> Resolution:
+    """The largest K <= len(shots) whose prompt fits ``max_model_len - max_tokens`` for every item.
+
+    Prompts grow with K (they nest), so a binary search on the item with the longest zero-shot prompt
+    finds the candidate; every item is then counted at that K, stepping down while any does not fit.
+    """
+    budget = generator.max_model_len - max_tokens
+
+    def longest(k: int, pool: Sequence[Problem]) -> int:
+        return max(generator.count_tokens(many_shot_prompt(task, shots[:k], p.question)) for p in pool)
+
+    widest = max(items, key=lambda p: generator.count_tokens(many_shot_prompt(task, [], p.question)))
+    if longest(0, [widest]) > budget:
+        return Resolution(0, longest(0, [widest]), f"even the zero-shot prompt exceeds {budget} tokens")
+    low, high = 0, len(shots)  # invariant: K=low fits the widest item
+    while low < high:
+        mid = (low + high + 1) // 2
+        if longest(mid, [widest]) <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    k = low
+    tokens = longest(k, items)
+    while k > 0 and tokens > budget:
+        k -= 1
+        tokens = longest(k, items)
+    if k == len(shots):
+        why = f"all {k} usable shots fit ({tokens} prompt tokens at most)"
+    else:
+        why = (f"K={k + 1} would exceed max_model_len {generator.max_model_len} less {max_tokens} generation "
+               f"tokens; K={k} needs {tokens}")
+    return Resolution(k, tokens, why)
