@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import verifiers
-from verifier_cases import CASES
+from verifier_cases import CASES, FLEXIBLE_CASES
 from verifiers import Verdict, extract_answer, verify, verify_many
 
 DATA = Path("/work/shared/data")
@@ -35,6 +35,38 @@ def test_table(case):
     if verdict.correct:
         assert verdict.error is None
         assert verdict.method in {"exact", "numeric", "symbolic", "structure", "text", "choice", "base"}
+
+
+@pytest.mark.parametrize("case", FLEXIBLE_CASES, ids=[_case_id(c) for c in FLEXIBLE_CASES])
+def test_flexible_table(case):
+    category, gold, pred, task, expected = case
+    verdict = verify(gold, pred, task, mode="flexible")
+    assert verdict.correct is expected, verdict
+    assert verify_many([(gold, pred)], task=task, mode="flexible") == [verdict]
+
+
+@pytest.mark.parametrize(
+    "gold, response, task, mode, extraction",
+    [
+        ("5", "So the answer is \\boxed{5}.", "math", "strict", "boxed"),
+        ("6", "Adding gives 6.\n**Answer:** 6", "math", "strict", "answer_phrase"),
+        ("5", "Each box holds 5.\n#### 5", "gsm8k", "strict", "hashes"),
+        (r"\frac{2}{7}", "Of the 7 outcomes, 2 are good, so the probability is $\\frac{2}{7}$.", "math", "flexible",
+         "closing_statement"),
+        ("18", "She sells 9 eggs and then makes $18 every day at the market", "gsm8k", "flexible", "last_number"),
+        (r"\frac{2}{7}", "\\frac{2}{7}", "math", "flexible", "bare"),
+    ],
+)
+def test_extraction_is_recorded(gold, response, task, mode, extraction):
+    verdict = verify(gold, response, task, mode=mode)
+    assert verdict.correct is True, verdict
+    assert verdict.extraction == extraction
+
+
+def test_closing_statement_needs_flexible_mode():
+    response = "Of the 7 outcomes, 2 are good, so the probability is $\\frac{2}{7}$."
+    assert verify(r"\frac{2}{7}", response).method == "no_answer"
+    assert extract_answer(response, "math", "flexible") == r"\frac{2}{7}"
 
 
 @pytest.mark.parametrize("task", ["math", "gsm8k"])
@@ -101,7 +133,7 @@ def test_flexible_mode_in_verify():
 
 def test_extracted_and_method_are_reported():
     verdict = verify("5", r"Thus \boxed{x = 5}.")
-    assert verdict == Verdict(True, "exact", "x = 5", None)
+    assert verdict == Verdict(True, "exact", "x = 5", None, "boxed")
     assert verify(r"\frac{1}{2}", "0.5").method == "numeric"
     assert verify(r"2\sqrt{2}", r"\sqrt{8}").method == "symbolic"
     assert verify("5", "some words here about things").method == "no_answer"

@@ -467,3 +467,101 @@ _PROBES_RESPONSE = [
 for _gold, _pred, _task, _expected in _PROBES_RESPONSE:
     _add(one("probe_response", _gold, _pred, _expected, _task))
 
+
+
+# issue 13: LaTeX thousands separators (1{,}250 and 1,\!250), with look-alike decimals and lists
+_add(both("thousands_latex", "1250", r"1{,}250", True))
+_add(both("thousands_latex", "1250", r"1,\!250", True))
+_add(both("thousands_latex", r"1{,}250", r"1,\!250", True))
+_add(both("thousands_latex", "1250000", r"1,\!250,\!000", True))
+_add(both("thousands_latex", "10000", r"\$10,\!000", True))
+_add(both("thousands_latex", "1250", r"1,\!250", True, "gsm8k"))
+_add(one("thousands_latex", "1250", r"We add them up. The answer is $1{,}250$.", True, "gsm8k"))
+_add(one("thousands_latex", "1250", "Adding the two costs.\n#### 1,\\!250", True, "gsm8k"))
+_add(both("thousands_latex", "1250", "1.250", False))
+_add(both("thousands_latex", r"1{,}250", "1.250", False))
+_add(both("thousands_latex", r"1,\!250", "1.25", False))
+_add(both("thousands_latex", r"1{,}250", "12500", False))
+_add(both("thousands_latex", "125", r"1{,}25", False))
+_add(one("thousands_latex", "1", r"We add them up. The answer is 1,\!250", False, "gsm8k"))
+_add(one("thousands_latex", "250", r"We add them up. The answer is 1,\!250", False, "gsm8k"))
+
+# issue 13: the same expression with its terms reordered, next to sign and coefficient changes
+_add(both("reordered", "a - b", "-b + a", True))
+_add(both("reordered", "x-y", "-y+x", True))
+_add(both("reordered", "2a - 3b", "-3b + 2a", True))
+_add(both("reordered", "a - b + c", "c - b + a", True))
+_add(both("reordered", "x^2 - y", "-y + x^2", True))
+_add(both("reordered", "a - b", "b - a", False))
+_add(both("reordered", "a + b", "a - b", False))
+_add(both("reordered", "2a - 3b", "-2a + 3b", False))
+_add(both("reordered", "a - b + c", "c - a + b", False))
+_add(both("reordered", "a - b", r"\text{a - c}", False))
+
+# issue 13: mixed numbers, and products that only look like them
+_add(both("mixed", r"\frac{7}{2}", r"3\frac{1}{2}", True))
+_add(both("mixed", r"\frac{7}{2}", r"3\tfrac{1}{2}", True))
+_add(both("mixed", r"-\frac{7}{2}", r"-3\frac{1}{2}", True))
+_add(one("mixed", r"\frac{7}{2}", "3½", True))
+_add(one("mixed", "15.5", "3½", False))
+_add(both("mixed", r"\frac{7}{2}", r"-3\frac{1}{2}", False))
+_add(both("mixed", r"\frac{3}{2}", r"3\frac{1}{2}", False))
+_add(both("mixed", r"\frac{3}{2}", r"3 \cdot \frac{1}{2}", True))
+_add(both("mixed", r"\frac{7}{2}", r"3 \cdot \frac{1}{2}", False))
+_add(both("mixed", r"\frac{7}{2}", r"3\times\frac{1}{2}", False))
+_add(both("mixed", r"\frac{3x}{2}", r"3\frac{x}{2}", True))
+_add(both("mixed", r"\frac{7x}{2}", r"3\frac{x}{2}", False))
+_add(one("mixed", "3.5", "Half of 7 is 3 1/2.\nThe answer is 3 1/2.", True, "gsm8k"))
+_add(one("mixed", "3", "Half of 7 is 3 1/2.\nThe answer is 3 1/2.", False, "gsm8k"))
+_add(one("mixed", "3", "Half of 7 is $3\\frac{1}{2}$. The answer is $3\\frac{1}{2}$.", False, "gsm8k"))
+_add(one("mixed", "3", "Each gets three quarters.\n#### 3/4", False, "gsm8k"))
+_add(one("mixed", "2", "Each gets a share. The answer is 2/3 of the cake.", False, "gsm8k"))
+
+# issue 13: the real line minus points, written as a set difference or x != a
+_R1 = r"(-\infty,1)\cup(1,\infty)"
+_add(both("complement", _R1, r"\mathbb{R} \setminus \{1\}", True))
+_add(both("complement", _R1, r"\mathbb{R}-\{1\}", True))
+_add(both("complement", _R1, r"x \neq 1", True))
+_add(both("complement", r"(-\infty,-2)\cup(-2,3)\cup(3,\infty)", r"\mathbb{R}\setminus\{3,-2\}", True))
+_add(both("complement", r"(-\infty,\frac{1}{2})\cup(\frac{1}{2},\infty)", r"\mathbb{R}\setminus\{0.5\}", True))
+_add(both("complement", _R1, r"\mathbb{R}\setminus\{-1\}", False))
+_add(both("complement", r"(-\infty,1]\cup(1,\infty)", r"\mathbb{R}\setminus\{1\}", False))
+_add(both("complement", _R1, r"\mathbb{R}\setminus\{1,2\}", False))
+_add(both("complement", r"(-\infty,\infty)", r"\mathbb{R}\setminus\{1\}", False))
+_add(both("complement", r"\mathbb{R}\setminus\{1\}", r"\{1\}", False))
+_add(both("complement", r"x \ne 1", r"x \ne -1", False))
+
+
+# Whole responses judged with mode="flexible": (category, gold, response, task, expected).
+FLEXIBLE_CASES: list[Case] = []
+_flex = FLEXIBLE_CASES.extend
+
+_P27 = ("There are 7 equally likely outcomes and 2 of them are favourable, "
+        "so the probability is $\\frac{2}{7}$.")
+_flex(one("closing_math", r"\frac{2}{7}", _P27, True))
+_flex(one("closing_math", "7", _P27, False))
+_flex(one("closing_math", "2", _P27, False))
+_flex(one("closing_math", r"\frac{3}{7}", _P27, False))
+_flex(one("closing_math", r"\frac{2}{7}", "Of the 7 outcomes, 2 are favourable.\nThe probability is \\(\\frac{2}{7}\\).", True))
+_flex(one("closing_math", r"\frac{2}{7}", "Of the 14 outcomes, 4 are favourable.\nHence the probability equals $\\dfrac{4}{14}$.", True))
+_flex(one("closing_math", r"\frac{2}{7}", "Of the 7 outcomes, 2 are favourable, so the probability is $\\frac{2}{7}$. I hope it is correct.", True))
+_flex(one("closing_math", "7", "Of the 7 outcomes, 2 are favourable, so the probability is $\\frac{2}{7}$. I hope it is correct.", False))
+_flex(one("closing_math", r"\frac{2}{7}", "Of the 7 outcomes, 2 are favourable, so we can write $P = \\frac{2}{7}$.", True))
+_flex(one("closing_math", "12", "The rectangle measures 3 by 4, so its area is 12 square units.", True))
+_flex(one("closing_math", "13", "The rectangle measures 3 by 4, so its area is 12 square units.", False))
+_flex(one("closing_math", "1024", "Doubling ten times from one, the final amount is $2^{10}$.", True))
+_flex(one("closing_math", "10", "Doubling ten times from one, the final amount is $2^{10}$.", False))
+_flex(one("closing_math", "2", "Squaring both sides of the equation, we find $x^2$.", False))
+_flex(one("closing_math", r"\frac{2}{7}", "There are 7 outcomes in all, so the probability is less than $\\frac{3}{7}$.", False))
+_flex(one("closing_gsm8k", "2300", "She earns 1,500 dollars and then 800 more.\nThe total is 2,300 dollars.", True, "gsm8k"))
+_flex(one("closing_gsm8k", "2300", "She earns 1,500 dollars and then 800 more. The total is $2,300.", True, "gsm8k"))
+_flex(one("closing_gsm8k", "2300", "She earns $1{,}500$ dollars and then 800 more. The total is $2{,}300$ dollars.", True, "gsm8k"))
+_flex(one("closing_gsm8k", "2300", "She earns 1,\\!500 dollars and then 800 more. The total is 2,\\!300 dollars.", True, "gsm8k"))
+_flex(one("closing_gsm8k", "300", "She earns 1,500 dollars and then 800 more. The total is 2{,}300 dollars.", False, "gsm8k"))
+_flex(one("closing_gsm8k", "300", "She earns 1,500 dollars and then 800 more. The total is 2,\\!300 dollars.", False, "gsm8k"))
+_flex(one("closing_gsm8k", "2", "She earns 1,500 dollars and then 800 more.\nThe total is 2,300 dollars.", False, "gsm8k"))
+_flex(one("closing_gsm8k", "2300", "She earns 1,500 dollars and then 800 more. The total is 2.300 dollars.", False, "gsm8k"))
+_flex(one("closing_gsm8k", "8", "She buys 5 apples and 3 pears, so the total is 8 fruits.", True, "gsm8k"))
+_flex(one("closing_gsm8k", "5", "She buys 5 apples and 3 pears, so the total is 8 fruits.", False, "gsm8k"))
+_flex(one("closing_gsm8k", "18", "She sells 9 eggs at 2 dollars each and makes $18 every day.", True, "gsm8k"))
+_flex(one("closing_gsm8k", "3", "Each of the 4 friends gets an equal part, so each gets 3/4 of a pizza.", False, "gsm8k"))

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, is_dataclass
+from dataclasses import dataclass, is_dataclass, replace
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
 from verifiers import pool
 from verifiers.compare import compare, method_name, numeric_leaf_eq
-from verifiers.extract import check_task_mode, extract_answer, is_response
+from verifiers.extract import check_task_mode, extract_answer, find_answer, is_response
 from verifiers.normalize import normalize
 from verifiers.numeric import Undefined, parse_number
 from verifiers.sanitize import InputRejected, check_answer_length, clean_text
@@ -32,10 +32,11 @@ def _gold_answer(gold: str, task: str) -> str | None:
     return gold.strip()
 
 
-def _pred_answer(pred: str, task: str, mode: str) -> str | None:
+def _pred_answer(pred: str, task: str, mode: str) -> tuple[str, str] | None:
+    """(answer, how it was found), or None when the response commits to none."""
     if is_response(pred):
-        return extract_answer(pred, task, mode)
-    return pred.strip()
+        return find_answer(pred, task, mode)
+    return pred.strip(), "bare"
 
 
 def _check_numbers(node) -> None:
@@ -59,6 +60,7 @@ class _SymbolicJob:
     gold: Node
     pred: Node
     extracted: str
+    extraction: str = "bare"
 
 
 def _grade(gold: str, pred: str, task: str) -> Verdict | _SymbolicJob:
@@ -89,25 +91,27 @@ def _cheap(gold: str, pred: str, task: str, mode: str) -> Verdict | _SymbolicJob
         gold_text, pred_text = clean_text(gold), clean_text(pred)
     except InputRejected as exc:
         return Verdict(False, "rejected", None, str(exc))
-    extracted = _pred_answer(pred_text, task, mode)
-    if extracted is None:
+    found = _pred_answer(pred_text, task, mode)
+    if found is None:
         return Verdict(False, "no_answer", None, "no_final_answer")
+    extracted, how = found
     gold_answer = _gold_answer(gold_text, task)
     if not gold_answer:
-        return Verdict(False, "rejected", extracted, "empty_gold")
+        return Verdict(False, "rejected", extracted, "empty_gold", how)
     try:
-        return _grade(gold_answer, extracted, task)
+        outcome = _grade(gold_answer, extracted, task)
     except InputRejected as exc:
-        return Verdict(False, "rejected", extracted, str(exc))
+        return Verdict(False, "rejected", extracted, str(exc), how)
     except Undefined as exc:
-        return Verdict(False, "rejected", extracted, f"undefined_value: {exc}")
+        return Verdict(False, "rejected", extracted, f"undefined_value: {exc}", how)
+    return replace(outcome, extraction=how)
 
 
 def _symbolic(job: _SymbolicJob, timeout_s: float) -> Verdict:
     result = pool.get_pool().run(("compare", job.gold, job.pred, pool.test_delay()), timeout_s)
     if result[0] == "ok":
-        return Verdict(bool(result[1]), result[2], job.extracted)
-    return Verdict(False, "error", job.extracted, result[1])
+        return Verdict(bool(result[1]), result[2], job.extracted, extraction=job.extraction)
+    return Verdict(False, "error", job.extracted, result[1], job.extraction)
 
 
 def verify(gold: str, pred: str, task: str = "math", *, mode: str = "strict",

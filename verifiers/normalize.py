@@ -2,8 +2,8 @@
 
 The canonical form is what exact matching compares and what :mod:`verifiers.structure` splits.
 Only presentation is dropped here (math delimiters, ``\\boxed``, spacing commands, ``\\left``/
-``\\right``, ``\\dfrac``, units and words after a value, degrees, currency, thousands separators,
-trailing punctuation); percent signs become ``\\%`` and are dropped per value later.
+``\\right``, ``\\dfrac``, units and words after a value, degrees, currency, thousands separators
+including LaTeX's ``1{,}250`` and ``1,\\!250``, trailing punctuation); percent signs become ``\\%`` and are dropped per value later.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import re
 from verifiers.extract import last_boxed
 
 _WRAPPERS = (("$$", "$$"), ("$", "$"), (r"\(", r"\)"), (r"\[", r"\]"))
+_LATEX_THOUSANDS = re.compile(r"(?<=[0-9]),\\!(?=[0-9]{3}(?![0-9]))")
 _SPACING = re.compile(r"(\\\\)|\\[!,;:> ]|\\q?quad\b|\\(?:en|thin|med|thick)space\b|~")
 _SIZING = re.compile(r"\\(?:left|right|[bB]igg?[lr]?|middle)(?![A-Za-z])\.?")
 _DROP = re.compile(r"\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits|mathstrut)(?![A-Za-z])")
@@ -114,6 +115,7 @@ def _numbers(text: str, task: str) -> str:
 def normalize(answer: str, task: str = "math") -> str:
     """Canonical form of one answer (gold or prediction)."""
     text = strip_wrappers(answer)
+    text = _LATEX_THOUSANDS.sub("{,}", text)
     text = _DROP.sub("", _SIZING.sub("", text))
     text = _SPACING.sub(lambda m: m[1] or " ", text)
     text = _unwrap_text_commands(text)

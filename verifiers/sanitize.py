@@ -10,7 +10,8 @@ Decisions (documented in the package docstring too):
 * NUL and other control characters (anything in Unicode category Cc except tab, newline and
   carriage return) reject the input.
 * Text is normalised with NFKC, so compatibility forms such as fullwidth digits ``１２`` become
-  ``12``. Superscript digits are turned into ``^{n}`` first (NFKC would flatten ``x²`` to ``x2``).
+  ``12``. Superscript digits are turned into ``^{n}`` first (NFKC would flatten ``x²`` to ``x2``),
+  and vulgar fractions into ``\\frac{a}{b}`` (NFKC would turn ``3½`` into ``31⁄2``, 31/2).
 * Decimal digits that are still not ASCII after NFKC (Arabic-Indic, Devanagari, ...) reject the
   input: they are never read as numbers, so a look-alike can never be accepted.
 * A few Unicode math symbols are mapped to their LaTeX commands (``π`` to ``\\pi``, ``−`` to ``-``).
@@ -42,6 +43,7 @@ _MATH_SYMBOLS = str.maketrans({
     "α": r"\alpha ", "β": r"\beta ", "λ": r"\lambda ",
 })
 
+_VULGAR_FRACTION = re.compile("[\u00bc-\u00be\u2150-\u215e]")
 _ESCAPE_DAMAGE = re.compile(
     r"\x07(?=lpha|pprox)|\x08(?=oxed|eta|inom|egin|ar\{|ig)|\x0c(?=rac)|\r(?=ight|ho)"
     r"|\t(?=ext|imes|heta|frac|au\b)|\x0b(?=ec|arepsilon|arphi)"
@@ -49,6 +51,11 @@ _ESCAPE_DAMAGE = re.compile(
 _ESCAPE_LETTER = {"\x07": "a", "\x08": "b", "\x0c": "f", "\r": "r", "\t": "t", "\x0b": "v"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _NON_ASCII_DIGIT = re.compile(r"(?![0-9])\d")
+
+
+def _vulgar_fraction(m: re.Match) -> str:
+    numerator, denominator = unicodedata.normalize("NFKC", m.group()).split("\u2044")
+    return rf"\frac{{{numerator}}}{{{denominator}}}"
 
 
 def clean_text(text: str, limit: int = MAX_INPUT_CHARS) -> str:
@@ -63,7 +70,8 @@ def clean_text(text: str, limit: int = MAX_INPUT_CHARS) -> str:
         raise InputRejected(f"control_character: U+{ord(bad.group()):04X}")
     if text.isascii():
         return text
-    text = unicodedata.normalize("NFKC", text.translate(_SUPERSCRIPTS)).translate(_MATH_SYMBOLS)
+    text = _VULGAR_FRACTION.sub(_vulgar_fraction, text.translate(_SUPERSCRIPTS))
+    text = unicodedata.normalize("NFKC", text).translate(_MATH_SYMBOLS)
     bad = _NON_ASCII_DIGIT.search(text)
     if bad:
         raise InputRejected(f"non_ascii_digit: U+{ord(bad.group()):04X}")

@@ -2,13 +2,16 @@
 intervals (ordered, bracket kinds kept), unions, matrices, equations, base-n numerals,
 multiple-choice letters, text, and leaves (single expressions left to numeric/symbolic checks).
 
-This is string work only (no evaluation); it runs in the main process and in the workers.
+The real line minus finitely many exact numbers (``\\mathbb{R}\\setminus\\{1\\}``, ``x\\ne 1``) becomes
+the union of open intervals between them. This is string work only (no evaluation); it runs in
+the main process and in the workers.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
+from verifiers.numeric import Undefined, parse_number
 from verifiers.sanitize import InputRejected
 
 MAX_NESTING = 60
@@ -75,6 +78,8 @@ Node = Leaf | Seq | Union | Matrix | Equation | BaseN | Choice | Text
 _CHOICE = re.compile(r"\(?([A-J])\)?")
 _BASE_N = re.compile(r"(?:\\text\{)?([0-9A-Za-z]+)\}?_\{?\(?([0-9]{1,2})\)?\}?")
 _TEXT = re.compile(r"[A-Za-z][A-Za-z '\-]*[A-Za-z]\.?")
+_WORD = re.compile(r"[A-Za-z]{2}")
+_REALS_MINUS = re.compile(r"\(-\\infty,\\infty\)(?:\\setminus|\\backslash|-)(\\\{.*\\\})")
 _VARIABLE = r"(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?[A-Za-z0-9]+\}?)?'*"
 _SIMPLE_LHS = re.compile(
     rf"{_VARIABLE}(?:\([A-Za-z]\))?|\\text\{{[^{{}}]*\}}|\({_VARIABLE}(?:,{_VARIABLE})+\)"
@@ -180,7 +185,34 @@ def _parse(text: str, level: int) -> Node:
     node = _inequality(text)
     if node is not None:
         return node
+    node = _reals_minus(text)
+    if node is not None:
+        return node
     return _atom(text, level)
+
+
+def _punctured_line(points: list[str]) -> Node | None:
+    """The union of open intervals between ``points`` (exact numbers), or None when a point is
+    not an exact number or two are equal."""
+    try:
+        values = [parse_number(p) for p in points]
+    except Undefined:
+        return None
+    if not points or any(v is None for v in values) or len(set(values)) != len(values):
+        return None
+    ordered = [p for _, p in sorted(zip(values, points))]
+    ends = ["-" + _INFINITY, *ordered, _INFINITY]
+    return Union(tuple(Seq("bracket", (Leaf(a), Leaf(b)), "(", ")") for a, b in zip(ends, ends[1:])))
+
+
+def _reals_minus(text: str) -> Node | None:
+    m = _REALS_MINUS.fullmatch(text)
+    if m is None or not _enclosed(m[1], r"\{", r"\}"):
+        return None
+    points = [p.strip() for p in split_top(m[1][2:-2], ",")]
+    if len(points) > MAX_ITEMS:
+        raise InputRejected(f"too_many_items: {len(points)}")
+    return _punctured_line(points)
 
 
 def _equation(text: str, sign: str, level: int) -> Node | None:
@@ -194,6 +226,9 @@ def _equation(text: str, sign: str, level: int) -> Node | None:
 
 
 def _inequality(text: str) -> Node | None:
+    excluded = split_top(text, r"\ne")
+    if len(excluded) == 2 and _SIMPLE_LHS.fullmatch(excluded[0].strip()):
+        return _punctured_line([excluded[1].strip()])
     pieces = _RELATION.split(text)
     ops = _RELATION.findall(text)
     if not ops or len(ops) > 2:
@@ -239,7 +274,7 @@ def _atom(text: str, level: int) -> Node:
     m = _BASE_N.fullmatch(text)
     if m and 2 <= int(m[2]) <= 36 and all(int(d, 36) < int(m[2]) for d in m[1]):
         return BaseN(m[1].upper().lstrip("0") or "0", int(m[2]))
-    if _TEXT.fullmatch(text) and not text.startswith("\\"):
+    if _TEXT.fullmatch(text) and _WORD.search(text) and not text.startswith("\\"):
         return Text(" ".join(text.lower().rstrip(".").split()))
     pm = split_top(text, r"\pm")
     if len(pm) == 2:

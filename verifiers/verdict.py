@@ -12,12 +12,16 @@ class Verdict:
     ``choice``, ``base``, ``symbolic``), or why nothing could be decided (``no_answer``,
     ``rejected``, ``error``). ``extracted`` is the answer taken from the prediction, ``error``
     describes a failure (``timeout``, ``parse_error: ...``, ...). An error is never correct.
+    ``extraction`` says where the answer came from: ``bare`` (the prediction was an answer, not
+    a response), ``boxed``, ``answer_phrase``, ``hashes``, or in flexible mode only
+    ``closing_statement`` and ``last_number``; None when no answer was taken.
     """
 
     correct: bool
     method: str
     extracted: str | None = None
     error: str | None = None
+    extraction: str | None = None
 
     def __post_init__(self) -> None:
         if self.correct and self.error is not None:
