@@ -69,7 +69,8 @@ class BuildSpec:
         if self.mode == "generated":
             config["query_filter"] = QUERY_FILTER_VERSION
         if self.iterate_from:
-            config |= {"iterate_from": Path(self.iterate_from).name, "prompt_shots": self.prompt_shots}
+            config |= {"iterate_from": Path(self.iterate_from).name, "prompt_shots": self.prompt_shots,
+                       "iterate": "all-but-prompt"}
         return config
 
 
@@ -171,14 +172,16 @@ def run_chunks(spec: BuildSpec, ref: Any, chunks: list[list[Problem]], prov: Pro
 
 
 def _iterate_context(spec: BuildSpec, problems: list[Problem]) -> tuple[dict, list[Problem]]:
-    """Shots from an existing bank, and the problems that bank has not solved yet."""
+    """Iterated reinforced ICL (the paper's A.4): the first ``prompt_shots`` shots of an existing bank become a
+    many-shot prompt, and every selected problem except those shots' own is solved again with it, so the
+    second-iteration bank is as large as the selection allows and no shot repeats its prompt."""
     table, _ = banks.read_bank(spec.iterate_from)
     rows = [r for r in table.to_pylist() if r["rationale"] and r["task"] == spec.selection.task]
     if not rows:
         raise BuildError(f"{spec.iterate_from} has no {spec.selection.task} shots with rationales to iterate from")
-    solved = {r["problem_id"] for r in rows}
-    shots = [(r["question"], r["rationale"]) for r in rows[:spec.prompt_shots]]
-    return {"shots": shots}, [p for p in problems if p.id not in solved]
+    prompt = rows[:spec.prompt_shots]
+    in_prompt = {r["problem_id"] for r in prompt}
+    return {"shots": [(r["question"], r["rationale"]) for r in prompt]}, [p for p in problems if p.id not in in_prompt]
 
 
 @dataclass
@@ -211,7 +214,7 @@ def plan(spec: BuildSpec, data_dir: str | None, out: str | None) -> Plan:
     if spec.iterate_from:
         context, problems = _iterate_context(spec, problems)
         if not problems:
-            raise BuildError(f"{spec.iterate_from} already solves every selected problem")
+            raise BuildError(f"every selected problem is in the {spec.prompt_shots}-shot prompt from {spec.iterate_from}")
     if spec.mode == "generated":
         train = load_problems(spec.selection.task, "train", data_dir)
         test = load_problems(spec.selection.task, "test", data_dir)
