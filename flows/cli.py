@@ -1,4 +1,4 @@
-"""The ``manyshot`` command line: bank build/list/show, eval, ablate, run (the main job), serve, deploy."""
+"""The ``manyshot`` command line: bank build/list/show/export/diff, eval, ablate, run (the main job), serve, deploy."""
 from __future__ import annotations
 
 import argparse
@@ -65,6 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("dir", nargs="?", default=None)
     show = bank.add_parser("show", help="counts, provenance and a sample of a bank")
     show.add_argument("path")
+    ex = bank.add_parser("export", help="write a bank as a Hugging Face dataset folder (Parquet + dataset card)")
+    ex.add_argument("path")
+    ex.add_argument("--to", required=True, metavar="DIR", help="folder to write (must be new or empty)")
+    ex.add_argument("--force", action="store_true", help="replace a previous export in DIR")
+    ex.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="also upload DIR as this dataset repo")
+    ex.add_argument("--private", action="store_true", help="create the hub repo as private")
+    df = bank.add_parser("diff", help="shots added, removed and changed between two versions of a bank")
+    df.add_argument("a", help="older bank")
+    df.add_argument("b", help="newer bank")
+    df.add_argument("--json", action="store_true", help="the full diff as JSON")
+    df.add_argument("--limit", type=int, default=20, help="problems listed per section")
+    df.add_argument("--diffs", type=int, default=3, help="rationale diffs shown")
 
     e = sub.add_parser("eval", help="many-shot evaluation of banks")
     _common(e)
@@ -196,6 +208,14 @@ def main(argv: list[str] | None = None) -> int:
             print(_bank_build(args))
         elif args.command == "bank" and args.bank_command == "list":
             _bank_list(args)
+        elif args.command == "bank" and args.bank_command == "export":
+            from flows.export import export_command
+
+            export_command(args.path, args.to, force=args.force, repo_id=args.push_to_hub, private=args.private)
+        elif args.command == "bank" and args.bank_command == "diff":
+            from flows.diff import diff_command
+
+            print(diff_command(args.a, args.b, as_json=args.json, limit=args.limit, diffs=args.diffs))
         elif args.command == "bank":
             _bank_show(args)
         elif args.command == "eval":
