@@ -106,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", default=None)
     r.add_argument("--model", default="embedded")
     r.add_argument("--out", default="runs")
+
+    rp = sub.add_parser("report", help="write a self-contained HTML report of an eval results or ablation folder")
+    rp.add_argument("dir", help="an eval results folder (runs/evals/...) or an ablation folder (runs/ablation-...)")
+    rp.add_argument("--out", default=None, help="HTML file to write (default DIR/report.html)")
+    rp.add_argument("--data-dir", default=None, help="datasets folder, for the test questions "
+                    "(default: $MANYSHOT_DATA_DIR, else the Hugging Face hub)")
+    rp.add_argument("--bank-dir", action="append", default=[], help="another folder to look for banks in (repeatable)")
+    rp.add_argument("--sample-items", type=int, default=40, help="items per cell in the sample browser (default 40)")
     return parser
 
 
@@ -234,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
             from flows.ablate import run_ablation
 
             print(run_ablation(args.config, data_dir=args.data_dir, out=args.out))
+        elif args.command == "report":
+            from flows.html_report import write_report
+            from flows.report_samples import Limits
+
+            print(write_report(args.dir, args.out, data_dir=args.data_dir, bank_dirs=args.bank_dir,
+                               limits=Limits(items=args.sample_items)))
     except USER_ERRORS as exc:
         print(f"manyshot: error: {exc}", file=sys.stderr)
         return 2

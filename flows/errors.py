@@ -2,8 +2,10 @@
 from flows.bank import BankError
 from flows.data import DataError
 from flows.evaluate import EvalError
+from flows.report_inputs import ReportError
 from flows.schema import SchemaError
 from flows.shots import BuildError
 from generators.base import BadRequestError, GenerationError
 
-USER_ERRORS = (BankError, DataError, EvalError, SchemaError, BuildError, BadRequestError, GenerationError)
+USER_ERRORS = (BankError, DataError, EvalError, ReportError, SchemaError, BuildError, BadRequestError,
+               GenerationError)
