@@ -5,6 +5,7 @@ Public API::
     verify(gold, pred, task="math", *, mode="strict", timeout_s=5.0) -> Verdict
     verify_many(pairs, *, task="math", mode="strict", workers=None, timeout_s=5.0) -> list[Verdict]
     extract_answer(response, task="math", mode="strict") -> str | None
+    check_steps(rationale, task="gsm8k") -> StepReport   (arithmetic claims of a rationale, verifiers.steps)
     Verdict, VERSION
 
 Safety: model text is never evaluated. Cheap checks (canonical exact match, exact rationals
@@ -16,8 +17,10 @@ Nothing here imports the rest of the project.
 """
 from verifiers.extract import extract_answer
 from verifiers.grader import DEFAULT_TIMEOUT_S, verify, verify_many
+from verifiers.steps import Claim, StepReport, check_steps
 from verifiers.verdict import Verdict
 
 VERSION = "1.0.0"
 
-__all__ = ["DEFAULT_TIMEOUT_S", "VERSION", "Verdict", "extract_answer", "verify", "verify_many"]
+__all__ = ["DEFAULT_TIMEOUT_S", "VERSION", "Claim", "StepReport", "Verdict", "check_steps", "extract_answer",
+           "verify", "verify_many"]
