@@ -215,7 +215,7 @@ def _hub_endpoint() -> str:
     return os.environ.get("HF_ENDPOINT", constants.ENDPOINT).rstrip("/")
 
 
-def _check_reachable(endpoint: str, folder: Path) -> None:
+def _check_reachable(endpoint: str, folder: Path, repo_id: str) -> None:
     keep = f"the export stays at {folder}"
     if any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
         raise ExportError(f"cannot push to the Hugging Face hub: HF_HUB_OFFLINE is set; {keep}")
@@ -225,27 +225,29 @@ def _check_reachable(endpoint: str, folder: Path) -> None:
         socket.create_connection((url.hostname, port), timeout=HUB_TIMEOUT_S).close()
     except OSError as exc:
         raise ExportError(f"cannot push to the Hugging Face hub: {endpoint} is unreachable ({exc}); {keep}; "
-                          f"upload it later with `hf upload REPO_ID {folder} --repo-type dataset`") from exc
+                          f"upload it later with `hf upload {repo_id} {folder} --repo-type dataset`") from exc
 
 
-def push_to_hub(folder: Path | str, repo_id: str, *, private: bool = False) -> str:
+def push_to_hub(folder: Path | str, repo_id: str, *, private: bool = False, token: str | bool | None = None) -> str:
     """Upload an export folder as the dataset repo ``repo_id`` (created if missing); return the commit URL.
 
     The endpoint (``HF_ENDPOINT`` or huggingface.co) is probed first with a short timeout, so a machine
-    without network fails at once; hub errors (no token, no permission) are reported with the repo id."""
+    without network fails at once; hub errors (no token, no permission) are reported with the repo id.
+    ``token=None`` uses huggingface_hub's own lookup (``HF_TOKEN`` or ``hf auth login``), False sends none."""
     import httpx2  # the HTTP client huggingface_hub raises transport errors from
     from huggingface_hub import HfApi
 
     folder = Path(folder)
     endpoint = _hub_endpoint()
-    _check_reachable(endpoint, folder)
-    api = HfApi(endpoint=endpoint)
+    _check_reachable(endpoint, folder, repo_id)
+    api = HfApi(endpoint=endpoint, token=token)
     try:
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset",
                                    commit_message=f"manyshot bank export ({folder.name})")
     except (OSError, httpx2.HTTPError) as exc:
-        raise ExportError(f"pushing {folder} to dataset repo {repo_id} at {endpoint} failed: {exc}; "
+        detail = " ".join(str(exc).split())  # hub errors span lines (status, docs link, server message)
+        raise ExportError(f"pushing {folder} to dataset repo {repo_id} at {endpoint} failed: {detail}; "
                           f"the export stays at {folder}") from exc
     return str(commit.commit_url)
 

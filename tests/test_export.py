@@ -1,5 +1,7 @@
 """Banks as datasets: export with a dataset card, push-to-hub failing fast offline, and bank diff."""
+import http.server
 import json
+import threading
 import time
 from datetime import datetime, timezone
 
@@ -105,7 +107,8 @@ def test_push_to_an_unreachable_hub_fails_at_once_and_keeps_the_export(bank, tmp
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     dest = export_bank(bank, tmp_path / "export")
     start = time.monotonic()
-    with pytest.raises(ExportError, match=r"http://127.0.0.1:9 is unreachable .*the export stays at"):
+    with pytest.raises(ExportError, match=r"http://127.0.0.1:9 is unreachable .*the export stays at .*"
+                                          r"`hf upload someone/gsm8k-shots .*export --repo-type dataset`"):
         push_to_hub(dest, "someone/gsm8k-shots")
     assert time.monotonic() - start < 5
     start = time.monotonic()
@@ -115,6 +118,44 @@ def test_push_to_an_unreachable_hub_fails_at_once_and_keeps_the_export(bank, tmp
     assert f"exported {bank} to {tmp_path / 'cli'}" in out
     assert "manyshot: error: cannot push to the Hugging Face hub: http://127.0.0.1:9 is unreachable" in err
     assert (tmp_path / "cli" / DATA_FILE).is_file() and (tmp_path / "cli" / "README.md").is_file()
+
+
+class Refusing(http.server.BaseHTTPRequestHandler):
+    """A hub that answers every request with 401, to check that hub errors reach the user."""
+
+    def _refuse(self):
+        body = b'{"error": "Invalid credentials in Authorization header"}'
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_HEAD = _refuse
+
+    def log_message(self, *args):
+        pass
+
+
+def test_push_reports_hub_errors_with_the_repo_id(bank, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+        dest = export_bank(bank, tmp_path / "export")
+        with pytest.raises(ExportError, match=r"pushing .*export to dataset repo someone/gsm8k-shots at "
+                                              r"http://127.0.0.1:\d+ failed: .*401 Unauthorized.* Invalid credentials in "
+                                              r"Authorization header; the export stays at"):
+            push_to_hub(dest, "someone/gsm8k-shots", token=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (dest / DATA_FILE).is_file()
 
 
 def test_push_in_offline_mode_names_the_variable(bank, tmp_path, monkeypatch):
