@@ -5,8 +5,10 @@ Usage (from the repository root)::
     .venv/bin/python bench/verify.py [--mv-case-timeout 20]
 
 Prints accuracy, false positives and false negatives per category for both checkers, the
-hostile-input outcome, and cases/s (verifiers: one worker at a time and the full pool;
-math-verify: one process). Writes the same to bench/results/verify.json. math-verify runs in a
+hostile-input outcome, and cases/s measured in this one run: ``verify()`` called once per pair
+in a loop, ``verify_many`` (one worker, and the full pool), math-verify called once per pair in
+one warm process (its import and process start not counted), and the seconds of the first
+symbolic call (worker start). Each verifiers timing starts from freshly started workers. Writes the same to bench/results/verify.json. math-verify runs in a
 child process (its own signal-based timeouts work there); a case that hangs past
 --mv-case-timeout seconds kills the child, counts as a failure, and the run resumes after it.
 """
@@ -100,6 +102,21 @@ def run_ours(cases: list, workers: int, timeout_s: float = OURS_TIMEOUT_S) -> tu
     return [verdicts[i] for i in range(len(cases))], time.perf_counter() - start
 
 
+def run_single(cases: list, timeout_s: float = OURS_TIMEOUT_S) -> tuple[list, float]:
+    """Verdicts of ``verify()`` called once per pair, and the wall-clock seconds."""
+    start = time.perf_counter()
+    verdicts = [verifiers.verify(c[1], c[2], c[3], timeout_s=timeout_s) for c in cases]
+    return verdicts, time.perf_counter() - start
+
+
+def fresh_pool() -> float:
+    """Restart the workers (empty parse caches); the seconds until they are ready."""
+    pool.shutdown()
+    start = time.perf_counter()
+    pool.get_pool().warm()
+    return time.perf_counter() - start
+
+
 def tally(cases: list, decisions: list[bool]) -> dict:
     rows: dict[str, dict] = defaultdict(lambda: {"n": 0, "correct": 0, "fp": 0, "fn": 0})
     for case, decided in zip(cases, decisions):
@@ -135,12 +152,17 @@ def main() -> None:
         return
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 1
-    pool.get_pool().warm()
+    first_start = time.perf_counter()
+    verifiers.verify("1", r"\sqrt{1}")  # the first symbolic call starts a worker
+    first_call_s = time.perf_counter() - first_start
+    fresh_pool()
+    single_verdicts, single_s = run_single(CASES)
+    fresh_pool()
     one_verdicts, one_s = run_ours(CASES, workers=1)
-    pool.shutdown()  # fresh workers (and empty parse caches) for the second timing
-    pool.get_pool().warm()
+    fresh_pool()  # fresh workers (and empty parse caches) for each timing
     pool_verdicts, pool_s = run_ours(CASES, workers=cores)
     assert [v.correct for v in one_verdicts] == [v.correct for v in pool_verdicts]
+    assert [v.correct for v in single_verdicts] == [v.correct for v in pool_verdicts]
     hostile_cases = [(name, g, p, task, e) for name, g, p, task, e in HOSTILE]
     hostile_start = time.perf_counter()
     hostile_verdicts, _ = run_ours(hostile_cases, workers=cores)
@@ -155,11 +177,16 @@ def main() -> None:
     mv_table = tally(CASES, [r["correct"] for r in mv_results])
     mv_seconds = sum(r["seconds"] for r in mv_results)
     throughput = {
+        "ours_verify_loop_cases_per_s": round(len(CASES) / single_s, 1),
         "ours_one_worker_cases_per_s": round(len(CASES) / one_s, 1),
         "ours_pool_cases_per_s": round(len(CASES) / pool_s, 1),
         "ours_pool_cases_per_s_per_core": round(len(CASES) / pool_s / cores, 1),
         "math_verify_one_process_cases_per_s": round(len(CASES) / mv_seconds, 1),
+        "verify_loop_over_math_verify": round(mv_seconds / single_s, 2),
+        "verify_many_pool_over_math_verify": round(mv_seconds / pool_s, 2),
+        "first_symbolic_call_s": round(first_call_s, 2),
         "cores": cores,
+        "load_average_1min": round(os.getloadavg()[0], 2),
     }
 
     def hostile_summary(decisions: list[bool], errors: list, seconds: list) -> dict:

@@ -9,11 +9,13 @@ from __future__ import annotations
 from typing import Callable
 
 from verifiers.numeric import parse_digits, parse_number
+from verifiers.poly import polynomial_equal
 from verifiers.structure import BaseN, Choice, Equation, Leaf, Matrix, Node, Seq, Text, Union
 
 LeafEq = Callable[[Leaf, Leaf, set], "bool | None"]
 
-_METHOD_ORDER = ("symbolic", "numeric", "base", "choice", "text", "exact", "structure")
+_INFINITIES = (r"\infty", r"-\infty")
+_METHOD_ORDER = ("symbolic", "polynomial", "numeric", "base", "choice", "text", "exact", "structure")
 
 
 def method_name(used: set) -> str:
@@ -24,16 +26,20 @@ def method_name(used: set) -> str:
 
 
 def numeric_leaf_eq(a: Leaf, b: Leaf, used: set) -> bool | None:
-    """Exact-string or exact-rational comparison of two leaves; None when either is not numeric."""
+    """Exact-string, exact-rational (infinities included) or exact rational-function comparison
+    of two leaves (see :mod:`verifiers.poly`); None when either is outside those forms."""
     if a.latex == b.latex:
         used.add("exact")
         return True
     x = parse_number(a.latex)
     y = parse_number(b.latex)
-    if x is None or y is None:
-        return None
-    used.add("numeric")
-    return x == y
+    if (x is not None or a.latex in _INFINITIES) and (y is not None or b.latex in _INFINITIES):
+        used.add("numeric")
+        return x is not None and x == y  # two equal infinities were equal strings above
+    same = polynomial_equal(a.latex, b.latex)
+    if same is not None:
+        used.add("polynomial")
+    return same
 
 
 def _unwrap(node: Node) -> Node:

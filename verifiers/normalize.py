@@ -26,7 +26,7 @@ _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree(?![A-Za-z])|\\te
 _PERCENT = re.compile(r"\\?%|\\text\{\s*percent\s*\}|(?<=[0-9}\s])percent\b")
 _CONNECTIVE = re.compile(r"\s*(?:\\text\{\s*(?:and|or)\s*\}|(?<=\S)\s+(?:and|or)\s+(?=\S))\s*")
 _TRAILING_TEXT = re.compile(r"(?<=\S)\s*(?:\\text\{[A-Za-z\s.'/-]*\}(?:\^\{?[0-9]\}?)?\s*)+$")
-_TRAILING_WORDS = re.compile(r"(?<=[0-9}])\s*(?:[A-Za-z]{2,}\.?(?:\^\{?[0-9]\}?)?(?:\s+|$))+$")
+_TRAILING_WORDS = re.compile(r"(?<=[0-9}])\s+(?:[A-Za-z]{2,}\.?(?:\^\{?[0-9]\}?)?(?:\s+|$))+$")
 _RELATIONS = (
     (re.compile(r"\\leq?slant(?![A-Za-z])|\\leq?(?![A-Za-z])|<=|=<"), r"\le "),
     (re.compile(r"\\geq?slant(?![A-Za-z])|\\geq?(?![A-Za-z])|>="), r"\ge "),

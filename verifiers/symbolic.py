@@ -172,10 +172,36 @@ def compare_symbolic(gold: Node, pred: Node) -> tuple[bool, str]:
 def warm_up() -> None:
     """Exercise parsing, numeric evaluation, probing and simplification once, so that sympy's
     lazily imported machinery is loaded at worker start rather than inside a job's deadline."""
-    for gold, pred in ((r"\frac{\sqrt{2}}{2}", r"\frac{1}{\sqrt{2}}"), ("x^2-1", "(x-1)(x+1)"),
+    for gold, pred in ((r"\frac{\sqrt{2}}{2}", r"\frac{1}{\sqrt{2}}"), (r"x^{1/2}\cdot x", r"x^{3/2}"),
                        ("2x+3y=6", "4x+6y=12"), (r"\sin(\pi/6)", r"\log_2 8")):
         compare_symbolic(Leaf(gold), Leaf(pred))
     sympy.simplify(sympy.Symbol("x") ** 2 / sympy.Symbol("x") - sympy.sqrt(8))
 
 
-__all__ = ["ParseFailure", "compare_symbolic", "sympy_equal", "to_sympy", "warm_up"]
+# Common shapes of final answers. The LaTeX parser (ANTLR) builds its prediction tables lazily,
+# token context by token context, which makes a cold parse several times slower than a warm
+# one; workers parse these while idle (see ``verifiers.worker``).
+IDLE_WARM_UP = (
+    r"\frac{3}{4}", r"-\frac{5}{2}", r"\frac{a+b}{c}", r"\frac{\sqrt{3}}{2}", r"\dfrac{1}{x+1}",
+    r"2\sqrt{5}", r"\sqrt[3]{27}", r"\sqrt{\frac{2}{3}}", r"3+2\sqrt{2}", r"\frac{1+\sqrt{5}}{2}",
+    r"4\pi", r"\frac{\pi}{6}", r"2\pi r^2", r"\pi^2-1", r"0.25\pi", r"e^{x}", r"e^{-2}",
+    r"x^{2}+3x-4", r"(x-2)^2", r"x^3-y^3", r"2^{-3}", r"10^{6}", r"3.5\times10^{4}", r"1.5\cdot 2",
+    r"\sin x", r"\cos^2\theta", r"\tan(\frac{\pi}{4})", r"\arctan 1", r"\log_{3} 81", r"\ln 2",
+    r"\log 100", r"5!", r"\binom{6}{3}", r"\dbinom{n}{2}", r"|x-1|", r"\left|3\right|", r"x_1+x_2",
+    r"a_{n}", r"\theta", r"\alpha+\beta", r"i^2", r"3-4i", r"\infty", r"-\infty", r"\pm 3",
+    r"\begin{pmatrix}1\\2\end{pmatrix}", r"\begin{pmatrix}1&0\\0&1\end{pmatrix}", r"\text{cm}",
+    r"\lfloor 2.5\rfloor", r"\lceil x\rceil", r"\%", r"f(x)", r"\frac{d}{dx}x^2", r"\sum_{k=1}^{n}k",
+    r"\max(1,2)", r"\overline{3}", r"\mathbb{R}", r"\{1,2\}", r"[0,1)", r"x\le 3", r"x^{\frac{1}{2}}",
+)
+
+
+def idle_warm_up_step(latex: str) -> None:
+    """Parse one idle warm-up expression; one that the parser rejects still warms it."""
+    try:
+        to_sympy(latex)
+    except ParseFailure:
+        pass
+
+
+__all__ = ["IDLE_WARM_UP", "ParseFailure", "compare_symbolic", "idle_warm_up_step", "sympy_equal", "to_sympy",
+           "warm_up"]

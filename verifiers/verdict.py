@@ -9,8 +9,9 @@ class Verdict:
     """Outcome of comparing one predicted answer with one gold answer.
 
     ``method`` names the check that decided (``exact``, ``numeric``, ``structure``, ``text``,
-    ``choice``, ``base``, ``symbolic``), or why nothing could be decided (``no_answer``,
-    ``rejected``, ``error``). ``extracted`` is the answer taken from the prediction, ``error``
+    ``choice``, ``base``, ``polynomial``: an exact identity of rational functions decided
+    in-process, ``symbolic``: sympy in a worker), or why nothing could be decided
+    (``no_answer``, ``rejected``, ``error``). ``extracted`` is the answer taken from the prediction, ``error``
     describes a failure (``timeout``, ``parse_error: ...``, ...). An error is never correct.
     ``extraction`` says where the answer came from: ``bare`` (the prediction was an answer, not
     a response), ``boxed``, ``answer_phrase``, ``hashes``, or in flexible mode only

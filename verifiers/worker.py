@@ -1,7 +1,7 @@
 """The loop that runs in each worker process: receive a job, compare, send the result back.
 
 Started by :mod:`verifiers.pool` as a child interpreter; it imports sympy and latex2sympy once,
-then answers jobs until its pipe closes.
+then answers jobs until its pipe closes, warming the LaTeX parser between jobs while idle.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from multiprocessing.connection import Connection
 
 
 MEMORY_LIMIT_BYTES = 2 * 1024 ** 3
+IDLE_S = 0.05
 
 
 def _limit_memory() -> None:
@@ -46,7 +47,12 @@ def serve(read_fd: int, write_fd: int) -> None:
     jobs = Connection(read_fd, writable=False)
     results = Connection(write_fd, readable=False)
     results.send(("ready",))
+    idle_work = iter(symbolic.IDLE_WARM_UP)
     while True:
+        latex = None if jobs.poll(IDLE_S) else next(idle_work, None)
+        if latex is not None:
+            symbolic.idle_warm_up_step(latex)  # only after IDLE_S without a job; one parse a step
+            continue
         try:
             job = jobs.recv()
         except EOFError:
