@@ -7,6 +7,17 @@ cd "$root"
 venv="$root/.venv"
 stamp="$venv/.manyshot-setup"
 want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
+# Headless Chromium (Debian package) for the HTML report's browser test, which skips without it.
+# Installed only when missing and apt-get can run (root or password-less sudo).
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  sudo=(); [[ $(id -u) -eq 0 ]] || sudo=(sudo -n)
+  if [[ $(id -u) -eq 0 ]] || sudo -n true 2>/dev/null; then
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: chromium is not installed and apt-get needs root; tests/test_html_report.py will skip its browser test" >&2
+  fi
+fi
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
   exit 0
 fi

@@ -172,7 +172,7 @@ def test_ablation_report_finds_moved_banks_and_says_when_one_is_missing(tmp_path
     monkeypatch.setattr(build, "load_generator", lambda *a, **k: gen)
     monkeypatch.setattr(evaluate_module, "load_generator", lambda *a, **k: gen)
     config = tmp_path / "small.toml"
-    config.write_text('shots = [0, 2]\nlimit = 3\nmax_tokens = 32\n[[banks]]\nname = "gt"\nmode = "ground-truth"\n'
+    config.write_text('shots = [0, 2, "max"]\nlimit = 3\nmax_tokens = 32\n[[banks]]\nname = "gt"\nmode = "ground-truth"\n'
                       'task = "gsm8k"\nlimit = 4\n[[evals]]\ntask = "gsm8k"\n')
     target = Path(run_ablation(str(config), data_dir=str(DATA_DIR), out=str(tmp_path / "runs")))
     (target / "analysis-similarity.csv").write_text("bank,similarity\ngt,0.42\n")
@@ -182,7 +182,9 @@ def test_ablation_report_finds_moved_banks_and_says_when_one_is_missing(tmp_path
     data = embedded_samples(page)["evals"][0]
     label = next(iter(data["shots"]))
     assert label.startswith("gsm8k-ground-truth-") and data["shots"][label]["status"] == "found"
-    assert len(data["items"]) == 3 and {c["label"] for c in data["cells"]} == {"0", "2"}
+    assert len(data["items"]) == 3 and {(c["label"], c["k"]) for c in data["cells"]} == {("0", 0), ("2", 2), ("max", 4)}
+    assert set(data["prompt_check"][f"{label}-s0-kmax"].values()) == {"matches"}  # the max cell's 4 shots
+    assert "<th>K=max</th>" in page and re.search(r"\(\d+%-\d+%\) K=4</td>", page)
     assert "spec name: gt" in page and "analysis-similarity.csv" in page and '<td class="num">0.42</td>' in page
 
     (tmp_path / "moved" / "banks" / f"{label}.parquet").unlink()
