@@ -19,7 +19,7 @@ from flows.evaluate import EvalSpec, evaluate
 from flows.shots import BuildError, Rounds
 
 BANK_KEYS = {"name", "mode", "task", "split", "limit", "seed", "subjects", "levels", "samples", "temperature",
-             "retry_temperature", "max_tokens", "rounds", "keep", "max_per_problem"}
+             "retry_temperature", "max_tokens", "rounds", "keep", "max_per_problem", "require_valid_steps"}
 EVAL_KEYS = {"task", "banks", "limit", "shots", "seeds", "max_tokens"}
 
 
@@ -33,7 +33,8 @@ def _bank_spec(entry: dict[str, Any], model: str) -> BuildSpec:
     selection = Selection(task=entry["task"], split=entry.get("split", "train"), limit=entry.get("limit"),
                           seed=entry.get("seed", 0), subjects=tuple(entry.get("subjects", ())),
                           levels=tuple(entry.get("levels", ())))
-    return BuildSpec(mode=entry["mode"], selection=selection, model=model, rounds=rounds)
+    return BuildSpec(mode=entry["mode"], selection=selection, model=model, rounds=rounds,
+                     require_valid_steps=entry.get("require_valid_steps", False))
 
 
 def load_spec(path: str | Path) -> dict[str, Any]:

@@ -99,7 +99,7 @@ class ChunkStore:
         if not path.exists():
             return None
         table = pq.read_table(path)
-        return table.replace_schema_metadata(None).select(SHOT_SCHEMA.names).cast(SHOT_SCHEMA)
+        return validate(table.replace_schema_metadata(None), SHOT_SCHEMA)
 
     def stats(self, chunk_key: str) -> dict[str, Any]:
         return read_metadata(pq.read_schema(self.path(chunk_key))).get("stats", {})

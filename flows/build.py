@@ -55,6 +55,7 @@ class BuildSpec:
     iterate_from: str | None = None
     prompt_shots: int = 16
     chunk_size: int = 64
+    require_valid_steps: bool = False  # reinforced: drop correct rationales with a wrong arithmetic step
 
     def key_config(self, with_limit: bool = True) -> dict:
         """Everything that changes a bank's content, and nothing else."""
@@ -68,6 +69,8 @@ class BuildSpec:
             config["template"] = cot_template(self.selection.task, self.few_shot).hash
         if self.mode == "generated":
             config["query_filter"] = QUERY_FILTER_VERSION
+        if self.require_valid_steps:  # only when set, so banks built without it keep their keys
+            config["require_valid_steps"] = True
         if self.iterate_from:
             config |= {"iterate_from": Path(self.iterate_from).name, "prompt_shots": self.prompt_shots,
                        "iterate": "all-but-prompt"}
@@ -115,7 +118,8 @@ def run_chunk(spec: BuildSpec, generator: Generator | None, problems: list[Probl
     if spec.mode == "reinforced":
         make = template_prompt(cot_template(spec.selection.task, spec.few_shot), context.get("shots", ()))
         return reinforce_chunk(generator, problems, make, spec.rounds, prov, base_seed=spec.selection.seed,
-                               chunk=index, progress=get_run_logger().info)
+                               chunk=index, require_valid_steps=spec.require_valid_steps,
+                               progress=get_run_logger().info)
     sampling = Sampling(temperature=max(spec.rounds.temperature, 0.7), max_tokens=min(spec.rounds.max_tokens, 384),
                         seed=spec.selection.seed * 1_000_003 + index)
     requests = query_requests(context["pool"], len(problems), 3, spec.selection.seed, index)
@@ -202,6 +206,8 @@ def plan(spec: BuildSpec, data_dir: str | None, out: str | None) -> Plan:
     built, the chunks' context: shots to iterate from (and the problems left), or the generated-mode pool."""
     if spec.mode not in MODES:
         raise BuildError(f"unknown mode {spec.mode!r}; expected one of {MODES}")
+    if spec.require_valid_steps and spec.mode != "reinforced":
+        raise BuildError(f"require_valid_steps applies to reinforced builds, not {spec.mode!r}")
     root = Path(out) if out else banks.DEFAULT_ROOT
     problems = load_selection(spec, data_dir)
     key_config = spec.key_config() | {"problems": banks.config_key([(p.id, p.answer) for p in problems])}

@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--iterate-from", default=None, help="reinforced bank to use as a many-shot prompt")
     b.add_argument("--prompt-shots", type=int, default=16)
     b.add_argument("--chunk-size", type=int, default=64)
+    b.add_argument("--require-valid-steps", action="store_true",
+                   help="reinforced: drop correct rationales with a wrong arithmetic step (verifiers.check_steps)")
     b.add_argument("--out", default=None, help="banks folder (default runs/banks)")
     ls = bank.add_parser("list", help="list banks in a folder")
     ls.add_argument("dir", nargs="?", default=None)
@@ -123,6 +125,7 @@ def _bank_build(args) -> str:
 
     spec = BuildSpec(mode=args.mode, model=args.model, few_shot=not args.zero_shot, iterate_from=args.iterate_from,
                      prompt_shots=args.prompt_shots, chunk_size=args.chunk_size,
+                     require_valid_steps=args.require_valid_steps,
                      selection=Selection(task=args.task, limit=args.limit, seed=args.seed,
                                          subjects=args.subjects, levels=args.levels),
                      rounds=Rounds(samples=args.samples, temperature=args.temperature,
@@ -173,6 +176,14 @@ def _bank_show(args) -> None:
         print(f"{key}: {json.dumps(meta.get(key), indent=1, default=str)}")
     print(f"provenance: model={df['model'].iloc[0]} template={df['template_id'].iloc[0]} "
           f"verifier={df['verifier_version'].iloc[0]} split={df['split'].iloc[0]}")
+    from flows.report import step_summary
+
+    steps = step_summary(table)
+    if steps:
+        print(f"step check: {steps['shots with a wrong step']} shots with a wrong step, "
+              f"{steps['steps checked']} steps checked")
+        for example in steps["wrong-step examples"]:
+            print(f"  {example}")
     sample = df.iloc[0]
     print(f"\nsample shot {sample['shot_id']}:\nQ: {sample['question']}\nA: {sample['rationale']}")
 

@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 import pyarrow as pa
 
+import verifiers
 from flows.data import Problem
 
 
@@ -23,6 +24,24 @@ def _yield_by(problems: Sequence[Problem], solved: set[str], attr: str) -> dict[
     tried: Counter = Counter(str(getattr(p, attr)) for p in problems)
     ok: Counter = Counter(str(getattr(p, attr)) for p in problems if p.id in solved)
     return {k: f"{ok[k]}/{n} ({ok[k] / n:.0%})" for k, n in sorted(tried.items())}
+
+
+def step_summary(table: pa.Table, examples: int = 3) -> dict[str, Any]:
+    """Shots whose rationale has a wrong arithmetic step (``steps_wrong > 0``), and where the first few are.
+
+    Empty when no shot was step-checked (e.g. a bank built before the columns existed)."""
+    rows = [r for r in table.select(["problem_id", "task", "rationale", "steps_checked", "steps_wrong"]).to_pylist()
+            if r["steps_wrong"] is not None]
+    if not rows:
+        return {}
+    wrong = [r for r in rows if r["steps_wrong"] > 0]
+    shown = []
+    for r in wrong[:examples]:
+        claims = verifiers.check_steps(r["rationale"], r["task"]).wrong_claims
+        shown.append(f"{r['problem_id']}: " + "; ".join(c.describe() for c in claims[:2]))
+    return {"steps checked": sum(r["steps_checked"] for r in rows),
+            "shots with a wrong step": f"{len(wrong)} of {len(rows)} ({len(wrong) / len(rows):.1%})",
+            "wrong-step examples": shown}
 
 
 def build_report(mode: str, problems: Sequence[Problem], table: pa.Table, stats: Sequence[dict]) -> dict[str, Any]:
@@ -49,6 +68,9 @@ def build_report(mode: str, problems: Sequence[Problem], table: pa.Table, stats:
                    "yield per level": _yield_by(problems, solved, "level")}
     if mode in ("reinforced", "ground-truth"):
         report |= {"verifier methods": _merge(stats, "methods"), "verifier errors": _merge(stats, "errors")}
+        report |= step_summary(table)
+    if mode == "reinforced":
+        report["correct rationales dropped for a wrong step"] = sum(s.get("wrong_step_rejected", 0) for s in stats)
     if mode == "ground-truth":
         report["solutions failing the self-check"] = sum(s.get("self_check_failed", 0) for s in stats)
     if mode == "generated":

@@ -43,7 +43,11 @@ SHOT_SCHEMA = pa.schema([
     _field("split", pa.string(), True),
     _field("created_at", pa.timestamp("us", tz="UTC"), True),
     _field("run_id", pa.string(), True),
+    _field("steps_checked", pa.int64(), False),    # arithmetic claims of the rationale verifiers.check_steps checked
+    _field("steps_wrong", pa.int64(), False),      # how many of them are false (null: not checked, older banks)
 ])
+# Nullable shot columns added after the first banks were written: a table without them reads with nulls.
+ADDED_SHOT_COLUMNS = ("steps_checked", "steps_wrong")
 
 RESULT_SCHEMA = pa.schema([
     _field("run_id", pa.string(), True),
@@ -76,7 +80,13 @@ class SchemaError(ValueError):
 
 
 def validate(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Return ``table`` cast to ``schema``; raise :class:`SchemaError` naming the first problem."""
+    """Return ``table`` cast to ``schema``; raise :class:`SchemaError` naming the first problem.
+
+    A shot table without the :data:`ADDED_SHOT_COLUMNS` (an older bank or checkpoint) gets them as nulls."""
+    if schema is SHOT_SCHEMA:
+        for name in ADDED_SHOT_COLUMNS:
+            if name not in table.column_names:
+                table = table.append_column(schema.field(name), pa.nulls(table.num_rows, schema.field(name).type))
     missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
         raise SchemaError(f"missing required columns: {', '.join(missing)}")

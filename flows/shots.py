@@ -60,12 +60,18 @@ def ground_truth_rationale(problem: Problem) -> str:
 def ground_truth_rows(problems: Sequence[Problem], prov: Provenance) -> tuple[list[dict], dict]:
     rationales = [ground_truth_rationale(p) for p in problems]
     verdicts = verifiers.verify_many([(p.answer, r) for p, r in zip(problems, rationales)], task=problems[0].task)
-    rows = [prov.row(p, "ground-truth", rationale=r, answer=p.answer, verifier_method=v.method)
+    rows = [prov.row(p, "ground-truth", rationale=r, answer=p.answer, verifier_method=v.method, **step_counts(r, p.task))
             for p, r, v in zip(problems, rationales, verdicts)]
     stats = {"tried": len(problems), "kept": len(rows),
              "self_check_failed": sum(not v.correct for v in verdicts),
              "methods": dict(Counter(v.method for v in verdicts))}
     return rows, stats
+
+
+def step_counts(rationale: str, task: str) -> dict[str, int]:
+    """The shot columns ``steps_checked`` / ``steps_wrong`` of a rationale (:func:`verifiers.check_steps`)."""
+    report = verifiers.check_steps(rationale, task)
+    return {"steps_checked": report.checked, "steps_wrong": report.wrong}
 
 
 def unsupervised_rows(problems: Sequence[Problem], prov: Provenance) -> tuple[list[dict], dict]:
@@ -111,16 +117,20 @@ def round_seed(base: int, chunk: int, round_: int) -> int:
 
 
 def reinforce_chunk(generator: Generator, problems: Sequence[Problem], make_prompt, cfg: Rounds,
-                    prov: Provenance, *, base_seed: int, chunk: int,
+                    prov: Provenance, *, base_seed: int, chunk: int, require_valid_steps: bool = False,
                     progress: Callable[[str], None] = lambda message: None) -> tuple[list[dict], dict]:
-    """Sample rationales, verify them, keep correct ones; retry unsolved problems in later rounds."""
+    """Sample rationales, verify them, keep correct ones; retry unsolved problems in later rounds.
+
+    Every kept shot records its step check (``steps_checked``, ``steps_wrong``). With ``require_valid_steps`` a
+    correct rationale with a wrong step is not kept, so a problem whose only correct rationales have wrong
+    steps stays unsolved in that round and is sampled again in the next one."""
     task = problems[0].task
     seen: dict[str, set[str]] = {p.id: set() for p in problems}
     rows: list[dict] = []
     unsolved = list(problems)
     stats: dict[str, Any] = {"tried": len(problems), "solved_per_round": [], "samples": 0,
                              "prompt_tokens": 0, "completion_tokens": 0, "empty": 0,
-                             "methods": Counter(), "errors": Counter()}
+                             "methods": Counter(), "errors": Counter(), "wrong_step_rejected": 0}
     for r in range(cfg.rounds):
         if not unsolved:
             break
@@ -135,11 +145,15 @@ def reinforce_chunk(generator: Generator, problems: Sequence[Problem], make_prom
         for p, c in zip(unsolved, completions):
             judged = [(t, next(verdicts)) for t in c.texts]
             _count(stats, c, judged)
+            steps = {t: step_counts(t.strip(), task) for t, v in judged if v.correct}
+            if require_valid_steps:
+                stats["wrong_step_rejected"] += sum(s["steps_wrong"] > 0 for s in steps.values())
+                judged = [(t, v) for t, v in judged if not (t in steps and steps[t]["steps_wrong"])]
             kept = keep_correct(judged, cfg.keep, cfg.cap, seen[p.id])
             tokens = dict(zip(c.texts, c.completion_tokens))
             rows += [prov.row(p, "reinforced", rationale=t.strip(), answer=v.extracted, verifier_method=v.method,
                               sampling=sampling.to_json(), seed=sampling.seed, round=r,
-                              completion_tokens=tokens[t]) for t, v in kept]
+                              completion_tokens=tokens[t], **steps[t]) for t, v in kept]
             if not kept:
                 still.append(p)
         stats["solved_per_round"].append(len(unsolved) - len(still))
