@@ -79,6 +79,22 @@ def test_verify_many_matches_verify_in_order(task):
     assert verify_many(iter(pairs[:5]), task=task, workers=1) == batch[:5]
 
 
+def test_verify_many_sends_each_distinct_symbolic_pair_once(monkeypatch):
+    from verifiers import pool
+
+    shared = pool.get_pool()
+    calls = []
+    real_run = shared.run
+    monkeypatch.setattr(shared, "run", lambda job, timeout_s: calls.append(job) or real_run(job, timeout_s))
+    pairs = [(r"2\sqrt{2}", r"\sqrt{8}"), (r"2\sqrt{2}", r"So it is \boxed{\sqrt{8}}."), (r"2\sqrt{2}", r"\sqrt{6}"),
+             ("3", "3.0"), (r"2\sqrt{2}", r"\sqrt{8}")]
+    verdicts = verify_many(pairs, workers=2)
+    assert [v.correct for v in verdicts] == [True, True, False, True, True]
+    assert [v.extracted for v in verdicts] == [r"\sqrt{8}", r"\sqrt{8}", r"\sqrt{6}", "3.0", r"\sqrt{8}"]
+    assert verdicts[1].extraction == "boxed" and verdicts[0].extraction == "bare"
+    assert len(calls) == 2
+
+
 def test_verdict_is_frozen_and_errors_are_never_correct():
     verdict = Verdict(True, "exact", "5")
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -108,7 +108,10 @@ def _cheap(gold: str, pred: str, task: str, mode: str) -> Verdict | _SymbolicJob
 
 
 def _symbolic(job: _SymbolicJob, timeout_s: float) -> Verdict:
-    result = pool.get_pool().run(("compare", job.gold, job.pred, pool.test_delay()), timeout_s)
+    return _verdict(job, pool.get_pool().run(("compare", job.gold, job.pred, pool.test_delay()), timeout_s))
+
+
+def _verdict(job: _SymbolicJob, result: tuple) -> Verdict:
     if result[0] == "ok":
         return Verdict(bool(result[1]), result[2], job.extracted, extraction=job.extraction)
     return Verdict(False, "error", job.extracted, result[1], job.extraction)
@@ -132,23 +135,25 @@ def verify_many(pairs: Iterable[tuple[str, str]], *, task: str = "math", mode: s
                 workers: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Verdict]:
     """``verify`` over (gold, pred) pairs, results in input order.
 
-    Cheap checks run in the calling thread (they are fast and GIL-bound); the pairs that need
-    sympy are then sent to the shared worker-process pool, up to ``workers`` at once (default:
-    one per core).
+    Cheap checks run in the calling thread (they are fast and GIL-bound); the distinct pairs of
+    answer shapes that need sympy are then sent once each to the shared worker-process pool, up
+    to ``workers`` at once (default: one per core).
     """
     check_task_mode(task, mode)
     outcomes = [_cheap(gold, pred, task, mode) for gold, pred in pairs]
     jobs = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, _SymbolicJob)]
+    distinct = list(dict.fromkeys((outcomes[i].gold, outcomes[i].pred) for i in jobs))
     n = max(1, workers or os.cpu_count() or 1)
 
-    def run(i: int) -> Verdict:
-        return _symbolic(outcomes[i], timeout_s)
+    def run(shapes: tuple) -> tuple:
+        return pool.get_pool().run(("compare", *shapes, pool.test_delay()), timeout_s)
 
-    if n == 1 or len(jobs) <= 1:
-        verdicts = [run(i) for i in jobs]
+    if n == 1 or len(distinct) <= 1:
+        results = [run(shapes) for shapes in distinct]
     else:
-        with ThreadPoolExecutor(max_workers=min(n, len(jobs)), thread_name_prefix="verify") as executor:
-            verdicts = list(executor.map(run, jobs))
-    for i, verdict in zip(jobs, verdicts):
-        outcomes[i] = verdict
+        with ThreadPoolExecutor(max_workers=min(n, len(distinct)), thread_name_prefix="verify") as executor:
+            results = list(executor.map(run, distinct))
+    by_shapes = dict(zip(distinct, results))
+    for i in jobs:
+        outcomes[i] = _verdict(outcomes[i], by_shapes[outcomes[i].gold, outcomes[i].pred])
     return outcomes

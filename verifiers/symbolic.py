@@ -1,6 +1,8 @@
 """Symbolic leaf comparison with sympy, for worker processes only.
 
-LaTeX is parsed by latex2sympy2_extended (an ANTLR grammar), never by ``sympify``/``eval``.
+LaTeX is parsed by latex2sympy2_extended (an ANTLR grammar), never by ``sympify``/``eval``;
+leaves inside the strict subset of :mod:`verifiers.poly` (plus square and n-th roots) are built by
+that reader instead, several times faster.
 Decimal literals are rewritten to exact fractions before parsing, so ``0.33`` never equals
 ``1/3``. Importing this module imports sympy; the main process never needs to.
 """
@@ -14,6 +16,7 @@ import sympy
 from latex2sympy2_extended import NormalizationConfig, latex2sympy
 from latex2sympy2_extended.latex2sympy2 import ConversionConfig
 
+from verifiers import poly
 from verifiers.compare import compare, method_name, numeric_leaf_eq
 from verifiers.numeric import Undefined
 from verifiers.structure import Leaf, Node
@@ -37,6 +40,38 @@ class ParseFailure(ValueError):
     """latex2sympy could not read a leaf."""
 
 
+class _Sympy:
+    """The worker's algebra for :func:`verifiers.poly.read`: exact sympy values."""
+
+    def number(self, text: str):
+        return sympy.Rational(text)
+
+    def symbol(self, name: str):
+        return sympy.pi if name == r"\pi" else sympy.Symbol(name)
+
+    def add(self, a, b, sign: int = 1):
+        return a + b if sign > 0 else a - b
+
+    def mul(self, a, b):
+        return a * b
+
+    def div(self, a, b):
+        if b == 0:
+            raise poly.Refused  # left to latex2sympy, whose result then reads as undefined
+        return a / b
+
+    def power(self, a, k: int):
+        if a.is_Number and _log10_bound(a) * k > MAX_LOG10:
+            raise poly.Refused  # latex2sympy keeps it unevaluated; the size check then rejects it
+        return a ** k
+
+    def root(self, a, k: int):
+        return sympy.sqrt(a) if k == 2 else sympy.root(a, k)
+
+
+_SYMPY = _Sympy()
+
+
 def _exact_decimals(latex: str) -> str:
     return _DECIMAL.sub(lambda m: rf"(\frac{{{m[1]}{m[2]}}}{{1{'0' * len(m[2])}}})", latex)
 
@@ -46,6 +81,9 @@ def to_sympy(latex: str):
     """Parse one leaf; raises ParseFailure for anything latex2sympy rejects."""
     if len(latex) > MAX_LEAF_CHARS:
         raise ParseFailure(f"leaf_too_long: {len(latex)} characters")
+    fast = poly.read(latex, _SYMPY)
+    if fast is not None:
+        return fast
     try:
         return latex2sympy(_exact_decimals(latex), normalization_config=_NORMALIZATION,
                            conversion_config=_CONVERSION)
