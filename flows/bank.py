@@ -17,7 +17,8 @@ from typing import Any, Mapping
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flows.schema import SHOT_SCHEMA, read_metadata, validate, with_metadata
+from flows.schema import SCHEMA_VERSION_FIELD, SHOT_SCHEMA, SchemaError, read_metadata, schema_version, validate, \
+    with_metadata
 
 DEFAULT_ROOT = Path("runs") / "banks"
 
@@ -36,24 +37,40 @@ def bank_path(root: Path, task: str, mode: str, key: str) -> Path:
     return Path(root) / f"{task}-{mode}-{key}.parquet"
 
 
-def atomic_write(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to ``path`` via a temporary file in the same folder and a rename."""
+def atomic_write(table: pa.Table, path: Path, *, exclusive: bool = False) -> bool:
+    """Write ``table`` to ``path`` via a temporary file in the same folder, then rename it into place.
+
+    With ``exclusive`` the file is linked into place only if ``path`` does not exist yet (atomically, so of two
+    concurrent writers exactly one succeeds); returns False when it already existed. Otherwise returns True.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        if not exclusive:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
+def publish_bank(path: Path, table: pa.Table, metadata: Mapping[str, Any]) -> bool:
+    """Validate and write a finished bank unless a bank is already at ``path`` (a concurrent build of the same
+    configuration finished first); returns whether this call wrote it. A bank is never overwritten."""
+    return atomic_write(with_metadata(validate(table, SHOT_SCHEMA), metadata), path, exclusive=True)
+
+
 def write_bank(path: Path, table: pa.Table, metadata: Mapping[str, Any]) -> Path:
     """Validate and write a finished bank. A bank is never overwritten."""
-    if path.exists():
+    if not publish_bank(path, table, metadata):
         raise BankError(f"{path} already exists; banks are written once")
-    atomic_write(with_metadata(validate(table, SHOT_SCHEMA), metadata), path)
     return path
 
 
@@ -66,7 +83,11 @@ def read_bank(path: Path | str) -> tuple[pa.Table, dict[str, Any]]:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise BankError(f"{path} is not a readable Parquet file: {exc}") from exc
-    metadata = read_metadata(table.schema)
+    try:
+        version = schema_version(table.schema)
+    except SchemaError as exc:
+        raise BankError(f"{path}: {exc}") from exc
+    metadata = read_metadata(table.schema) | {SCHEMA_VERSION_FIELD: version}
     try:
         return validate(table, SHOT_SCHEMA), metadata
     except ValueError as exc:
@@ -99,6 +120,10 @@ class ChunkStore:
         if not path.exists():
             return None
         table = pq.read_table(path)
+        try:
+            schema_version(table.schema)
+        except SchemaError as exc:
+            raise BankError(f"{path}: {exc}") from exc
         return validate(table.replace_schema_metadata(None), SHOT_SCHEMA)
 
     def stats(self, chunk_key: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from prefect.futures import as_completed
 import verifiers
 from flows import bank as banks
 from flows.data import Problem, data_source, load_problems, normalize_text, select
+from flows.locks import FileLock, lock_path, produce_missing
 from flows.queries import QUERY_FILTER_VERSION, DuplicateIndex, accept_queries, generate_queries, query_requests
 from flows.report import build_report, publish
 from flows.schema import SHOT_SCHEMA, to_table
@@ -147,32 +148,67 @@ def run_chunks(spec: BuildSpec, ref: Any, chunks: list[list[Problem]], prov: Pro
 
     With ``submit`` the missing chunks are submitted to the flow's task runner; otherwise they run one after
     the other, and ``after_chunk`` (if given) sees each chunk's rows, reused or new, before the next chunk runs.
+
+    Each chunk is made under its checkpoint's lock (:mod:`flows.locks`), so concurrent builds of the same
+    configuration share the work: a chunk another process is making is skipped, then waited for and reused.
     """
     if submit and after_chunk is not None:
         raise ValueError("after_chunk needs the chunks to run one after the other (submit=False)")
     logger = get_run_logger()
     keys = [chunk_key(i, c) for i, c in enumerate(chunks)]
-    todo = [i for i, k in enumerate(keys) if store.get(k) is None]
-    if len(todo) < len(chunks):
-        logger.info("%d/%d chunks reused from checkpoints", len(chunks) - len(todo), len(chunks))
+    paths = [store.path(k) for k in keys]
+    reused = sum(p.exists() for p in paths)
+    if reused:
+        logger.info("%d/%d chunks reused from checkpoints", reused, len(chunks))
 
     def save(i: int, result: tuple[list[dict], dict]) -> None:
         rows, stats = result
         store.put(keys[i], to_table(rows, SHOT_SCHEMA), stats)
         logger.info("chunk %d/%d: %d problems, %d shots kept", i + 1, len(chunks), len(chunks[i]), len(rows))
 
-    if submit and todo:
-        futures = {chunk_task.submit(spec, ref, chunks[i], i, prov, context): i for i in todo}
-        for future in as_completed(list(futures)):
-            save(futures[future], future.result())
+    def run_here(i: int) -> None:
+        save(i, chunk_task(spec, ref, chunks[i], i, prov, context))
+
+    def waiting(i: int) -> None:
+        logger.info("chunk %d/%d is being made by another process (%s); waiting to reuse it", i + 1, len(chunks),
+                    lock_path(paths[i]))
+
+    if submit:
+        _submit_missing(paths, lambda i: chunk_task.submit(spec, ref, chunks[i], i, prov, context), save, waiting)
+    elif after_chunk is None:
+        produce_missing(paths, run_here, on_wait=waiting)
     else:
-        for i, key in enumerate(keys):
-            if i in todo:
-                save(i, chunk_task(spec, ref, chunks[i], i, prov, context))
-            if after_chunk is not None:
-                after_chunk(store.get(key))
+        for i, key in enumerate(keys):  # in order: a chunk depends on the chunks before it
+            produce_missing([paths[i]], lambda _: run_here(i), on_wait=lambda _: waiting(i))
+            after_chunk(store.get(key))
     parts = [store.get(k) for k in keys]
     return pa.concat_tables(parts) if parts else SHOT_SCHEMA.empty_table(), [store.stats(k) for k in keys]
+
+
+def _submit_missing(paths: list[Path], submit_one: Callable, save: Callable, waiting: Callable[[int], None]) -> None:
+    """Submit every missing chunk whose lock this process gets, all at once, saving each as it completes; then
+    wait for the chunks other processes hold (and make any whose holder died before writing it)."""
+    held: dict[int, FileLock] = {}
+    try:
+        for i, path in enumerate(paths):
+            if path.exists():
+                continue
+            lock = FileLock(path)
+            if not lock.acquire():
+                continue  # another process is making it: waited for below
+            if path.exists():  # written between the check and the lock
+                lock.release()
+            else:
+                held[i] = lock
+        futures = {submit_one(i): i for i in held}
+        for future in as_completed(list(futures)):
+            i = futures[future]
+            save(i, future.result())
+            held.pop(i).release()
+    finally:
+        for lock in held.values():
+            lock.release()
+    produce_missing(paths, lambda i: save(i, submit_one(i).result()), on_wait=waiting)
 
 
 def _iterate_context(spec: BuildSpec, problems: list[Problem]) -> tuple[dict, list[Problem]]:
@@ -240,13 +276,16 @@ def provenance(spec: BuildSpec, data_dir: str | None, generator: Any) -> Provena
 
 
 def finish(spec: BuildSpec, work: Plan, table: pa.Table, stats: list[dict], run_id: str, model: str | None) -> str:
-    """Write the bank of a finished build (never an empty one) and publish its report; return its path."""
+    """Write the bank of a finished build (never an empty one) and publish its report; return its path. A bank
+    is written once: when a concurrent run of the same build wrote it first, that bank is the result."""
     if table.num_rows == 0:
         raise BuildError(_empty_reason(spec, stats))
     report = build_report(spec.mode, work.problems, table, stats)
     meta = {"config": work.key_config | {"task": spec.selection.task, "model": model},
             "created_at": datetime.now(timezone.utc).isoformat(), "run_id": run_id, "report": report}
-    banks.write_bank(work.path, table, meta)
+    if not banks.publish_bank(work.path, table, meta):
+        print(f"bank already built by a concurrent run: {work.path}")
+        return str(work.path)
     publish(report, title=f"bank {work.path.name}", key="bank-report")
     print(f"bank: {work.path}")
     return str(work.path)

@@ -167,10 +167,12 @@ def _bank_show(args) -> None:
     import json
 
     from flows.bank import read_bank
+    from flows.schema import SCHEMA_VERSION, SCHEMA_VERSION_FIELD
 
     table, meta = read_bank(args.path)
     df = table.to_pandas()
     print(f"bank: {args.path}\nshots: {len(df)}  problems: {df['problem_id'].nunique()}")
+    print(f"schema version: {meta[SCHEMA_VERSION_FIELD]} (this manyshot reads up to {SCHEMA_VERSION})")
     print(f"sources: {df['source'].value_counts().to_dict()}")
     for key in ("config", "run_id", "created_at", "report"):
         print(f"{key}: {json.dumps(meta.get(key), indent=1, default=str)}")

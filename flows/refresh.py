@@ -4,7 +4,8 @@ A refresh job keeps its banks under ``<banks root>/<job>/``::
 
     <job>-v0001.parquet, <job>-v0002.parquet, ...   versions, each written once, atomically
     latest                                          text file naming the newest version (atomically replaced)
-    .work/<key>/chunk-*.parquet                     checkpoints of an unfinished refresh
+    .work/<key>/chunk-*.parquet                     checkpoints of an unfinished refresh (v2 on; v1 uses the
+                                                    banks root's .work/, like build_bank)
 
 (Version files carry the job name so that evaluations, which label banks by file stem, can tell the
 versions of two jobs apart.)
@@ -14,7 +15,9 @@ shots for the rest with :func:`flows.build.run_chunk` (chunked and checkpointed 
 optionally sharded over workers), and publishes ``v(N+1) = vN's shots + the new shots``. Each version
 samples with its own seed (:func:`version_seed`), so problems still unsolved get fresh samples. When no
 problem is left, or none of the remaining ones was solved, no version is written. Older versions are
-never touched.
+never touched. v1 is a plain build of the selection and uses the plain build's checkpoints, so a refresh
+and a ``manyshot bank build`` of the same configuration under the same banks root share their chunks
+(under the chunk locks of :mod:`flows.locks`, also while both run).
 """
 from __future__ import annotations
 
@@ -134,7 +137,10 @@ def refresh_bank(spec: BuildSpec, job: str, data_dir: str | None = None, out: st
     work_key = banks.config_key({"refresh": job, "version": n, "previous": prev and prev.name, "seed": seed,
                                  "config": spec.key_config(with_limit=False),
                                  "todo": banks.config_key([p.id for p in todo])})
-    store = banks.ChunkStore(job_dir, work_key)
+    if prev is None:  # v1 is a plain build of the selection: share its checkpoints with `manyshot bank build`
+        store = banks.ChunkStore(job_dir.parent, banks.config_key(spec.key_config(with_limit=False)))
+    else:
+        store = banks.ChunkStore(job_dir, work_key)
     prov = provenance(spec, data_dir, generator)
     logger.info("job %s: %d of %d selected problems to try for v%04d (seed %d)", job, len(todo), len(problems), n, seed)
     new, stats = run_chunks(run_spec, generator, _chunks(todo, spec.chunk_size), prov, {}, store, submit=submit,
@@ -156,11 +162,14 @@ def refresh_bank(spec: BuildSpec, job: str, data_dir: str | None = None, out: st
             "job": job, "version": n, "previous": prev.name if prev else None, "seed": seed,
             "created_at": datetime.now(timezone.utc).isoformat(), "run_id": prov.run_id, "report": report,
             "refresh": refresh}
-    banks.write_bank(path, combined, meta)
+    written = banks.publish_bank(path, combined, meta)
     _point(job_dir, path)
-    message = (f"job {job}: published {path.name} ({solved} of {len(todo)} tried problems newly solved, "
-               f"{new.num_rows} shots added, {combined.num_rows} in total)")
-    publish(report | {"refresh": refresh}, title=f"bank {path.name}", key="bank-report")
+    if written:
+        message = (f"job {job}: published {path.name} ({solved} of {len(todo)} tried problems newly solved, "
+                   f"{new.num_rows} shots added, {combined.num_rows} in total)")
+        publish(report | {"refresh": refresh}, title=f"bank {path.name}", key="bank-report")
+    else:
+        message = f"job {job}: {path.name} was published by a concurrent refresh of the same job"
     print(message)
     return summary | {"status": "published", "message": message, "version": n, "latest": str(path),
                       "shots_total": combined.num_rows}

@@ -12,6 +12,7 @@ import pyarrow as pa
 
 SOURCES = ("ground-truth", "reinforced", "unsupervised", "generated")
 SCHEMA_VERSION = "1"
+SCHEMA_VERSION_FIELD = "manyshot_schema_version"  # the metadata key with_metadata writes it under
 
 
 def _field(name: str, type_: pa.DataType, required: bool) -> pa.Field:
@@ -125,8 +126,26 @@ def to_table(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
 def with_metadata(table: pa.Table, metadata: Mapping[str, Any]) -> pa.Table:
     """Attach JSON-encoded key/value metadata (bank configuration, provenance) to a table."""
     encoded = {k.encode(): json.dumps(v, sort_keys=True, default=str).encode() for k, v in metadata.items()}
-    encoded[b"manyshot_schema_version"] = SCHEMA_VERSION.encode()
+    encoded[SCHEMA_VERSION_FIELD.encode()] = SCHEMA_VERSION.encode()
     return table.replace_schema_metadata({**(table.schema.metadata or {}), **encoded})
+
+
+def schema_version(schema: pa.Schema) -> int:
+    """The schema version a file's metadata records; 1 for files written before versions were recorded.
+
+    Raises :class:`SchemaError` for a version newer than :data:`SCHEMA_VERSION` (a file from a newer manyshot,
+    which this code must not misread) or one that is not a version number.
+    """
+    raw = (schema.metadata or {}).get(SCHEMA_VERSION_FIELD.encode())
+    if raw is None:
+        return 1
+    text = raw.decode("utf-8", errors="replace").strip()
+    if not text.isdigit():
+        raise SchemaError(f"schema version {text!r} is not a version number")
+    if int(text) > int(SCHEMA_VERSION):
+        raise SchemaError(f"written with schema version {text}, newer than version {SCHEMA_VERSION}, the newest "
+                          f"this manyshot reads; read it with a newer manyshot")
+    return int(text)
 
 
 def read_metadata(schema: pa.Schema) -> dict[str, Any]:

@@ -1,11 +1,13 @@
+import threading
 from datetime import datetime, timezone
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from flows.bank import BankError, ChunkStore, bank_path, config_key, list_banks, read_bank, write_bank
-from flows.schema import SHOT_SCHEMA, SchemaError, to_table, validate
+from flows.bank import BankError, ChunkStore, bank_path, config_key, list_banks, publish_bank, read_bank, write_bank
+from flows.schema import SCHEMA_VERSION, SCHEMA_VERSION_FIELD, SHOT_SCHEMA, SchemaError, to_table, validate
 
 
 def shot(**over):
@@ -50,8 +52,6 @@ def test_read_bank_errors_name_the_path(tmp_path):
     with pytest.raises(BankError, match="junk.parquet is not a readable Parquet file"):
         read_bank(junk)
     other = tmp_path / "other.parquet"
-    import pyarrow.parquet as pq
-
     pq.write_table(pa.table({"x": [1]}), other)
     with pytest.raises(BankError, match="other.parquet is not a manyshot bank"):
         read_bank(other)
@@ -67,3 +67,89 @@ def test_chunk_store_roundtrip(tmp_path):
     assert store.get("c1") is None
     store.put("c1", to_table([shot()], SHOT_SCHEMA), {"tried": 1})
     assert store.get("c1").num_rows == 1 and store.stats("c1") == {"tried": 1}
+
+
+def _bank_file(tmp_path, version: bytes | None):
+    """A bank whose metadata records schema ``version`` (None: no version recorded, as before versions were)."""
+    path = tmp_path / f"gsm8k-ground-truth-v{version and version.decode()}.parquet"
+    write_bank(path, to_table([shot()], SHOT_SCHEMA), {"config": {"task": "gsm8k"}})
+    table = pq.read_table(path)
+    meta = {k: v for k, v in table.schema.metadata.items() if k != SCHEMA_VERSION_FIELD.encode()}
+    if version is not None:
+        meta[SCHEMA_VERSION_FIELD.encode()] = version
+    pq.write_table(table.replace_schema_metadata(meta), path)
+    return path
+
+
+def test_banks_record_the_schema_version(tmp_path):
+    path = bank_path(tmp_path, "gsm8k", "ground-truth", "k1")
+    write_bank(path, to_table([shot()], SHOT_SCHEMA), {"config": {}})
+    assert pq.read_schema(path).metadata[SCHEMA_VERSION_FIELD.encode()] == SCHEMA_VERSION.encode()
+    assert read_bank(path)[1][SCHEMA_VERSION_FIELD] == int(SCHEMA_VERSION)
+
+
+def test_a_bank_without_a_schema_version_reads_as_version_1(tmp_path):
+    table, meta = read_bank(_bank_file(tmp_path, None))
+    assert table.num_rows == 1 and meta[SCHEMA_VERSION_FIELD] == 1 and meta["config"] == {"task": "gsm8k"}
+
+
+def test_a_bank_from_a_newer_schema_is_refused_naming_path_and_versions(tmp_path):
+    newer = str(int(SCHEMA_VERSION) + 1)
+    path = _bank_file(tmp_path, newer.encode())
+    with pytest.raises(BankError) as err:
+        read_bank(path)
+    assert str(err.value).startswith(f"{path}: written with schema version {newer}, newer than version "
+                                     f"{SCHEMA_VERSION}, the newest this manyshot reads")
+    with pytest.raises(BankError, match="'one' is not a version number"):
+        read_bank(_bank_file(tmp_path, b"one"))
+
+
+def test_a_chunk_checkpoint_from_a_newer_schema_is_refused(tmp_path):
+    store = ChunkStore(tmp_path, "w1")
+    store.put("c1", to_table([shot()], SHOT_SCHEMA), {"tried": 1})
+    table = pq.read_table(store.path("c1"))
+    newer = str(int(SCHEMA_VERSION) + 1).encode()
+    pq.write_table(table.replace_schema_metadata({**table.schema.metadata, SCHEMA_VERSION_FIELD.encode(): newer}),
+                   store.path("c1"))
+    with pytest.raises(BankError, match=f"chunk-c1.parquet: written with schema version {newer.decode()}"):
+        store.get("c1")
+
+
+def test_publish_bank_writes_once_and_a_second_writer_sees_the_first_bank(tmp_path):
+    path = bank_path(tmp_path, "gsm8k", "ground-truth", "k2")
+    assert publish_bank(path, to_table([shot(run_id="first")], SHOT_SCHEMA), {"run_id": "first"}) is True
+    assert publish_bank(path, to_table([shot(run_id="second")], SHOT_SCHEMA), {"run_id": "second"}) is False
+    table, meta = read_bank(path)
+    assert meta["run_id"] == "first" and table.column("run_id").to_pylist() == ["first"]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_concurrent_publishers_write_one_bank(tmp_path):
+    path = bank_path(tmp_path, "gsm8k", "ground-truth", "k3")
+    tables = [to_table([shot(run_id=f"r{i}")], SHOT_SCHEMA) for i in range(8)]
+    start = threading.Barrier(len(tables))
+    results: list[bool] = []
+
+    def publisher(i):
+        start.wait()
+        results.append(publish_bank(path, tables[i], {"run_id": f"r{i}"}))
+    threads = [threading.Thread(target=publisher, args=(i,)) for i in range(len(tables))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results) == [False] * 7 + [True]
+    table, meta = read_bank(path)
+    assert table.column("run_id").to_pylist() == [meta["run_id"]]
+
+
+def test_bank_show_prints_the_schema_version_and_refuses_a_newer_one(tmp_path, capsys):
+    from flows.cli import main
+
+    assert main(["bank", "show", str(_bank_file(tmp_path, None))]) == 0
+    assert f"schema version: 1 (this manyshot reads up to {SCHEMA_VERSION})" in capsys.readouterr().out
+    newer = str(int(SCHEMA_VERSION) + 1)
+    path = _bank_file(tmp_path, newer.encode())
+    assert main(["bank", "show", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"manyshot: error: {path}: written with schema version {newer}, newer than version {SCHEMA_VERSION}" in err
