@@ -32,7 +32,7 @@ def _words(text: str) -> tuple[str, ...]:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", choices=("gsm8k", "math"), required=True)
     p.add_argument("--data-dir", default=None, help="folder with {gsm8k,math}/{train,test}.jsonl "
-                   "(default: $MANYSHOT_DATA_DIR, else the Hugging Face hub)")
+                   "(default: $MANYSHOT_DATA_DIR, else ./data if it holds them, else the Hugging Face hub)")
     p.add_argument("--model", default="embedded", help="embedded, embedded-tiny, an HF model id or a local path")
     p.add_argument("--endpoint", action="append", default=[], help="OpenAI-compatible server URL (repeatable)")
 

@@ -1,7 +1,8 @@
 """Datasets in, canonical :class:`Problem` records out.
 
-Local JSONL (``--data-dir`` / ``MANYSHOT_DATA_DIR``) in the published layouts, or the Hugging Face
-hub through ``datasets`` when no directory is given. Bad rows fail with the file and line.
+Local JSONL (``--data-dir`` / ``MANYSHOT_DATA_DIR``, else ``./data`` when it holds the files) in the
+published layouts, or the Hugging Face hub through ``datasets`` when there is no local copy. Bad rows
+fail with the file and line.
 """
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ HUB = {
 }
 
 
+LOCAL_DATA_DIR = Path("data")  # local dataset copies, relative to the working directory like runs/banks
+
+
 class DataError(ValueError):
     """A dataset could not be read; the message names the file and line or the missing source."""
 
@@ -47,13 +51,22 @@ def content_id(task: str, question: str) -> str:
     return f"{task}/" + hashlib.sha256(question.strip().encode()).hexdigest()[:16]
 
 
+def has_data_layout(folder: Path) -> bool:
+    """Whether ``folder`` holds at least one ``{gsm8k,math}/{train,test}.jsonl`` file."""
+    return any((folder / task / f"{split}.jsonl").is_file() for task in TASKS for split in SPLITS)
+
+
 def default_data_dir() -> Path | None:
+    """MANYSHOT_DATA_DIR, else ``./data`` (:data:`LOCAL_DATA_DIR`) when it holds the JSONL layout, else None."""
     env = os.environ.get("MANYSHOT_DATA_DIR")
-    return Path(env) if env else None
+    if env:
+        return Path(env)
+    return LOCAL_DATA_DIR.resolve() if has_data_layout(LOCAL_DATA_DIR) else None
 
 
 def data_root(data_dir: Path | str | None = None) -> Path | None:
-    """The folder ``load_problems`` reads: ``data_dir``, else MANYSHOT_DATA_DIR; None means the hub."""
+    """The folder ``load_problems`` reads: ``data_dir``, else MANYSHOT_DATA_DIR, else ``./data`` if it holds
+    dataset files; None means the hub."""
     return Path(data_dir) if data_dir else default_data_dir()
 
 
@@ -143,7 +156,8 @@ def _hub_reachable(timeout_s: float = 3.0) -> bool:
 
 def read_hub(task: str, split: str) -> list[Problem]:
     repo, config, hub_split = HUB[(task, split)]
-    hint = "pass --data-dir DIR (or set MANYSHOT_DATA_DIR) pointing at {gsm8k,math}/{train,test}.jsonl"
+    hint = ("pass --data-dir DIR (or set MANYSHOT_DATA_DIR) pointing at {gsm8k,math}/{train,test}.jsonl, "
+            "or put those files under ./data")
     if _hub_offline() or not _hub_reachable():
         raise DataError(f"no data dir given and the Hugging Face hub is offline or unreachable; {hint}")
     import datasets
@@ -158,7 +172,8 @@ def read_hub(task: str, split: str) -> list[Problem]:
 
 
 def load_problems(task: str, split: str, data_dir: Path | str | None = None) -> list[Problem]:
-    """All problems of ``task``/``split``, from ``data_dir`` (or MANYSHOT_DATA_DIR) or the hub."""
+    """All problems of ``task``/``split``, from :func:`data_root` (``data_dir``, MANYSHOT_DATA_DIR, ``./data``)
+    or the hub."""
     if task not in TASKS:
         raise DataError(f"unknown task {task!r}; expected one of {TASKS}")
     if split not in SPLITS:

@@ -1,8 +1,10 @@
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 
-from flows.data import DataError, load_problems, normalize_text, select
+from flows.data import DataError, data_source, load_problems, normalize_text, select
 
 
 def test_real_gsm8k_and_math_load(data_dir):
@@ -50,8 +52,9 @@ def test_non_utf8_row(tmp_path):
         load_problems("gsm8k", "test", tmp_path)
 
 
-def test_offline_hub_fails_fast_naming_data_dir(monkeypatch):
+def test_offline_hub_fails_fast_naming_data_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("MANYSHOT_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ./data with datasets here
     with pytest.raises(DataError, match="--data-dir"):
         load_problems("gsm8k", "test", None)
 
@@ -69,3 +72,47 @@ def test_math_missing_answer_key_is_an_error(tmp_path):
     (tmp_path / "math" / "test.jsonl").write_text('{"problem": "p"}\n')
     with pytest.raises(DataError, match=r"test.jsonl:1: missing 'answer'"):
         load_problems("math", "test", tmp_path)
+
+
+def _local_copy(folder, question="What is 2 + 3?", answer="5"):
+    (folder / "data" / "gsm8k").mkdir(parents=True)
+    row = {"question": question, "answer": f"2 + 3 = 5\n#### {answer}"}
+    (folder / "data" / "gsm8k" / "test.jsonl").write_text(json.dumps(row) + "\n")
+
+
+def test_data_folder_of_the_working_directory_is_the_default(monkeypatch, tmp_path):
+    monkeypatch.delenv("MANYSHOT_DATA_DIR", raising=False)
+    _local_copy(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    problems = load_problems("gsm8k", "test")
+    assert [(p.question, p.answer) for p in problems] == [("What is 2 + 3?", "5")]
+    assert data_source() == str(tmp_path.resolve() / "data")
+    with pytest.raises(DataError, match=r"data/math/train.jsonl does not exist"):
+        load_problems("math", "train")
+
+
+def test_explicit_data_dirs_win_over_the_data_folder(monkeypatch, tmp_path, data_dir):
+    _local_copy(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MANYSHOT_DATA_DIR", str(data_dir))
+    assert len(load_problems("gsm8k", "test")) == 1319
+    monkeypatch.delenv("MANYSHOT_DATA_DIR")
+    assert len(load_problems("gsm8k", "test", data_dir)) == 1319
+
+
+def test_a_data_folder_without_datasets_falls_back_to_the_hub(monkeypatch, tmp_path):
+    monkeypatch.delenv("MANYSHOT_DATA_DIR", raising=False)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "README.md").write_text("only the readme, as in a fresh clone\n")
+    monkeypatch.chdir(tmp_path)
+    assert data_source() == "hub"
+    with pytest.raises(DataError, match="or put those files under ./data"):
+        load_problems("gsm8k", "test")
+
+
+def test_the_repository_data_folder_commits_only_its_readme():
+    root = Path(__file__).resolve().parents[1]
+    assert (root / "data" / "README.md").is_file()
+    ignored = subprocess.run(["git", "check-ignore", "data/gsm8k/train.jsonl", "data/cache/embeddings.npy",
+                              "data/README.md"], cwd=root, capture_output=True, text=True).stdout.split()
+    assert ignored == ["data/gsm8k/train.jsonl", "data/cache/embeddings.npy"]
