@@ -71,7 +71,7 @@ def rationale(raw: str) -> str:
     return f"{ANNOTATION.sub('', steps).strip()}\nThe answer is {answer.strip()}"
 
 
-def _steps(raw: str) -> list[tuple[re.Match, Fraction, re.Match]] | None:
+def clean_steps(raw: str) -> list[tuple[re.Match, Fraction, re.Match]] | None:
     """The annotated steps of a clean solution (annotation, its value, the visible result), else None."""
     body = raw.rpartition("####")[0]
     outside = ANNOTATION.sub(lambda m: "\0" * len(m.group()), body)
@@ -152,7 +152,7 @@ def labelled_set(n: int, seed: int, solutions: list[str] | None = None) -> list[
     for index in order:
         if planted >= n:
             break
-        steps = _steps(solutions[index])
+        steps = clean_steps(solutions[index])
         if steps is None:
             continue
         kind = KINDS[1 + planted % 2]

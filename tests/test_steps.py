@@ -94,6 +94,10 @@ def test_rounding_and_percent_rules(text, ok, rule):
     (r"$\left(\frac{1}{2}\right)^{2} = \frac{1}{4}$", 0),
     (r"$\dfrac{3}{4} + \dfrac{1}{4} = 1$", 0),
     (r"$10{,}000 - 1 = 9{,}999$", 0),
+    (r"$9 \times 10^4 = 90,\!000$", 0),
+    (r"$(255+245)(255-245) = 500(10)$", 0),
+    (r"$1000 \cdot 1.01875^8 = \boxed{1160}$", 0),
+    (r"$1000 \cdot 1.01875^8 = \boxed{1161}$", 1),
 ])
 def test_latex_equalities_between_numbers(text, wrong):
     report = check_steps(text, task="math")
@@ -114,6 +118,11 @@ def test_latex_equalities_between_numbers(text, wrong):
     (r"$1 + 2 + \cdots + 10 = 50$", "math"),
     (r"$0.\overline{3} \cdot 3 = 2$", "math"),
     (r"$2\frac{1}{2} \cdot 2 = 4$", "math"),
+    (r"$2 * 6 = 2^6 + 6^2$", "math"),
+    (r"$3^25^2 = 15^2$", "math"),
+    (r"$\frac{1}{3} = 0.\overline{3}$", "math"),
+    (r"$f \left( \frac{7}{2} \right) = 3$", "math"),
+    (r"$-22 + 2g + 12 = 0$", "math"),
     ("3 1/2 * 2 = 8", "gsm8k"),
     ("1 hour = 60 minutes", "gsm8k"),
     ("12 = 3 * 5", "gsm8k"),

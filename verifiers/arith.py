@@ -18,13 +18,14 @@ MAX_OPERAND_TOKENS = 64
 MAX_DEPTH = 24
 MAX_POWER_BITS = 20_000
 
-NUM, OP, LP, RP, FRAC, EQ, WORD, CMD, CUR, PUNCT, BOUND = (
-    "num", "op", "lp", "rp", "frac", "eq", "word", "cmd", "cur", "punct", "bound")
+NUM, OP, LP, RP, FRAC, EQ, WORD, CMD, CUR, PUNCT, BOUND, BOXED = (
+    "num", "op", "lp", "rp", "frac", "eq", "word", "cmd", "cur", "punct", "bound", "boxed")
 
 _TOKEN = re.compile(r"""
     (?P<nl>\n)
-  | (?P<ws>[^\S\n]+|\\[,;:!\ ]|\\q?quad\b|\\displaystyle\b|\\boxed\b|\\left\.|\\right\.)
-  | (?P<num>(?:[0-9]{1,3}(?:(?:,|\{,\})[0-9]{3})+(?![0-9])|[0-9]+)(?:\.[0-9]+)?|\.[0-9]+)
+  | (?P<ws>[^\S\n]+|\\[,;:!\ ]|\\q?quad\b|\\displaystyle\b|\\left\.|\\right\.)
+  | (?P<boxed>\\boxed\b)
+  | (?P<num>(?:[0-9]{1,3}(?:(?:,|\{,\}|,\\!)[0-9]{3})+(?![0-9])|[0-9]+)(?:\.[0-9]+)?|\.[0-9]+)
   | (?P<pct>\\?%)
   | (?P<eq>==?(?![=>])|≈|≃|~=|\\approx\b|\\simeq\b)
   | (?P<arrow>=>|->|→|⇒|\\Rightarrow\b|\\implies\b|\\\\|\\\[|\\\]|\\\(|\\\)|&)
@@ -46,31 +47,38 @@ class NotArithmetic(ValueError):
     """A token slice that is not plain arithmetic (symbolic, ambiguous, malformed or too large)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Tok:
     """One token: ``kind``, the text, its span, whether whitespace precedes it, and for numbers the
-    value (``%`` already divided by 100), the number of decimals written and the percent mark."""
+    digits written, the number of decimals and the percent mark (``value`` divides by 100 for it)."""
 
     kind: str
     text: str
     start: int
     end: int
     gap: bool
-    value: Fraction | None = None
+    digits: str = ""
     decimals: int = 0
     percent: bool = False
+    _value: Fraction | None = None
 
     @property
     def op(self) -> str:
         return _OP_NAMES.get(self.text, self.text)
 
+    @property
+    def value(self) -> Fraction:
+        """The exact value of a number token (computed on first use: most numbers are never evaluated)."""
+        if self._value is None:
+            self._value = Fraction(self.digits) / 100 if self.percent else Fraction(self.digits)
+        return self._value
 
-def _number(text: str) -> tuple[Fraction, int]:
-    digits = text.replace("{,}", "").replace(",", "")
+
+def _number(text: str) -> tuple[str, int]:
+    digits = text.replace("{,}", "").replace("\\!", "").replace(",", "")
     if len(digits) > MAX_NUMBER_DIGITS:
         raise NotArithmetic(f"number with more than {MAX_NUMBER_DIGITS} digits")
-    decimals = len(digits.split(".")[1]) if "." in digits else 0
-    return Fraction(digits), decimals
+    return digits, len(digits) - digits.index(".") - 1 if "." in digits else 0
 
 
 def tokenize(text: str) -> list[Tok]:
@@ -86,13 +94,13 @@ def tokenize(text: str) -> list[Tok]:
         gap = False
         if kind == "num":
             try:
-                tok.value, tok.decimals = _number(tok.text)
+                tok.digits, tok.decimals = _number(tok.text)
             except NotArithmetic:
                 tok.kind = PUNCT  # an oversized number is never part of a checked claim
         elif kind == "pct":
             prev = out[-1] if out else None
             if prev is not None and prev.kind == NUM and not prev.percent:
-                prev.value, prev.percent, prev.end = prev.value / 100, True, tok.end
+                prev.percent, prev.end = True, tok.end
                 prev.text = text[prev.start:tok.end]
                 continue
             tok.kind = PUNCT
@@ -104,10 +112,11 @@ def tokenize(text: str) -> list[Tok]:
 
 
 def has_operator(tokens: list[Tok]) -> bool:
-    """Whether a slice computes something (a binary operator or a fraction), not just states a number."""
+    """Whether a slice computes something (a binary operator, an implicit product such as ``5(10)``, or a
+    fraction), not just states a number."""
     tokens = [t for t in tokens if t.kind != CUR]
     for i, t in enumerate(tokens):
-        if t.kind == FRAC or (t.kind == OP and i > 0 and tokens[i - 1].kind in (NUM, RP)):
+        if t.kind == FRAC or (t.kind in (OP, LP) and i > 0 and tokens[i - 1].kind in (NUM, RP)):
             return True
     return False
 

@@ -12,7 +12,7 @@ conversions or restatements, not checked).
 Anything symbolic or ambiguous is *not checked*, never *wrong*: a variable or command touching the
 expression (``2x + 3 = 11``, ``\sqrt{16} = 4``, ``f(2) = 5``), a mixed number (``3 1/2``), an
 expression cut off by prose (``x - 3 = 5``, ``= 40 + tip``), a non-integer or oversized power, a
-division by zero, a factorial in MATH text.
+division by zero, a factorial or ``*`` in MATH text (problems define ``a * b`` as they like).
 
 When is a claimed number right? Let ``v`` be the exact value of the left side and ``c`` the number
 written on the right, with ``d`` decimals:
@@ -22,6 +22,8 @@ written on the right, with ``d`` decimals:
   decimals (``2/3 = 0.66``);
 * approximate (``≈``, ``~``, ``\approx``, "about", "approximately", ...): an integer with ``k``
   trailing zeros is right if ``|v - c| <= 0.5 * 10**k`` (``10/3 ≈ 3``, ``1000/7 ≈ 140``);
+* in MATH text an integer may state a non-integer ``v`` rounded (problems ask for "the nearest
+  dollar"): right if ``|v - c| <= 0.5``; the same for a final answer ``= \boxed{c}``;
 * a percent on the right (``20/80 = 25%`` or ``0.25 * 100 = 25%``) may state ``v`` as ``c/100`` or ``c``;
 * a right side that is itself an expression is right if it has the same value, or if it starts with
   a number that states ``v`` and continues the computation (``2 * 3 = 6 + 4 = 10``).
@@ -37,7 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from verifiers.arith import (BOUND, CMD, CUR, EQ, FRAC, LP, NUM, OP, PUNCT, RP, WORD, NotArithmetic, Tok,
+from verifiers.arith import (BOUND, BOXED, CMD, CUR, EQ, FRAC, LP, NUM, OP, PUNCT, RP, WORD, NotArithmetic, Tok,
                              evaluate, has_operator, tokenize)
 
 MAX_CHARS = 20_000
@@ -49,8 +51,6 @@ SYM = "sym"
 _RUN = {NUM, OP, LP, RP, FRAC, CUR, UNIT}
 _APPROX_WORDS = {"about", "approximately", "approx", "around", "roughly", "nearly", "almost", "circa"}
 _WORD_OPS = {"x", "times", "of", "plus", "minus"}
-_GLUED_UNITS = {"kg", "g", "mg", "km", "cm", "mm", "ml", "mL", "L", "lb", "lbs", "oz", "ft", "yd", "yds", "mi", "hr",
-                "hrs", "min", "mins", "sec", "secs", "mph", "kph", "KB", "MB", "GB", "TB", "kb", "mb", "gb"}
 _NOT_UNITS = {"st", "nd", "rd", "th", "am", "pm", "k", "m"}
 _CONNECTORS = {"per", "of", "each"}  # inside a unit, never first: "5 hours per day", "12 bags of flour"
 _STOP_WORDS = {"and", "or", "to", "is", "are", "was", "were", "so", "then", "the", "a", "an", "for", "by", "from", "plus", "minus", "x", "with", "in", "on", "at", "than", "as",
@@ -116,6 +116,8 @@ def check_steps(rationale: str, task: str = "gsm8k") -> StepReport:
         raise ValueError(f"unknown task {task!r} for check_steps; expected one of {TASKS}")
     text = rationale[:MAX_CHARS]
     truncated = len(rationale) > MAX_CHARS
+    if "=" not in text and "≈" not in text and "≃" not in text and "\\approx" not in text and "\\simeq" not in text:
+        return StepReport((), 0, truncated)
     tokens = tokenize(text)
     _classify(tokens, task)
     claims: list[Claim] = []
@@ -144,13 +146,18 @@ def _classify(tokens: list[Tok], task: str) -> None:
         if t.kind == WORD and task == "gsm8k" and t.text.lower() in _WORD_OPS and _word_op(tokens, i):
             t.kind = OP
     for i, t in enumerate(tokens):
+        if t.kind == OP and task == "math" and t.text in ("*", "\\ast"):
+            t.kind = SYM  # MATH problems define their own operations with * ("a * b = 2a + b")
+        if t.op == "^" and task == "math" and i + 1 < len(tokens) and tokens[i + 1].kind == NUM and \
+                len(tokens[i + 1].text) > 1:
+            t.kind = SYM  # LaTeX reads 3^25^2 as 3^2 5^2: an unbraced exponent of several digits is ambiguous
         if t.kind == WORD and i and tokens[i - 1].kind == NUM and not t.gap and _glued_unit(t.text, task):
             t.kind = UNIT  # "5kg", "220km": a unit written without a space
     for i, t in enumerate(tokens):
         if t.kind == NUM and _glued(tokens, i):
             t.kind = SYM
-    for i in range(1, len(tokens)):
-        end = _unit_end(tokens, i)
+    for i in range(1, len(tokens) if task == "gsm8k" else 0):  # MATH text writes units with \text
+        end = tokens[i - 1].kind in (NUM, CUR, UNIT) and _unit_end(tokens, i)
         if end:
             for k in range(i, end):
                 tokens[k].kind = UNIT
@@ -158,9 +165,9 @@ def _classify(tokens: list[Tok], task: str) -> None:
 
 def _glued_unit(word: str, task: str) -> bool:
     """A word written right after a number that is a unit: any longer word in GSM8K text (``220km``,
-    ``128miles``) but ordinals, clock times and ``x...``; in MATH text only the listed units."""
+    ``128miles``) but ordinals, clock times and ``x...``; never in MATH text (``2g`` is a product there)."""
     if task == "math":
-        return word in _GLUED_UNITS
+        return False
     return (len(word) > 1 or word == "g") and word.lower() not in _NOT_UNITS and not word.startswith("x")
 
 
@@ -225,11 +232,11 @@ def _boundary_ok(tok: Tok | None, neighbour: Tok, task: str, *, after: Tok | Non
     if tok is None or tok.kind in (BOUND, EQ, LP, RP):
         return True
     touching = not (neighbour.gap if tok.start < neighbour.start else tok.gap)
-    if tok.kind == WORD:
-        return not touching
+    if tok.kind == WORD:  # prose, unless it touches the operand or is a MATH variable
+        return not touching and (task == "gsm8k" or len(tok.text) > 1)
     if tok.kind == PUNCT and tok.text in _SAFE_PUNCT | ({"!"} if task == "gsm8k" else set()):
-        return not (touching and after is not None and after.kind == NUM and not (
-            after.gap if after.start > tok.start else tok.gap))
+        glued = after is not None and not (after.gap if after.start > tok.start else tok.gap)
+        return not (touching and glued and after.kind in (NUM, WORD, CMD, SYM))  # "3:30", "0.\overline{3}"
     return False
 
 
@@ -252,6 +259,8 @@ def _left(tokens: list[Tok], eq: int, task: str) -> list[Tok] | None:
     before = tokens[start - 2] if start >= 2 else None
     if not _boundary_ok(stop, run[0], task, after=before):
         return None
+    if run[0].kind == LP and stop is not None and (stop.kind == CMD or stop.kind == WORD and task == "math"):
+        return None  # a function's argument: "f \left( \frac{1}{2} \right) = 3", "\sqrt (16) = 4"
     if run[0].kind == OP and not _unary(run, stop):
         return None
     if run[-1].kind == OP:
@@ -260,15 +269,19 @@ def _left(tokens: list[Tok], eq: int, task: str) -> list[Tok] | None:
 
 
 def _unary(run: list[Tok], stop: Tok | None) -> bool:
-    if run[0].op not in "+-" or len(run) < 2 or run[1].gap or run[1].kind not in (NUM, LP, FRAC, CUR):
+    if run[0].op != "-" or len(run) < 2 or run[1].gap or run[1].kind not in (NUM, LP, FRAC, CUR):
         return False
     return stop is None or stop.kind != WORD or len(stop.text) > 1 or stop.text in "aAI"
 
 
-def _right(tokens: list[Tok], eq: int, task: str) -> tuple[list[Tok], bool] | None:
-    begin, approx = eq + 1, tokens[eq].text != "=" and tokens[eq].text != "=="
+def _right(tokens: list[Tok], eq: int, task: str) -> tuple[list[Tok], str] | None:
+    """The right operand of an ``=`` and how exactly it is meant: ``exact``, ``approximate`` (``≈``,
+    "about") or ``boxed`` (a MATH final answer, possibly rounded as its problem asked)."""
+    begin, approx = eq + 1, "exact" if tokens[eq].text in ("=", "==") else "approximate"
     while begin < len(tokens) and (tokens[begin].text == "~" or tokens[begin].text.lower() in _APPROX_WORDS):
-        begin, approx = begin + 1, True
+        begin, approx = begin + 1, "approximate"
+    if begin < len(tokens) and tokens[begin].kind == BOXED:
+        begin, approx = begin + 1, "boxed" if approx == "exact" else approx
     end, depth = begin, 0
     while end < len(tokens) and tokens[end].kind in _RUN and end - begin < 80:
         kind = tokens[end].kind
@@ -305,6 +318,9 @@ def _claim(text: str, tokens: list[Tok], eq: int, task: str) -> Claim | None:
     numbers = [t for t in right_tokens if t.kind == NUM]
     if not has_operator(right_tokens):
         rule = _states(value, numbers[0], claimed_value, approx) if len(numbers) == 1 else None
+        if rule is None and task == "math" and len(numbers) == 1 and value.denominator != 1 and \
+                numbers[0].decimals == 0 and abs(value - claimed_value) <= Fraction(1, 2):
+            rule = "rounded"  # MATH problems ask for answers "to the nearest whole number"
     elif claimed_value == value:
         rule = "equal"
     else:
@@ -318,7 +334,7 @@ def _claim(text: str, tokens: list[Tok], eq: int, task: str) -> Claim | None:
                  claimed_value, rule is not None, rule or "wrong")
 
 
-def _states(value: Fraction, number: Tok, written: Fraction, approx: bool) -> str | None:
+def _states(value: Fraction, number: Tok, written: Fraction, approx: str) -> str | None:
     """The rule under which the written number states ``value`` (None if it does not)."""
     forms = [(written, number.decimals + 2 * number.percent, "exact")]
     if number.percent:
@@ -331,8 +347,8 @@ def _states(value: Fraction, number: Tok, written: Fraction, approx: bool) -> st
                 return "rounded"
             if Fraction(int(value * 10 ** decimals), 10 ** decimals) == claimed:
                 return "truncated"
-        if approx:
-            zeros = _trailing_zeros(claimed) if decimals == 0 else 0
+        if approx != "exact":
+            zeros = _trailing_zeros(claimed) if decimals == 0 and approx == "approximate" else 0
             tolerance = Fraction(10 ** zeros, 2) if decimals == 0 else Fraction(1, 2 * 10 ** decimals)
             if abs(value - claimed) <= tolerance:
                 return "approximate"
