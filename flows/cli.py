@@ -183,7 +183,7 @@ def _bank_show(args) -> None:
     steps = step_summary(table)
     if steps:
         print(f"step check: {steps['shots with a wrong step']} shots with a wrong step, "
-              f"{steps['steps checked']} steps checked")
+              f"{steps['steps checked']} steps checked ({steps['step counts']})")
         for example in steps["wrong-step examples"]:
             print(f"  {example}")
     sample = df.iloc[0]

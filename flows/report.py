@@ -26,12 +26,21 @@ def _yield_by(problems: Sequence[Problem], solved: set[str], attr: str) -> dict[
     return {k: f"{ok[k]}/{n} ({ok[k] / n:.0%})" for k, n in sorted(tried.items())}
 
 
-def step_summary(table: pa.Table, examples: int = 3) -> dict[str, Any]:
+def step_summary(table: pa.Table, examples: int = 3, *, recompute: bool = False) -> dict[str, Any]:
     """Shots whose rationale has a wrong arithmetic step (``steps_wrong > 0``), and where the first few are.
 
-    Empty when no shot was step-checked (e.g. a bank built before the columns existed)."""
+    Uses the recorded ``steps_*`` columns; with ``recompute`` (or when no shot has them, e.g. a bank built
+    before they existed) runs :func:`verifiers.check_steps` on every rationale instead. Empty for a bank
+    without rationales."""
     rows = [r for r in table.select(["problem_id", "task", "rationale", "steps_checked", "steps_wrong"]).to_pylist()
-            if r["steps_wrong"] is not None]
+            if r["rationale"]]
+    recorded = not recompute and any(r["steps_wrong"] is not None for r in rows)
+    if recorded:
+        rows = [r for r in rows if r["steps_wrong"] is not None]
+    else:
+        for r in rows:
+            report = verifiers.check_steps(r["rationale"], r["task"])
+            r["steps_checked"], r["steps_wrong"] = report.checked, report.wrong
     if not rows:
         return {}
     wrong = [r for r in rows if r["steps_wrong"] > 0]
@@ -41,7 +50,7 @@ def step_summary(table: pa.Table, examples: int = 3) -> dict[str, Any]:
         shown.append(f"{r['problem_id']}: " + "; ".join(c.describe() for c in claims[:2]))
     return {"steps checked": sum(r["steps_checked"] for r in rows),
             "shots with a wrong step": f"{len(wrong)} of {len(rows)} ({len(wrong) / len(rows):.1%})",
-            "wrong-step examples": shown}
+            "wrong-step examples": shown, "step counts": "recorded" if recorded else "recomputed"}
 
 
 def build_report(mode: str, problems: Sequence[Problem], table: pa.Table, stats: Sequence[dict]) -> dict[str, Any]:

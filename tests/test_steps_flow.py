@@ -7,6 +7,7 @@ from flows.bank import ChunkStore, read_bank
 from flows.build import BuildSpec, Selection, build_bank
 from flows.cli import main
 from flows.data import load_problems
+from flows.report import step_summary
 from flows.schema import ADDED_SHOT_COLUMNS
 from flows.shots import BuildError, Rounds
 from generators.fake import FakeGenerator
@@ -66,7 +67,7 @@ def test_columns_report_and_require_valid_steps(tmp_path, data_dir, gold, capsys
 
     assert main(["bank", "show", plain]) == 0
     out = capsys.readouterr().out
-    assert "step check: 4 of 4 (100.0%) shots with a wrong step, 4 steps checked" in out
+    assert "step check: 4 of 4 (100.0%) shots with a wrong step, 4 steps checked (recorded)" in out
     assert "'2 + 2 = 5' (wrong: 2 + 2 is 4)" in out
 
 
@@ -104,6 +105,9 @@ def test_banks_and_checkpoints_without_the_new_columns_still_read(tmp_path, data
     table, meta = read_bank(tmp_path / "old.parquet")
     assert table.num_rows == 4 and table.column("steps_wrong").null_count == 4
     assert meta["config"]["mode"] == "ground-truth"
+    recomputed = step_summary(table)  # an older bank: counts computed from its rationales
+    assert recomputed["step counts"] == "recomputed" and recomputed["steps checked"] > 0
+    assert step_summary(read_bank(path)[0]) == {**recomputed, "step counts": "recorded"}
     store = ChunkStore(tmp_path, "work")
     store.dir.mkdir(parents=True)
     pq.write_table(old, store.path("c0"))
