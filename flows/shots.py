@@ -60,8 +60,8 @@ def ground_truth_rationale(problem: Problem) -> str:
 def ground_truth_rows(problems: Sequence[Problem], prov: Provenance) -> tuple[list[dict], dict]:
     rationales = [ground_truth_rationale(p) for p in problems]
     verdicts = verifiers.verify_many([(p.answer, r) for p, r in zip(problems, rationales)], task=problems[0].task)
-    rows = [prov.row(p, "ground-truth", rationale=r, answer=p.answer, verifier_method=v.method, **step_counts(r, p.task))
-            for p, r, v in zip(problems, rationales, verdicts)]
+    rows = [prov.row(p, "ground-truth", rationale=r, answer=p.answer, verifier_method=v.method,
+                     **step_counts(r, p.task)) for p, r, v in zip(problems, rationales, verdicts)]
     stats = {"tried": len(problems), "kept": len(rows),
              "self_check_failed": sum(not v.correct for v in verdicts),
              "methods": dict(Counter(v.method for v in verdicts))}

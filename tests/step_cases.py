@@ -28,7 +28,7 @@ from pathlib import Path
 
 ANNOTATION = re.compile(r"<<([^<>]*)>>")
 WRITTEN = re.compile(r"=\s*[$€£]?\s*$")
-NUMBER = re.compile(r"(?<![0-9.,])[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?(?![0-9])|(?<![0-9.,])[0-9]+(?:\.[0-9]+)?(?![0-9])")
+NUMBER = re.compile(r"(?<![0-9.,])(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?(?![0-9])")
 KINDS = ("clean", "result", "operand")
 
 

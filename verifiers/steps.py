@@ -53,8 +53,9 @@ _APPROX_WORDS = {"about", "approximately", "approx", "around", "roughly", "nearl
 _WORD_OPS = {"x", "times", "of", "plus", "minus"}
 _NOT_UNITS = {"st", "nd", "rd", "th", "am", "pm", "k", "m"}
 _CONNECTORS = {"per", "of", "each"}  # inside a unit, never first: "5 hours per day", "12 bags of flour"
-_STOP_WORDS = {"and", "or", "to", "is", "are", "was", "were", "so", "then", "the", "a", "an", "for", "by", "from", "plus", "minus", "x", "with", "in", "on", "at", "than", "as",
-               "which", "that", "this", "it", "be", "has", "have", "had", "equals", "gives", "makes"}
+_STOP_WORDS = {"and", "or", "to", "is", "are", "was", "were", "so", "then", "the", "a", "an", "for", "by", "from",
+               "plus", "minus", "x", "with", "in", "on", "at", "than", "as", "which", "that", "this", "it", "be",
+               "has", "have", "had", "equals", "gives", "makes"}
 _SAFE_PUNCT = set(",.:;?\"'“”‘’")
 
 
