@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping
 import pyarrow as pa
 
 SOURCES = ("ground-truth", "reinforced", "unsupervised", "generated")
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: steps_checked, steps_wrong (shots) and k_label (results); version-1 files read with nulls there
 SCHEMA_VERSION_FIELD = "manyshot_schema_version"  # the metadata key with_metadata writes it under
 
 
