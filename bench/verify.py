@@ -2,13 +2,14 @@
 
 Usage (from the repository root)::
 
-    .venv/bin/python bench/verify.py [--mv-case-timeout 20]
+    .venv/bin/python bench/verify.py [--mv-case-timeout 20] [--rounds 3]
 
 Prints accuracy, false positives and false negatives per category for both checkers, the
 hostile-input outcome, and cases/s measured in this one run: ``verify()`` called once per pair
 in a loop, ``verify_many`` (one worker, and the full pool), math-verify called once per pair in
 one warm process (its import and process start not counted), and the seconds of the first
-symbolic call (worker start). Each verifiers timing starts from freshly started workers. Writes the same to bench/results/verify.json. math-verify runs in a
+symbolic call (worker start). Each verifiers timing starts from freshly started workers; the
+timings run in interleaved rounds and the median round is reported (all rounds are in the JSON). Writes the same to bench/results/verify.json. math-verify runs in a
 child process (its own signal-based timeouts work there); a case that hangs past
 --mv-case-timeout seconds kills the child, counts as a failure, and the run resumes after it.
 """
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 import select
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -144,6 +146,7 @@ def print_table(ours: dict, mv: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mv-case-timeout", type=float, default=20.0)
+    parser.add_argument("--rounds", type=int, default=3, help="timing rounds; the median is reported")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "verify.json")
     parser.add_argument("--mv-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -155,28 +158,35 @@ def main() -> None:
     first_start = time.perf_counter()
     verifiers.verify("1", r"\sqrt{1}")  # the first symbolic call starts a worker
     first_call_s = time.perf_counter() - first_start
-    fresh_pool()
-    single_verdicts, single_s = run_single(CASES)
-    fresh_pool()
-    one_verdicts, one_s = run_ours(CASES, workers=1)
-    fresh_pool()  # fresh workers (and empty parse caches) for each timing
-    pool_verdicts, pool_s = run_ours(CASES, workers=cores)
-    assert [v.correct for v in one_verdicts] == [v.correct for v in pool_verdicts]
-    assert [v.correct for v in single_verdicts] == [v.correct for v in pool_verdicts]
     hostile_cases = [(name, g, p, task, e) for name, g, p, task, e in HOSTILE]
-    hostile_start = time.perf_counter()
-    hostile_verdicts, _ = run_ours(hostile_cases, workers=cores)
-    hostile_s = time.perf_counter() - hostile_start
-
+    rounds: dict[str, list[float]] = defaultdict(list)
     with tempfile.TemporaryDirectory(prefix="verify-bench-") as scratch:
         tmp = Path(scratch) / "cases.json"
-        mv_results = run_math_verify(CASES, args.mv_case_timeout, tmp)
+        for _ in range(args.rounds):  # interleaved, so that every method sees the same machine load
+            fresh_pool()  # fresh workers (and empty parse caches) for each timing
+            single_verdicts, seconds = run_single(CASES)
+            rounds["single"].append(seconds)
+            fresh_pool()
+            one_verdicts, seconds = run_ours(CASES, workers=1)
+            rounds["one"].append(seconds)
+            fresh_pool()
+            pool_verdicts, seconds = run_ours(CASES, workers=cores)
+            rounds["pool"].append(seconds)
+            assert [v.correct for v in one_verdicts] == [v.correct for v in pool_verdicts]
+            assert [v.correct for v in single_verdicts] == [v.correct for v in pool_verdicts]
+            mv_results = run_math_verify(CASES, args.mv_case_timeout, tmp)
+            rounds["mv"].append(sum(r["seconds"] for r in mv_results))
+        hostile_start = time.perf_counter()
+        hostile_verdicts, _ = run_ours(hostile_cases, workers=cores)
+        hostile_s = time.perf_counter() - hostile_start
         mv_hostile = run_math_verify(hostile_cases, args.mv_case_timeout, tmp)
 
     ours_table = tally(CASES, [v.correct for v in pool_verdicts])
     mv_table = tally(CASES, [r["correct"] for r in mv_results])
-    mv_seconds = sum(r["seconds"] for r in mv_results)
+    single_s, one_s, pool_s, mv_seconds = (statistics.median(rounds[k]) for k in ("single", "one", "pool", "mv"))
     throughput = {
+        "rounds": args.rounds,
+        "per_round_cases_per_s": {k: [round(len(CASES) / x, 1) for x in v] for k, v in rounds.items()},
         "ours_verify_loop_cases_per_s": round(len(CASES) / single_s, 1),
         "ours_one_worker_cases_per_s": round(len(CASES) / one_s, 1),
         "ours_pool_cases_per_s": round(len(CASES) / pool_s, 1),

@@ -6,6 +6,7 @@ collects the names of the checks that took part, from which the Verdict's method
 """
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 from verifiers.numeric import parse_digits, parse_number
@@ -15,6 +16,7 @@ from verifiers.structure import BaseN, Choice, Equation, Leaf, Matrix, Node, Seq
 LeafEq = Callable[[Leaf, Leaf, set], "bool | None"]
 
 _INFINITIES = (r"\infty", r"-\infty")
+_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
 _METHOD_ORDER = ("symbolic", "polynomial", "numeric", "base", "choice", "text", "exact", "structure")
 
 
@@ -27,7 +29,8 @@ def method_name(used: set) -> str:
 
 def numeric_leaf_eq(a: Leaf, b: Leaf, used: set) -> bool | None:
     """Exact-string, exact-rational (infinities included) or exact rational-function comparison
-    of two leaves (see :mod:`verifiers.poly`); None when either is outside those forms."""
+    of two leaves (see :mod:`verifiers.poly`); never equal: a number and a leaf holding a word
+    (two or more letters not forming a command); None when either is outside those forms."""
     if a.latex == b.latex:
         used.add("exact")
         return True
@@ -36,6 +39,9 @@ def numeric_leaf_eq(a: Leaf, b: Leaf, used: set) -> bool | None:
     if (x is not None or a.latex in _INFINITIES) and (y is not None or b.latex in _INFINITIES):
         used.add("numeric")
         return x is not None and x == y  # two equal infinities were equal strings above
+    if (x is None) != (y is None) and _WORD.search(a.latex if x is None else b.latex):
+        used.add("structure")
+        return False  # words beside a number ("not 0", "So there are 0") are not an expression equal to it
     same = polynomial_equal(a.latex, b.latex)
     if same is not None:
         used.add("polynomial")

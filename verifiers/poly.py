@@ -176,9 +176,13 @@ class _Reader:
                 self.take()
             elif token is None or not (token[0] == "var" or token in _IMPLICIT_RIGHT):
                 return value
-            elif token == ("op", "(") and self.tokens[self.i - 1][0] == "var":
-                raise Refused  # f(x) may be a function application
+            elif token == ("op", "(") and self._after_letter():
+                raise Refused  # f(x) may be a function application; \pi(x+1) is a product
             value = self.alg.mul(value, self.factor())
+
+    def _after_letter(self) -> bool:
+        kind, value = self.tokens[self.i - 1]
+        return kind == "var" and value != r"\pi"
 
     def factor(self):
         value = self.base()
