@@ -2,7 +2,8 @@
 
 A bank whose task differs from the eval task is a transfer cell (e.g. MATH shots on GSM8K).
 Banks are reused by their configuration key and eval cells by their checkpoints, so a rerun only
-does what is missing.
+does what is missing. ``endpoints = [...]`` in the spec (or ``--endpoint``) uses OpenAI-compatible
+servers instead of an in-process engine, for the builds and the evals.
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from prefect import flow
 
 from flows.build import BuildSpec, Selection, build_bank
 from flows.evaluate import EvalSpec, evaluate
+from flows.interrupt import CellsInterrupted
 from flows.shots import BuildError, Rounds
+from generators import load_generator
 
 BANK_KEYS = {"name", "mode", "task", "split", "limit", "seed", "subjects", "levels", "samples", "temperature",
              "retry_temperature", "max_tokens", "rounds", "keep", "max_per_problem", "require_valid_steps"}
@@ -52,21 +55,29 @@ def load_spec(path: str | Path) -> dict[str, Any]:
 
 
 @flow(name="ablate", validate_parameters=False, log_prints=True)
-def run_ablation(config: str, data_dir: str | None = None, out: str | None = None) -> str:
+def run_ablation(config: str, data_dir: str | None = None, out: str | None = None,
+                 endpoints: tuple[str, ...] = ()) -> str:
     spec = load_spec(config)
     root = Path(out or spec.get("out", "runs"))
     model = spec.get("model", "embedded")
-    paths = {b["name"]: build_bank(_bank_spec(b, model), data_dir=data_dir, out=str(root / "banks"))
+    endpoints = endpoints or tuple(spec.get("endpoints", ()))
+    generator = load_generator(model, endpoints=endpoints) if endpoints else None
+    paths = {b["name"]: build_bank(_bank_spec(b, model), data_dir=data_dir, out=str(root / "banks"),
+                                   generator=generator)
              for b in spec["banks"]}
     summaries, sections = [], []
     target = root / f"ablation-{Path(config).stem}"
     target.mkdir(parents=True, exist_ok=True)
-    for e in spec["evals"]:
+    for i, e in enumerate(spec["evals"], start=1):
         chosen = tuple(paths[n] for n in e.get("banks", list(paths)))
-        folder = evaluate(EvalSpec(task=e["task"], banks=chosen, shots=tuple(e.get("shots", spec.get("shots", [0, 4]))),
-                                   seeds=e.get("seeds", spec.get("seeds", 1)), limit=e.get("limit", spec.get("limit", 50)),
-                                   model=model, max_tokens=e.get("max_tokens", spec.get("max_tokens", 512))),
-                          data_dir=data_dir, out=str(root / "evals"))
+        eval_spec = EvalSpec(task=e["task"], banks=chosen, shots=tuple(e.get("shots", spec.get("shots", [0, 4]))),
+                             seeds=e.get("seeds", spec.get("seeds", 1)), limit=e.get("limit", spec.get("limit", 50)),
+                             model=model, max_tokens=e.get("max_tokens", spec.get("max_tokens", 512)))
+        try:
+            folder = evaluate(eval_spec, data_dir=data_dir, out=str(root / "evals"), generator=generator)
+        except CellsInterrupted as exc:  # name the eval: the banks and the evals before it are finished
+            raise CellsInterrupted(exc.progress, exc.signum,
+                                   f"ablation {config}, eval {i} of {len(spec['evals'])} on {e['task']}: ") from None
         summaries.append(pd.read_csv(Path(folder) / "summary.csv").assign(eval_task=e["task"]))
         plot_name = f"accuracy-{e['task']}.png"
         shutil.copyfile(Path(folder) / "accuracy.png", target / plot_name)

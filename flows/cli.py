@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("config")
     a.add_argument("--data-dir", default=None)
     a.add_argument("--out", default=None)
+    a.add_argument("--endpoint", action="append", default=[],
+                   help="OpenAI-compatible server URL (repeatable); overrides the spec's endpoints")
 
     s = sub.add_parser("serve", help="serve the scheduled jobs of a pipeline config (Prefect deployments)")
     s.add_argument("--config", required=True)
@@ -222,9 +224,16 @@ def _prepare_environment() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _prepare_environment()
-    from flows.errors import USER_ERRORS
+    from prefect.exceptions import TerminationSignal
 
+    from flows.errors import USER_ERRORS
+    from flows.interrupt import describe, exit_code, install_handlers, start_prefect_server_shielded
+
+    # SIGTERM takes Ctrl-C's path (finished cells and chunks kept, a note, exit 143); `serve` keeps Prefect's.
+    restore = install_handlers() if args.command != "serve" else None
     try:
+        if args.command in ("eval", "ablate", "run") or getattr(args, "bank_command", None) == "build":
+            start_prefect_server_shielded()  # so that Ctrl-C leaves it running until the flow has ended
         if args.command == "bank" and args.bank_command == "build":
             print(_bank_build(args))
         elif args.command == "bank" and args.bank_command == "list":
@@ -254,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "ablate":
             from flows.ablate import run_ablation
 
-            print(run_ablation(args.config, data_dir=args.data_dir, out=args.out))
+            print(run_ablation(args.config, data_dir=args.data_dir, out=args.out, endpoints=tuple(args.endpoint)))
         elif args.command == "report":
             from flows.html_report import write_report
             from flows.report_samples import Limits
@@ -264,6 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"manyshot: error: {exc}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, TerminationSignal) as exc:
+        print(f"manyshot: {describe(exc)}", file=sys.stderr)
+        return exit_code(exc)
+    finally:
+        if restore is not None:
+            restore()
     return 0
 
 

@@ -2,25 +2,37 @@
 
 Cells run seed by seed with K ascending, so each prompt extends a prefix the engine has just
 cached. Finished cells are checkpointed and reused by reruns of the same configuration.
+
+Concurrent runs of the same configuration share the cells: each cell (and each ``max`` resolution) is
+made under its checkpoint's file lock (:mod:`flows.locks`); a cell another process holds is skipped at
+first, then waited for and reused, or made here if that process died before writing it. Ctrl-C and
+SIGTERM raise :class:`~flows.interrupt.CellsInterrupted`, which says how many cells were kept.
 """
 from __future__ import annotations
 
+import glob
 import json
+import os
+import tempfile
 import uuid
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import TerminationSignal
 
 import verifiers
 from flows import bank as banks
 from flows.build import retry_model_errors
 from flows.data import Problem, load_problems, select
+from flows.interrupt import CellsInterrupted, SweepProgress, deferred_signals, signal_number, signals_allowed
+from flows.locks import claim
 from flows.manyshot import BankView, contaminated, many_shot_prompt, shot_order
 from flows.metrics import markdown_table, plot, summarize
 from flows.metrics import prompt_tokens_table
@@ -96,25 +108,41 @@ def cells(spec: EvalSpec, views: list[BankView]) -> list[Cell]:
     return out
 
 
-def resolve_cell(spec: EvalSpec, cell: Cell, shots: list, items: list[Problem], folder: Path,
-                 generator: Generator | None) -> tuple[Resolution, Generator | None]:
-    """The K of a ``max`` cell, read from its resolution file or computed (loading the model) and stored."""
-    path = folder / f"{cell.label}-s{cell.seed}-kmax.json"
-    if path.exists():
-        saved = json.loads(path.read_text())
-        return Resolution(saved["k"], saved["prompt_tokens"], saved["reason"]), generator
-    generator = generator or load_generator(spec.model)
-    resolution = resolve_max(generator, spec.task, shots, items, spec.max_tokens)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(resolution) | {"max_model_len": generator.max_model_len}))
-    tmp.replace(path)
-    return resolution, generator
+def write_atomic(path: Path, write: Callable[[str], object]) -> None:
+    """Write ``path`` through ``write(tmp)`` on a hidden temporary file beside it, then rename it into place, so
+    no reader ever sees a partial file (a killed writer leaves only the hidden file; see :func:`remove_leftovers`)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def remove_leftovers(path: Path) -> None:
+    """Remove the temporary files a killed writer of ``path`` left behind. Only while holding ``path``'s lock:
+    then nobody else is writing it."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"):
+        stale.unlink(missing_ok=True)
+
+
+def read_resolution(path: Path) -> Resolution:
+    saved = json.loads(path.read_text())
+    return Resolution(saved["k"], saved["prompt_tokens"], saved["reason"])
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[5, 20, 60], retry_condition_fn=retry_model_errors)
 def run_cell(spec: EvalSpec, generator: Generator, cell: Cell, items: list[Problem], shots: list,
              run_id: str) -> tuple[pa.Table | None, str | None]:
     """Generate and score one (bank, seed, K) cell. Returns (rows, None) or (None, skip reason)."""
+    with signals_allowed():
+        return _score_cell(spec, generator, cell, items, shots, run_id)
+
+
+def _score_cell(spec: EvalSpec, generator: Generator, cell: Cell, items: list[Problem], shots: list,
+                run_id: str) -> tuple[pa.Table | None, str | None]:
     prompts = [many_shot_prompt(spec.task, shots[:cell.k], p.question) for p in items]
     tokens = [generator.count_tokens(p) for p in prompts]
     budget = generator.max_model_len - spec.max_tokens
@@ -171,34 +199,101 @@ def evaluate(spec: EvalSpec, data_dir: str | None = None, out: str | None = None
     items = select(test, limit=spec.limit, seed=0)
     views = bank_views(spec.banks)
     leaks = _check_leakage(spec, views, test)
-    run_id, skipped, done = str(uuid.uuid4()), {}, []
     todo = cells(spec, views)
-    for n, cell in enumerate(todo, start=1):
-        shots = shot_order(cell.view, cell.seed, leaks[cell.label]) if cell.view else []
+    run = CellRun(spec, items, leaks, parts, generator, len(todo))
+    try:
+        with signals_allowed():
+            deferred = [(n, cell) for n, cell in enumerate(todo, start=1) if not run.step(n, cell, wait=False)]
+            for n, cell in deferred:
+                logger.info("cell %d/%d %s: another process is computing it; waiting to reuse it", n, len(todo),
+                            f"{cell.label}-s{cell.seed}-k{cell.k}")
+                run.step(n, cell, wait=True)
+            return finish(spec, folder, run.cell_files(), run.skip_reasons(), leaks)
+    except (KeyboardInterrupt, TerminationSignal) as exc:
+        raise CellsInterrupted(run.progress, signal_number(exc)) from None
+
+
+class CellRun:
+    """This process's pass over the cells of one sweep: what it kept, skipped and which generator it loaded."""
+
+    def __init__(self, spec: EvalSpec, items: list[Problem], leaks: dict[str, set[str]], parts: Path,
+                 generator: Generator | None, total: int):
+        self.spec, self.items, self.leaks, self.parts, self.generator = spec, items, leaks, parts, generator
+        self.total, self.run_id = total, str(uuid.uuid4())
+        self.progress = SweepProgress(parts, total)
+        self.done: dict[int, tuple[Path, str]] = {}  # cell number -> (file, K label)
+        self.skipped: dict[int, tuple[str, str]] = {}  # cell number -> (cell key, reason)
+        self.logger = get_run_logger()
+
+    def cell_files(self) -> list[tuple[Path, str]]:
+        return [self.done[n] for n in sorted(self.done)]
+
+    def skip_reasons(self) -> dict[str, str]:
+        return dict(self.skipped[n] for n in sorted(self.skipped))
+
+    def _model(self) -> Generator:
+        self.generator = self.generator or load_generator(self.spec.model)  # only once a cell needs the model
+        return self.generator
+
+    def _skip(self, n: int, key: str, reason: str) -> bool:
+        self.skipped[n] = (key, reason)
+        self.progress.skipped.add(n)
+        return True
+
+    def step(self, n: int, cell: Cell, *, wait: bool) -> bool:
+        """Reuse, make or skip cell ``n``. Without ``wait`` return False at once if another process holds the
+        cell (or its ``max`` resolution); with ``wait`` wait for that process, then reuse its file or make it."""
+        shots = shot_order(cell.view, cell.seed, self.leaks[cell.label]) if cell.view else []
         if cell.k == MAX:
-            resolution, generator = resolve_cell(spec, cell, shots, items, parts, generator)
-            print(f"K=max for {cell.label} seed {cell.seed}: K={resolution.k} ({resolution.reason})")
+            resolution = self.resolve(cell, shots, wait=wait)
+            if resolution is None:
+                return False
             if resolution.k == 0:
-                skipped[f"{cell.label}-s{cell.seed}-kmax"] = resolution.reason
-                continue
+                return self._skip(n, f"{cell.label}-s{cell.seed}-kmax", resolution.reason)
             cell = replace(cell, k=resolution.k, k_label=MAX)
-        path = parts / f"{cell.key}.parquet"
-        done.append((path, cell.shown_k))
+        path = self.parts / f"{cell.key}.parquet"
+        self.done[n] = (path, cell.shown_k)
+        self.progress.files[n] = path
         if path.exists():
-            logger.info("cell %d/%d %s: reused", n, len(todo), cell.key)
-            continue
+            self.logger.info("cell %d/%d %s: reused", n, self.total, cell.key)
+            return True
         if cell.k > len(shots):
-            skipped[cell.key] = f"bank {cell.label} has {len(shots)} usable shots, fewer than K={cell.k}"
-            continue
-        generator = generator or load_generator(spec.model)  # only once a cell actually needs the model
-        table, reason = run_cell(spec, generator, cell, items, shots, run_id)
-        if reason:
-            skipped[cell.key] = reason
-            continue
-        banks.atomic_write(table, path)
+            return self._skip(n, cell.key, f"bank {cell.label} has {len(shots)} usable shots, fewer than K={cell.k}")
+        with claim(path, wait=wait) as got:
+            if not got:
+                return False
+            if path.exists():
+                self.logger.info("cell %d/%d %s: reused (made by another process)", n, self.total, cell.key)
+                return True
+            remove_leftovers(path)
+            generator = self._model()
+            with deferred_signals():  # a signal during Prefect's task bookkeeping waits until the cell is saved
+                table, reason = run_cell(self.spec, generator, cell, self.items, shots, self.run_id)
+                if reason:
+                    return self._skip(n, cell.key, reason)
+                banks.atomic_write(table, path, exclusive=True)
         acc = sum(table.column("correct_strict").to_pylist()) / table.num_rows
-        logger.info("cell %d/%d %s: accuracy %.1f%%", n, len(todo), cell.key, 100 * acc)
-    return finish(spec, folder, done, skipped, leaks)
+        self.logger.info("cell %d/%d %s: accuracy %.1f%%", n, self.total, cell.key, 100 * acc)
+        return True
+
+    def resolve(self, cell: Cell, shots: list, *, wait: bool) -> Resolution | None:
+        """The K of a ``max`` cell, read from its resolution file or computed (loading the model), stored and
+        printed; None without ``wait`` while another process is computing it."""
+        path = self.parts / f"{cell.label}-s{cell.seed}-kmax.json"
+        if path.exists():
+            return read_resolution(path)
+        with claim(path, wait=wait) as got:
+            if not got:
+                return None
+            if path.exists():
+                return read_resolution(path)
+            remove_leftovers(path)
+            generator = self._model()
+            resolution = resolve_max(generator, self.spec.task, shots, self.items, self.spec.max_tokens)
+            blob = json.dumps(asdict(resolution) | {"max_model_len": generator.max_model_len})
+            write_atomic(path, lambda tmp: Path(tmp).write_text(blob))
+        print(f"K=max for {cell.label} seed {cell.seed}: K={resolution.k} ({resolution.reason})")
+        return resolution
 
 
 def labelled(path: Path, k_label: str) -> pa.Table:
@@ -217,18 +312,21 @@ def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], ski
     if not files:
         raise EvalError(f"no cell could run: {skipped}")
     results = pa.concat_tables([labelled(f, label) for f, label in files])
-    pq.write_table(results, folder / "results.parquet")
     summary = summarize(results.to_pandas())
-    summary.to_csv(folder / "summary.csv", index=False)
     title = f"{spec.task}: accuracy vs shots ({spec.model})"
-    plot(summary, folder / "accuracy.png", title=title)
     text = "\n\n".join([f"## {title}", "strict:", markdown_table(summary, "strict"),
                         "flexible:", markdown_table(summary, "flexible"),
                         "prompt tokens per K (mean, max over items):", prompt_tokens_table(summary)]
                        + [f"overlap with the test split: {label}: {len(ids)} shots excluded"
                           for label, ids in leaks.items() if ids]
                        + [f"skipped {key}: {why}" for key, why in skipped.items()])
-    (folder / "summary.md").write_text(text + "\n")
+    with claim(folder / "results.parquet", wait=True):  # one writer at a time; leftovers of a killed one go
+        for name in ("results.parquet", "summary.csv", "accuracy.png", "summary.md"):
+            remove_leftovers(folder / name)
+        banks.atomic_write(results, folder / "results.parquet")
+        write_atomic(folder / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
+        write_atomic(folder / "accuracy.png", lambda tmp: plot(summary, Path(tmp), title=title))
+        write_atomic(folder / "summary.md", lambda tmp: Path(tmp).write_text(text + "\n"))
     create_markdown_artifact(markdown=text, key="eval-summary", description=title)
     create_table_artifact(table=summary.round(4).to_dict("records"), key="eval-accuracy", description=title)
     print(f"{text}\n\nresults: {folder}")
