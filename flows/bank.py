@@ -47,6 +47,7 @@ def atomic_write(table: pa.Table, path: Path, *, exclusive: bool = False) -> boo
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; banks and cells are shared like any file
         pq.write_table(table, tmp)
         if not exclusive:
             os.replace(tmp, path)
@@ -59,6 +60,12 @@ def atomic_write(table: pa.Table, path: Path, *, exclusive: bool = False) -> boo
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def publish_bank(path: Path, table: pa.Table, metadata: Mapping[str, Any]) -> bool:

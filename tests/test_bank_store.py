@@ -153,3 +153,18 @@ def test_bank_show_prints_the_schema_version_and_refuses_a_newer_one(tmp_path, c
     assert main(["bank", "show", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"manyshot: error: {path}: written with schema version {newer}, newer than version {SCHEMA_VERSION}" in err
+
+
+def test_written_files_follow_the_umask_not_mkstemps_0600(tmp_path):
+    import os
+    import stat
+
+    from flows.bank import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "cell.parquet"
+        atomic_write(to_table([], SHOT_SCHEMA), path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
