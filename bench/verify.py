@@ -8,7 +8,7 @@ Prints accuracy, false positives and false negatives per category for both check
 hostile-input outcome, and cases/s measured in this one run: ``verify()`` called once per pair
 in a loop, ``verify_many`` (one worker, and the full pool), math-verify called once per pair in
 one warm process (its import and process start not counted), and the seconds of the first
-symbolic call (worker start). Each verifiers timing starts from freshly started workers; the
+symbolic call (worker start). Each verifiers timing starts from freshly started, warm workers; the
 timings run in interleaved rounds and the median round is reported (all rounds are in the JSON). Writes the same to bench/results/verify.json. math-verify runs in a
 child process (its own signal-based timeouts work there); a case that hangs past
 --mv-case-timeout seconds kills the child, counts as a failure, and the run resumes after it.
@@ -38,6 +38,7 @@ from verifiers import pool  # noqa: E402
 from verifiers.extract import is_response  # noqa: E402
 
 OURS_TIMEOUT_S = 5.0
+SETTLE_S = 2.0
 
 
 def _mv_child(path: str, start: int) -> None:
@@ -112,11 +113,15 @@ def run_single(cases: list, timeout_s: float = OURS_TIMEOUT_S) -> tuple[list, fl
 
 
 def fresh_pool() -> float:
-    """Restart the workers (empty parse caches); the seconds until they are ready."""
+    """Restart the workers (empty parse caches); the seconds until they are ready. Then wait
+    SETTLE_S, in which idle workers warm their LaTeX parser (verifiers.worker), so that a timing
+    measures warm workers and not that one-time warm-up running beside it."""
     pool.shutdown()
     start = time.perf_counter()
     pool.get_pool().warm()
-    return time.perf_counter() - start
+    ready_s = time.perf_counter() - start
+    time.sleep(SETTLE_S)
+    return ready_s
 
 
 def tally(cases: list, decisions: list[bool]) -> dict:

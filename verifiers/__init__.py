@@ -9,7 +9,8 @@ Public API::
     Verdict, VERSION
 
 Safety: model text is never evaluated. Cheap checks (canonical exact match, exact rationals
-from strictly validated numeric strings) run in the calling thread; anything needing sympy
+from strictly validated numeric strings, exact rational-function identities on a strict subset
+of LaTeX, ``verifiers.poly``) run in the calling thread; anything needing sympy
 runs in a worker process (``verifiers.pool``) with a hard deadline, the worker being killed
 and replaced when it overruns. Inputs are bounded in length and nesting; control characters
 and non-ASCII digits are rejected, other text is NFKC-normalised (``verifiers.sanitize``).
@@ -20,7 +21,7 @@ from verifiers.grader import DEFAULT_TIMEOUT_S, verify, verify_many
 from verifiers.steps import Claim, StepReport, check_steps
 from verifiers.verdict import Verdict
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 
 __all__ = ["DEFAULT_TIMEOUT_S", "VERSION", "Claim", "StepReport", "Verdict", "check_steps", "extract_answer",
            "verify", "verify_many"]
