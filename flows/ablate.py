@@ -17,7 +17,9 @@ from prefect import flow
 
 from flows.build import BuildSpec, Selection, build_bank
 from flows.evaluate import EvalSpec, evaluate
+from flows.html_report import write_report
 from flows.interrupt import CellsInterrupted
+from flows.report_artifacts import publish_report_artifacts
 from flows.shots import BuildError, Rounds
 from generators import load_generator
 
@@ -87,5 +89,8 @@ def run_ablation(config: str, data_dir: str | None = None, out: str | None = Non
     combined.to_csv(target / "summary.csv", index=False)
     names = "\n".join(f"- {n}: {p}" for n, p in paths.items())
     (target / "summary.md").write_text(f"# ablation {config}\n\nbanks:\n{names}\n\n" + "\n\n".join(sections) + "\n")
+    report = write_report(target, data_dir=data_dir)
+    publish_report_artifacts(target, report)
     print((target / "summary.md").read_text())
+    print(f"report: {report}")
     return str(target)

@@ -95,6 +95,8 @@ def test_ablation_grid_with_transfer_then_rerun_reuses_everything(tmp_path, data
     assert "has 3 usable shots, fewer than K=4" in text  # a skipped cell says why
     png = tmp_path / "runs" / "ablation-grid" / "accuracy-gsm8k.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "](accuracy-gsm8k.png)" in text
+    report = (tmp_path / "runs" / "ablation-grid" / "report.html").read_text()
+    assert "<img" in report and "data:image/png;base64," in report  # the HTML report, written beside the summary
 
     again = run_ablation(str(config), data_dir=str(data_dir), out=str(tmp_path / "runs"))
     assert again == target and len(fake.calls) == calls  # banks and cells reused: no model call
