@@ -19,6 +19,7 @@ from flows.build import BuildSpec, Selection, build_bank
 from flows.evaluate import EvalSpec, evaluate
 from flows.html_report import write_report
 from flows.interrupt import CellsInterrupted
+from flows.progress import current, tracking
 from flows.report_artifacts import publish_report_artifacts
 from flows.shots import BuildError, Rounds
 from generators import load_generator
@@ -64,9 +65,18 @@ def run_ablation(config: str, data_dir: str | None = None, out: str | None = Non
     model = spec.get("model", "embedded")
     endpoints = endpoints or tuple(spec.get("endpoints", ()))
     generator = load_generator(model, endpoints=endpoints) if endpoints else None
-    paths = {b["name"]: build_bank(_bank_spec(b, model), data_dir=data_dir, out=str(root / "banks"),
-                                   generator=generator)
-             for b in spec["banks"]}
+    with tracking(len(spec["banks"]) + len(spec["evals"]), "banks and evals", f"ablation {Path(config).stem}",
+                  solved_word=""):
+        return _run_ablation(spec, config, data_dir, root, model, generator)
+
+
+def _run_ablation(spec: dict[str, Any], config: str, data_dir: str | None, root: Path, model: str,
+                  generator: Any) -> str:
+    paths = {}
+    for b in spec["banks"]:
+        paths[b["name"]] = build_bank(_bank_spec(b, model), data_dir=data_dir, out=str(root / "banks"),
+                                      generator=generator)
+        current().advance()
     summaries, sections = [], []
     target = root / f"ablation-{Path(config).stem}"
     target.mkdir(parents=True, exist_ok=True)
@@ -80,6 +90,7 @@ def run_ablation(config: str, data_dir: str | None = None, out: str | None = Non
         except CellsInterrupted as exc:  # name the eval: the banks and the evals before it are finished
             raise CellsInterrupted(exc.progress, exc.signum,
                                    f"ablation {config}, eval {i} of {len(spec['evals'])} on {e['task']}: ") from None
+        current().advance()
         summaries.append(pd.read_csv(Path(folder) / "summary.csv").assign(eval_task=e["task"]))
         plot_name = f"accuracy-{e['task']}.png"
         shutil.copyfile(Path(folder) / "accuracy.png", target / plot_name)

@@ -23,6 +23,7 @@ import verifiers
 from flows import bank as banks
 from flows.data import Problem, data_source, load_problems, normalize_text, select
 from flows.locks import FileLock, lock_path, produce_missing
+from flows.progress import current, metered, tracking
 from flows.queries import QUERY_FILTER_VERSION, DuplicateIndex, accept_queries, generate_queries, query_requests
 from flows.report import build_report, publish
 from flows.schema import SHOT_SCHEMA, to_table
@@ -120,7 +121,7 @@ def run_chunk(spec: BuildSpec, generator: Generator | None, problems: list[Probl
         make = template_prompt(cot_template(spec.selection.task, spec.few_shot), context.get("shots", ()))
         return reinforce_chunk(generator, problems, make, spec.rounds, prov, base_seed=spec.selection.seed,
                                chunk=index, require_valid_steps=spec.require_valid_steps,
-                               progress=get_run_logger().info)
+                               progress=_round_done)
     sampling = Sampling(temperature=max(spec.rounds.temperature, 0.7), max_tokens=min(spec.rounds.max_tokens, 384),
                         seed=spec.selection.seed * 1_000_003 + index)
     requests = query_requests(context["pool"], len(problems), 3, spec.selection.seed, index)
@@ -129,6 +130,12 @@ def run_chunk(spec: BuildSpec, generator: Generator | None, problems: list[Probl
     rows = [prov.row(p, "generated", seed_problem_ids=[s.id for s in o.seeds], sampling=sampling.to_json(),
                      seed=sampling.seed) | {"gold_answer": None} for p, o in zip(kept, origins)]
     return rows, stats | {"tried": len(problems)}
+
+
+def _round_done(message: str) -> None:
+    """A reinforced chunk finished a round: log it and show it (a no-op display in Dask workers)."""
+    get_run_logger().info(message)
+    current().round_done(message)
 
 
 def _chunks(problems: list[Problem], size: int) -> list[list[Problem]]:
@@ -160,11 +167,22 @@ def run_chunks(spec: BuildSpec, ref: Any, chunks: list[list[Problem]], prov: Pro
     reused = sum(p.exists() for p in paths)
     if reused:
         logger.info("%d/%d chunks reused from checkpoints", reused, len(chunks))
+    counted: set[int] = set()
+
+    def count(i: int, made: bool) -> None:  # the progress display: chunks done, problems solved
+        if i not in counted:
+            counted.add(i)
+            current().advance(solved=len(set(store.get(keys[i]).column("problem_id").to_pylist())), reused=not made)
+
+    for i, path in enumerate(paths):
+        if path.exists():
+            count(i, made=False)
 
     def save(i: int, result: tuple[list[dict], dict]) -> None:
         rows, stats = result
         store.put(keys[i], to_table(rows, SHOT_SCHEMA), stats)
         logger.info("chunk %d/%d: %d problems, %d shots kept", i + 1, len(chunks), len(chunks[i]), len(rows))
+        count(i, made=True)
 
     def run_here(i: int) -> None:
         save(i, chunk_task(spec, ref, chunks[i], i, prov, context))
@@ -181,6 +199,8 @@ def run_chunks(spec: BuildSpec, ref: Any, chunks: list[list[Problem]], prov: Pro
         for i, key in enumerate(keys):  # in order: a chunk depends on the chunks before it
             produce_missing([paths[i]], lambda _: run_here(i), on_wait=lambda _: waiting(i))
             after_chunk(store.get(key))
+    for i in range(len(chunks)):  # chunks another process made while this one waited
+        count(i, made=False)
     parts = [store.get(k) for k in keys]
     return pa.concat_tables(parts) if parts else SHOT_SCHEMA.empty_table(), [store.stats(k) for k in keys]
 
@@ -305,7 +325,7 @@ class LazyGenerator:
 
     def get(self) -> Generator | None:
         if self.generator is None and self.spec.mode in NEEDS_MODEL:
-            self.generator = load_generator(self.spec.model, seed=self.spec.selection.seed)
+            self.generator = metered(load_generator(self.spec.model, seed=self.spec.selection.seed))
         return self.generator
 
     @property
@@ -334,11 +354,13 @@ def build_bank(spec: BuildSpec, data_dir: str | None = None, out: str | None = N
         for question in part.column("question").to_pylist():
             work.context["index"].add(question)
 
-    lazy = LazyGenerator(spec, generator)
+    lazy = LazyGenerator(spec, metered(generator))
     prov = provenance(spec, data_dir, generator)
-    table, stats = run_chunks(spec, lazy, _chunks(work.problems, spec.chunk_size), prov, work.context, work.store,
-                              submit=False, chunk_task=_serial_chunk,
-                              after_chunk=remember_questions if spec.mode == "generated" else None)
+    chunks = _chunks(work.problems, spec.chunk_size)
+    with tracking(len(chunks), "chunks", f"bank {spec.selection.task} {spec.mode}"):
+        table, stats = run_chunks(spec, lazy, chunks, prov, work.context, work.store, submit=False,
+                                  chunk_task=_serial_chunk,
+                                  after_chunk=remember_questions if spec.mode == "generated" else None)
     return finish(spec, work, table, stats, prov.run_id, lazy.model_id)
 
 

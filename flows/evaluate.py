@@ -36,6 +36,7 @@ from flows.locks import claim
 from flows.manyshot import BankView, contaminated, many_shot_prompt, shot_order
 from flows.metrics import markdown_table, plot, summarize
 from flows.metrics import prompt_tokens_table
+from flows.progress import current, metered, tracking
 from flows.schema import RESULT_SCHEMA, to_table
 from flows.shotcounts import MAX, Resolution, ShotCount, ShotCountError, parse_shots, resolve_max
 from generators import Generator, Sampling, load_generator, prompt_hash
@@ -203,11 +204,14 @@ def evaluate(spec: EvalSpec, data_dir: str | None = None, out: str | None = None
     run = CellRun(spec, items, leaks, parts, generator, len(todo))
     try:
         with signals_allowed():
-            deferred = [(n, cell) for n, cell in enumerate(todo, start=1) if not run.step(n, cell, wait=False)]
-            for n, cell in deferred:
-                logger.info("cell %d/%d %s: another process is computing it; waiting to reuse it", n, len(todo),
-                            f"{cell.label}-s{cell.seed}-k{cell.k}")
-                run.step(n, cell, wait=True)
+            with tracking(len(todo), "cells", f"eval {spec.task}", solved_word="correct"):
+                deferred = [(n, cell) for n, cell in enumerate(todo, start=1) if not run.step(n, cell, wait=False)]
+                for n, cell in deferred:
+                    key = f"{cell.label}-s{cell.seed}-k{cell.k}"
+                    logger.info("cell %d/%d %s: another process is computing it; waiting to reuse it", n,
+                                len(todo), key)
+                    current().note(f"waiting for cell {n} ({key}) from another process")
+                    run.step(n, cell, wait=True)
             return finish(spec, folder, run.cell_files(), run.skip_reasons(), leaks)
     except (KeyboardInterrupt, TerminationSignal) as exc:
         raise CellsInterrupted(run.progress, signal_number(exc)) from None
@@ -218,7 +222,7 @@ class CellRun:
 
     def __init__(self, spec: EvalSpec, items: list[Problem], leaks: dict[str, set[str]], parts: Path,
                  generator: Generator | None, total: int):
-        self.spec, self.items, self.leaks, self.parts, self.generator = spec, items, leaks, parts, generator
+        self.spec, self.items, self.leaks, self.parts, self.generator = spec, items, leaks, parts, metered(generator)
         self.total, self.run_id = total, str(uuid.uuid4())
         self.progress = SweepProgress(parts, total)
         self.done: dict[int, tuple[Path, str]] = {}  # cell number -> (file, K label)
@@ -232,12 +236,13 @@ class CellRun:
         return dict(self.skipped[n] for n in sorted(self.skipped))
 
     def _model(self) -> Generator:
-        self.generator = self.generator or load_generator(self.spec.model)  # only once a cell needs the model
+        self.generator = self.generator or metered(load_generator(self.spec.model))  # once a cell needs the model
         return self.generator
 
     def _skip(self, n: int, key: str, reason: str) -> bool:
         self.skipped[n] = (key, reason)
         self.progress.skipped.add(n)
+        current().advance(skipped=True)
         return True
 
     def step(self, n: int, cell: Cell, *, wait: bool) -> bool:
@@ -256,6 +261,7 @@ class CellRun:
         self.progress.files[n] = path
         if path.exists():
             self.logger.info("cell %d/%d %s: reused", n, self.total, cell.key)
+            current().advance(solved=_correct(path), reused=True)
             return True
         if cell.k > len(shots):
             return self._skip(n, cell.key, f"bank {cell.label} has {len(shots)} usable shots, fewer than K={cell.k}")
@@ -264,16 +270,19 @@ class CellRun:
                 return False
             if path.exists():
                 self.logger.info("cell %d/%d %s: reused (made by another process)", n, self.total, cell.key)
+                current().advance(solved=_correct(path), reused=True)
                 return True
             remove_leftovers(path)
             generator = self._model()
+            current().note(f"cell {n}/{self.total} {cell.key}: generating")
             with deferred_signals():  # a signal during Prefect's task bookkeeping waits until the cell is saved
                 table, reason = run_cell(self.spec, generator, cell, self.items, shots, self.run_id)
                 if reason:
                     return self._skip(n, cell.key, reason)
                 banks.atomic_write(table, path, exclusive=True)
-        acc = sum(table.column("correct_strict").to_pylist()) / table.num_rows
-        self.logger.info("cell %d/%d %s: accuracy %.1f%%", n, self.total, cell.key, 100 * acc)
+        correct = sum(table.column("correct_strict").to_pylist())
+        self.logger.info("cell %d/%d %s: accuracy %.1f%%", n, self.total, cell.key, 100 * correct / table.num_rows)
+        current().advance(solved=correct)
         return True
 
     def resolve(self, cell: Cell, shots: list, *, wait: bool) -> Resolution | None:
@@ -289,11 +298,17 @@ class CellRun:
                 return read_resolution(path)
             remove_leftovers(path)
             generator = self._model()
+            current().note(f"finding K=max for {cell.label} seed {cell.seed}")
             resolution = resolve_max(generator, self.spec.task, shots, self.items, self.spec.max_tokens)
             blob = json.dumps(asdict(resolution) | {"max_model_len": generator.max_model_len})
             write_atomic(path, lambda tmp: Path(tmp).write_text(blob))
         print(f"K=max for {cell.label} seed {cell.seed}: K={resolution.k} ({resolution.reason})")
         return resolution
+
+
+def _correct(path: Path) -> int:
+    """Strictly correct responses in a cell file."""
+    return sum(pq.read_table(path, columns=["correct_strict"]).column("correct_strict").to_pylist())
 
 
 def labelled(path: Path, k_label: str) -> pa.Table:
