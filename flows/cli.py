@@ -35,6 +35,12 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "(default: $MANYSHOT_DATA_DIR, else ./data if it holds them, else the Hugging Face hub)")
     p.add_argument("--model", default="embedded", help="embedded, embedded-tiny, an HF model id or a local path")
     p.add_argument("--endpoint", action="append", default=[], help="OpenAI-compatible server URL (repeatable)")
+    _no_progress(p)
+
+
+def _no_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress display or progress lines on stderr (same as MANYSHOT_PROGRESS=0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", default=None)
     a.add_argument("--endpoint", action="append", default=[],
                    help="OpenAI-compatible server URL (repeatable); overrides the spec's endpoints")
+    _no_progress(a)
 
     s = sub.add_parser("serve", help="serve the scheduled jobs of a pipeline config (Prefect deployments)")
     s.add_argument("--config", required=True)
@@ -110,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", default=None)
     r.add_argument("--model", default="embedded")
     r.add_argument("--out", default="runs")
+    _no_progress(r)
 
     rp = sub.add_parser("report", help="write a self-contained HTML report of an eval results or ablation folder")
     rp.add_argument("dir", help="an eval results folder (runs/evals/...) or an ablation folder (runs/ablation-...)")
@@ -224,6 +232,8 @@ def _prepare_environment() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _prepare_environment()
+    if getattr(args, "no_progress", False):
+        os.environ["MANYSHOT_PROGRESS"] = "0"
     from prefect.exceptions import TerminationSignal
 
     from flows.errors import USER_ERRORS
