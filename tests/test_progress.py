@@ -146,3 +146,49 @@ def test_build_and_eval_print_plain_progress_lines_when_stderr_is_not_a_terminal
     monkeypatch.setenv("MANYSHOT_PROGRESS", "0")
     evaluate(ev, data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=FakeGenerator(gsm8k_solver()))
     assert "progress eval" not in capsys.readouterr().err
+
+
+ABLATION = """
+shots = [0, 2]
+seeds = 1
+limit = 3
+max_tokens = 64
+
+[[banks]]
+name = "gt"
+mode = "ground-truth"
+task = "gsm8k"
+limit = 4
+
+[[banks]]
+name = "reinforced"
+mode = "reinforced"
+task = "gsm8k"
+limit = 4
+samples = 2
+
+[[evals]]
+task = "gsm8k"
+"""
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_ablation_lines_show_its_steps_and_the_builds_and_evals_inside(tmp_path, data_dir, capsys, monkeypatch):
+    from flows import build, evaluate as evaluation
+    from flows.ablate import run_ablation
+
+    monkeypatch.delenv("MANYSHOT_PROGRESS", raising=False)
+    gen = FakeGenerator(gsm8k_solver())
+    monkeypatch.setattr(build, "load_generator", lambda *a, **k: gen)
+    monkeypatch.setattr(evaluation, "load_generator", lambda *a, **k: gen)
+    config = tmp_path / "grid.toml"
+    config.write_text(ABLATION)
+    run_ablation(str(config), data_dir=str(data_dir), out=str(tmp_path / "runs"))
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("progress ")]
+    outer = [line for line in err if line.startswith("progress ablation grid: ")]
+    assert [line.split(" | ")[0] for line in outer] == [f"progress ablation grid: banks and evals {n}/3"
+                                                        for n in (1, 2, 3, 3)]
+    assert " solved " not in outer[-1] and "- tok/s" not in outer[-1]  # the reinforced build's tokens count here too
+    assert outer[-1].endswith("ETA 0:00:00")
+    assert "progress bank gsm8k reinforced: chunks 1/1 | rounds 1 | solved 4 |" in "\n".join(err)
+    assert "progress eval gsm8k: cells 3/3 | correct 9 |" in "\n".join(err)
