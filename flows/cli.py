@@ -1,4 +1,5 @@
-"""The ``manyshot`` command line: bank build/list/show/export/diff, eval, ablate, run (the main job), serve, deploy."""
+"""The ``manyshot`` command line: bank build/list/show/export/diff, eval, ablate, run (the main job), serve, deploy,
+report, analyze."""
 from __future__ import annotations
 
 import argparse
@@ -126,7 +127,31 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default: $MANYSHOT_DATA_DIR, else the Hugging Face hub)")
     rp.add_argument("--bank-dir", action="append", default=[], help="another folder to look for banks in (repeatable)")
     rp.add_argument("--sample-items", type=int, default=40, help="items per cell in the sample browser (default 40)")
+
+    an = sub.add_parser("analyze", help="analyses of a finished eval or ablation (tables and plots in its folder)")
+    an_sub = an.add_subparsers(dest="analysis", required=True)
+    sim = an_sub.add_parser("similarity",
+                            help="accuracy vs the test question's cosine similarity to its nearest shot, per K")
+    sim.add_argument("dir", help="an eval results folder (runs/evals/...) or an ablation folder (runs/ablation-...)")
+    sim.add_argument("--buckets", default="0.3,0.4,0.5,0.6,0.7,0.8,0.9",
+                     help="inner bucket edges of the top-1 similarity "
+                     "(default 0.3,...,0.9: [-1,0.3), [0.3,0.4), ..., [0.9,1])")
+    sim.add_argument("--embedder", choices=("auto", "minilm", "tfidf"), default="auto",
+                     help="auto: MiniLM when the embed extra is installed, else TF-IDF (with a warning)")
+    sim.add_argument("--cache-dir", default="data/cache/embeddings",
+                     help="embedding cache (default data/cache/embeddings)")
+    sim.add_argument("--data-dir", default=None, help="datasets folder, for the test questions")
+    sim.add_argument("--bank-dir", action="append", default=[], help="another folder to look for banks in (repeatable)")
     return parser
+
+
+def _analyze_similarity(args) -> str:
+    from flows.analyze_similarity import analyze, parse_edges
+
+    written = analyze(args.dir, edges=parse_edges(args.buckets), embedder=args.embedder, cache_dir=args.cache_dir,
+                      data_dir=args.data_dir, bank_dirs=args.bank_dir)
+    return "\n".join([f"embedder: {written.embedder}; embedding cache: {written.cache_hits} hits, "
+                      f"{written.cache_misses} computed", *(str(p) for p in written.paths)])
 
 
 def _bank_build(args) -> str:
@@ -280,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
 
             print(write_report(args.dir, args.out, data_dir=args.data_dir, bank_dirs=args.bank_dir,
                                limits=Limits(items=args.sample_items)))
+        elif args.command == "analyze":
+            print(_analyze_similarity(args))
     except USER_ERRORS as exc:
         print(f"manyshot: error: {exc}", file=sys.stderr)
         return 2

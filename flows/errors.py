@@ -1,11 +1,12 @@
 """Errors that mean bad input or an unusable model, reported to the user without a traceback."""
 from flows.bank import BankError
 from flows.data import DataError
+from flows.embeddings import EmbeddingError
 from flows.evaluate import EvalError
 from flows.report_inputs import ReportError
 from flows.schema import SchemaError
 from flows.shots import BuildError
 from generators.base import BadRequestError, GenerationError
 
-USER_ERRORS = (BankError, DataError, EvalError, ReportError, SchemaError, BuildError, BadRequestError,
+USER_ERRORS = (BankError, DataError, EmbeddingError, EvalError, ReportError, SchemaError, BuildError, BadRequestError,
                GenerationError)

