@@ -25,6 +25,7 @@ def test_k100_and_max_cells_on_the_embedded_model(tmp_path, data_dir):
     assert results.response.str.len().gt(0).all()
     resolution = json.loads(next((tmp_path / "evals").rglob("*-kmax.json")).read_text())
     assert resolution["k"] == top.k.iloc[0] and resolution["max_model_len"] == 32768
-    assert f"K=max for {bank.rsplit('/', 1)[-1].removesuffix('.parquet')} seed 0: K={resolution['k']}" in proc.stdout
+    label = bank.rsplit("/", 1)[-1].removesuffix(".parquet")
+    assert f"K=max for {label} seed 0: K={resolution['k']}" in proc.stdout + proc.stderr  # a log line
     summary = open(f"{folder}/summary.md").read()
     assert "| K=100 | K=max |" in summary and "prompt tokens per K" in summary
