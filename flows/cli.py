@@ -142,7 +142,26 @@ def build_parser() -> argparse.ArgumentParser:
                      help="embedding cache (default data/cache/embeddings)")
     sim.add_argument("--data-dir", default=None, help="datasets folder, for the test questions")
     sim.add_argument("--bank-dir", action="append", default=[], help="another folder to look for banks in (repeatable)")
+    nll = an_sub.add_parser("nll", help="gold-solution NLL vs K beside accuracy vs K (in-process vLLM engine)")
+    nll.add_argument("dir", help="an eval results folder (runs/evals/...) or an ablation folder (runs/ablation-...)")
+    nll.add_argument("--model", default="embedded", help="the model that scores (default embedded; use the eval's)")
+    nll.add_argument("--limit", type=int, default=None, help="score the first N test items of each cell (default all)")
+    nll.add_argument("--data-dir", default=None, help="datasets folder, for the test questions and solutions")
+    nll.add_argument("--bank-dir", action="append", default=[], help="another folder to look for banks in (repeatable)")
     return parser
+
+
+def _analyze_nll(args) -> str:
+    import time
+
+    from flows.analyze_nll import analyze, markdown
+    from generators import load_generator
+
+    t0 = time.monotonic()
+    written = analyze(args.dir, load_generator(args.model), limit=args.limit, data_dir=args.data_dir,
+                      bank_dirs=args.bank_dir)
+    return "\n".join([markdown(written.table), f"{written.scored} items scored, {written.reused} from checkpoints, "
+                      f"{time.monotonic() - t0:.1f} s", *(str(p) for p in written.paths)])
 
 
 def _analyze_similarity(args) -> str:
@@ -306,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             print(write_report(args.dir, args.out, data_dir=args.data_dir, bank_dirs=args.bank_dir,
                                limits=Limits(items=args.sample_items)))
         elif args.command == "analyze":
-            print(_analyze_similarity(args))
+            print(_analyze_nll(args) if args.analysis == "nll" else _analyze_similarity(args))
     except USER_ERRORS as exc:
         print(f"manyshot: error: {exc}", file=sys.stderr)
         return 2

@@ -42,6 +42,34 @@ class Completion:
     logprobs: tuple[float | None, ...] = field(default=())
 
 
+@dataclass(frozen=True)
+class Score:
+    """How likely a model finds a target continuation of one prompt: the natural-log probability of
+    each target token given the prompt and the target tokens before it.
+
+    ``cached_tokens`` is how many prompt tokens the engine read from its prefix cache (0 when unknown);
+    ``recomputed`` tells that the first pass had the target inside the cached part, so it was scored
+    again with cache reads off.
+    """
+
+    token_logprobs: tuple[float, ...]
+    cached_tokens: int = 0
+    recomputed: bool = False
+
+    @property
+    def tokens(self) -> int:
+        return len(self.token_logprobs)
+
+    @property
+    def sum_nll(self) -> float:
+        return -sum(self.token_logprobs)
+
+    @property
+    def mean_nll(self) -> float:
+        """Mean per-token negative log-likelihood (nats); NaN for an empty target."""
+        return self.sum_nll / self.tokens if self.tokens else float("nan")
+
+
 class GenerationError(RuntimeError):
     """A model call failed in a way a retry may fix (dead server, timeout, 5xx)."""
 
@@ -68,6 +96,12 @@ class Generator(Protocol):
 
     def count_tokens(self, prompt: Prompt) -> int:
         """Tokens the rendered prompt occupies (including the generation prompt)."""
+        ...
+
+    def score(self, prompts: Sequence[Prompt], targets: Sequence[str]) -> list[Score]:
+        """One :class:`Score` per (prompt, target) pair, in order: the logprobs of ``target`` as the
+        model's reply to ``prompt`` (after the generation prompt). Backends that cannot score raise
+        ``NotImplementedError`` naming themselves."""
         ...
 
 

@@ -63,7 +63,7 @@ from typing import Any, Mapping, Sequence
 
 import httpx
 
-from generators.base import Completion, GenerationError, Prompt, Sampling, prompt_hash
+from generators.base import Completion, GenerationError, Prompt, Sampling, Score, prompt_hash
 from generators.openai_protocol import (UNKNOWN_TOKENS, build_body, estimate_tokens, join_samples,
                                         parse_completion, request_seed, sample_seed)
 from generators.openai_transport import (NO_ROUTE_STATUS, AllEndpointsFailedError, EndpointGone,
@@ -260,6 +260,11 @@ class OpenAIGenerator:
                 run.fail(e)
                 return
             run.finish(index, completion, endpoint)
+
+    def score(self, prompts: Sequence[Prompt], targets: Sequence[str]) -> list[Score]:
+        raise NotImplementedError(
+            "the OpenAI-compatible backend (OpenAIGenerator) cannot score targets yet: use the in-process vLLM "
+            "engine (no --endpoint) for NLL analyses")
 
     def generate(self, prompts: Sequence[Prompt], sampling: Sampling) -> list[Completion]:
         """One :class:`Completion` per prompt, in prompt order (see the module docstring)."""
