@@ -75,8 +75,9 @@ def resolve_max(generator: Generator, task: str, shots: Sequence[Shot], items: S
         return max(generator.count_tokens(many_shot_prompt(task, shots[:k], p.question)) for p in pool)
 
     widest = max(items, key=lambda p: generator.count_tokens(many_shot_prompt(task, [], p.question)))
-    if longest(0, [widest]) > budget:
-        return Resolution(0, longest(0, [widest]), f"even the zero-shot prompt exceeds {budget} tokens")
+    zero_shot = longest(0, [widest])
+    if zero_shot > budget:
+        return Resolution(0, zero_shot, f"even the zero-shot prompt exceeds {budget} tokens")
     low, high = 0, len(shots)  # invariant: K=low fits the widest item
     while low < high:
         mid = (low + high + 1) // 2

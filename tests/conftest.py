@@ -35,6 +35,22 @@ def data_dir() -> Path:
     return DATA_DIR
 
 
+def tiny_engine():
+    """A real vLLM engine with ``embedded-tiny`` (1,024-token context), for module-scoped fixtures: yields it, then
+    closes it. Skips when the model's packages are not installed."""
+    from generators.models import EMBEDDED, ModelNotAvailableError, locate_chunks
+
+    try:
+        locate_chunks(EMBEDDED["embedded-tiny"])
+    except ModelNotAvailableError as e:
+        pytest.skip(str(e))
+    from generators.vllm_backend import VLLMGenerator
+
+    g = VLLMGenerator("embedded-tiny", max_model_len=1024, seed=0)
+    yield g
+    g.close()
+
+
 def gsm8k_solver(correct_every: int = 1):
     """A fake-model script that answers GSM8K prompts with the gold answer found in its own lookup."""
     from flows.data import load_problems

@@ -12,7 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytest.importorskip("vllm")
 
 from generators.base import BadRequestError, Sampling  # noqa: E402
-from generators.models import EMBEDDED, ModelNotAvailableError, locate_chunks  # noqa: E402
+from conftest import tiny_engine  # noqa: E402
 
 pytestmark = pytest.mark.engine
 
@@ -25,15 +25,7 @@ PROMPTS = [
 
 @pytest.fixture(scope="module")
 def gen():
-    try:
-        locate_chunks(EMBEDDED["embedded-tiny"])
-    except ModelNotAvailableError as e:
-        pytest.skip(str(e))
-    from generators.vllm_backend import VLLMGenerator
-
-    g = VLLMGenerator("embedded-tiny", max_model_len=1024, seed=0)
-    yield g
-    g.close()
+    yield from tiny_engine()
 
 
 def test_protocol_and_render(gen):

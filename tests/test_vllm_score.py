@@ -9,7 +9,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytest.importorskip("vllm")
 
-from generators.models import EMBEDDED, ModelNotAvailableError, locate_chunks  # noqa: E402
+from conftest import tiny_engine  # noqa: E402
 
 pytestmark = pytest.mark.engine
 
@@ -30,15 +30,7 @@ TARGETS = ["He has 10 - 3 = 7 marbles left.\nThe answer is 7",
 
 @pytest.fixture(scope="module")
 def gen():
-    try:
-        locate_chunks(EMBEDDED["embedded-tiny"])
-    except ModelNotAvailableError as e:
-        pytest.skip(str(e))
-    from generators.vllm_backend import VLLMGenerator
-
-    g = VLLMGenerator("embedded-tiny", max_model_len=1024, seed=0)
-    yield g
-    g.close()
+    yield from tiny_engine()
 
 
 @pytest.mark.xfail(strict=False, reason="measured 2026-12-03: embedded-tiny (bf16) cache-read NLL 0.3177 vs "
