@@ -25,11 +25,13 @@ from flows.shots import BuildError, Rounds
 from generators import load_generator
 
 BANK_KEYS = {"name", "mode", "task", "split", "limit", "seed", "subjects", "levels", "samples", "temperature",
-             "retry_temperature", "max_tokens", "rounds", "keep", "max_per_problem", "require_valid_steps"}
+             "retry_temperature", "max_tokens", "rounds", "keep", "max_per_problem", "require_valid_steps",
+             "iterate_from", "prompt_shots"}
 EVAL_KEYS = {"task", "banks", "limit", "shots", "seeds", "max_tokens"}
 
 
-def _bank_spec(entry: dict[str, Any], model: str) -> BuildSpec:
+def _bank_spec(entry: dict[str, Any], model: str, built: dict[str, str] | None = None) -> BuildSpec:
+    """``iterate_from`` names an earlier bank of the spec; ``built`` maps the names built so far to paths."""
     unknown = set(entry) - BANK_KEYS
     if unknown or "mode" not in entry or "task" not in entry:
         raise BuildError(f"bank {entry.get('name', entry)}: needs mode and task; unknown keys {sorted(unknown)}")
@@ -39,8 +41,14 @@ def _bank_spec(entry: dict[str, Any], model: str) -> BuildSpec:
     selection = Selection(task=entry["task"], split=entry.get("split", "train"), limit=entry.get("limit"),
                           seed=entry.get("seed", 0), subjects=tuple(entry.get("subjects", ())),
                           levels=tuple(entry.get("levels", ())))
+    iterate_from = entry.get("iterate_from")
+    if iterate_from is not None:
+        if iterate_from not in (built or {}):
+            raise BuildError(f"bank {entry.get('name')}: iterate_from {iterate_from!r} names no bank built before it")
+        iterate_from = built[iterate_from]
     return BuildSpec(mode=entry["mode"], selection=selection, model=model, rounds=rounds,
-                     require_valid_steps=entry.get("require_valid_steps", False))
+                     require_valid_steps=entry.get("require_valid_steps", False), iterate_from=iterate_from,
+                     prompt_shots=entry.get("prompt_shots", 16))
 
 
 def load_spec(path: str | Path) -> dict[str, Any]:
@@ -51,6 +59,10 @@ def load_spec(path: str | Path) -> dict[str, Any]:
     names = [b.get("name") for b in spec.get("banks", [])]
     if not spec.get("evals") or len(set(names)) != len(names) or None in names:
         raise BuildError(f"{path}: needs [[evals]] and [[banks]] entries with unique names")
+    for i, b in enumerate(spec["banks"]):
+        if "iterate_from" in b and b["iterate_from"] not in names[:i]:
+            raise BuildError(f"{path}: bank {b['name']}: iterate_from {b['iterate_from']!r} is not the name of an "
+                             f"earlier bank ({names[:i]})")
     for e in spec["evals"]:
         if set(e) - EVAL_KEYS or set(e.get("banks", names)) - set(names):
             raise BuildError(f"{path}: eval {e.get('task')}: unknown keys or bank names in {e}")
@@ -74,7 +86,7 @@ def _run_ablation(spec: dict[str, Any], config: str, data_dir: str | None, root:
                   generator: Any) -> str:
     paths = {}
     for b in spec["banks"]:
-        paths[b["name"]] = build_bank(_bank_spec(b, model), data_dir=data_dir, out=str(root / "banks"),
+        paths[b["name"]] = build_bank(_bank_spec(b, model, paths), data_dir=data_dir, out=str(root / "banks"),
                                       generator=generator)
         current().advance()
     summaries, sections = [], []

@@ -108,9 +108,55 @@ def test_ablation_grid_with_transfer_then_rerun_reuses_everything(tmp_path, data
     ('[[banks]]\nname = "a"\nmode = "ground-truth"\ntask = "gsm8k"\n[[evals]]\ntask = "gsm8k"\nbanks = ["b"]\n',
      "bank names"),
     ('shots = [0\n', "cannot read ablation spec"),
+    ('[[banks]]\nname = "a"\nmode = "reinforced"\ntask = "gsm8k"\niterate_from = "b"\n'
+     '[[banks]]\nname = "b"\nmode = "reinforced"\ntask = "gsm8k"\n[[evals]]\ntask = "gsm8k"\n',
+     "iterate_from 'b' is not the name of an earlier bank"),
 ])
 def test_bad_specs_name_the_problem(tmp_path, body, message):
     path = tmp_path / "bad.toml"
     path.write_text(body)
     with pytest.raises(BuildError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load_spec(path)
+
+
+ITERATED = """
+model = "embedded"
+shots = [0, 2]
+limit = 4
+max_tokens = 64
+
+[[banks]]
+name = "first"
+mode = "reinforced"
+task = "gsm8k"
+limit = 6
+samples = 1
+
+[[banks]]
+name = "second"
+mode = "reinforced"
+task = "gsm8k"
+limit = 6
+samples = 1
+iterate_from = "first"
+prompt_shots = 2
+
+[[evals]]
+task = "gsm8k"
+"""
+
+
+def test_a_bank_iterates_from_an_earlier_bank_of_the_spec(tmp_path, data_dir, fake):
+    config = tmp_path / "iter.toml"
+    config.write_text(ITERATED)
+    target = run_ablation(str(config), data_dir=str(data_dir), out=str(tmp_path / "runs"))
+    text = (tmp_path / "runs" / "ablation-iter" / "summary.md").read_text()
+    first, second = (line.split(": ", 1)[1] for line in text.splitlines() if line.startswith(("- first:", "- second:")))
+    assert first != second
+    prompted = [prompt for prompts, _ in fake.calls for prompt in prompts]
+    first_rows = pd.read_parquet(first)
+    head = set(first_rows["question"].head(2))  # the bank's first two shots make the prompt
+    second_rows = pd.read_parquet(second)
+    assert len(second_rows) == 4 and not head & set(second_rows["question"])  # all six but the prompt's two
+    assert any(head <= {m["content"] for m in prompt} for prompt in prompted)  # those two shots were the prompt
+    assert target.endswith("ablation-iter")
