@@ -149,7 +149,8 @@ def main() -> int:
     from flows.build import BuildSpec, Selection, build_bank
     from flows.data import load_problems, select
     from flows.evaluate import EvalSpec, bank_views, evaluate
-    from flows.manyshot import contaminated, many_shot_prompt, shot_order
+    from flows.manyshot import contaminated, many_shot_prompt
+    from flows.selection import shot_order
     from generators.vllm_backend import VLLMGenerator, _reseed_worker
 
     data_dir = os.environ["MANYSHOT_DATA_DIR"]

@@ -21,13 +21,14 @@ from flows.html_report import write_report
 from flows.interrupt import CellsInterrupted
 from flows.progress import current, tracking
 from flows.report_artifacts import publish_report_artifacts
+from flows.selection import parse_select
 from flows.shots import BuildError, Rounds
 from generators import load_generator
 
 BANK_KEYS = {"name", "mode", "task", "split", "limit", "seed", "subjects", "levels", "samples", "temperature",
              "retry_temperature", "max_tokens", "rounds", "keep", "max_per_problem", "require_valid_steps",
              "iterate_from", "prompt_shots"}
-EVAL_KEYS = {"task", "banks", "limit", "shots", "seeds", "max_tokens"}
+EVAL_KEYS = {"task", "banks", "limit", "shots", "seeds", "max_tokens", "select", "orders", "embedder"}
 
 
 def _bank_spec(entry: dict[str, Any], model: str, built: dict[str, str] | None = None) -> BuildSpec:
@@ -96,7 +97,9 @@ def _run_ablation(spec: dict[str, Any], config: str, data_dir: str | None, root:
         chosen = tuple(paths[n] for n in e.get("banks", list(paths)))
         eval_spec = EvalSpec(task=e["task"], banks=chosen, shots=tuple(e.get("shots", spec.get("shots", [0, 4]))),
                              seeds=e.get("seeds", spec.get("seeds", 1)), limit=e.get("limit", spec.get("limit", 50)),
-                             model=model, max_tokens=e.get("max_tokens", spec.get("max_tokens", 512)))
+                             model=model, max_tokens=e.get("max_tokens", spec.get("max_tokens", 512)),
+                             select=parse_select(e.get("select", spec.get("select", "random"))),
+                             orders=e.get("orders", spec.get("orders", 1)), embedder=e.get("embedder", "auto"))
         try:
             folder = evaluate(eval_spec, data_dir=data_dir, out=str(root / "evals"), generator=generator)
         except CellsInterrupted as exc:  # name the eval: the banks and the evals before it are finished

@@ -28,7 +28,8 @@ import pyarrow.parquet as pq
 
 from flows.bank import atomic_write
 from flows.data import Problem, load_problems
-from flows.manyshot import BankView, contaminated, many_shot_prompt, shot_order
+from flows.manyshot import BankView, contaminated, many_shot_prompt
+from flows.selection import shot_order
 from flows.metrics import bootstrap_ci, with_zero_shot
 from flows.report_inputs import EvalPart, Inputs, ReportError, label_key, read_inputs
 from flows.shots import ground_truth_rationale

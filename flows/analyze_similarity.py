@@ -23,7 +23,8 @@ import pandas as pd
 
 from flows.data import load_problems
 from flows.embeddings import DEFAULT_CACHE, Embedder, EmbeddingCache, make_embedder
-from flows.manyshot import BankView, contaminated, many_shot_prompt, shot_order
+from flows.manyshot import BankView, contaminated, many_shot_prompt
+from flows.selection import shot_order
 from flows.metrics import bootstrap_ci, item_scores
 from flows.report_inputs import EvalPart, Inputs, ReportError, label_key, read_inputs
 from generators import prompt_hash

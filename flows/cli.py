@@ -98,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--temperature", type=float, default=None)
     e.add_argument("--max-tokens", type=int, default=512)
     e.add_argument("--exclude-contaminated", action="store_true")
+    e.add_argument("--select", type=_words, default=("random",),
+                   help="shot selection, comma-separated: random, similar, diverse, complex (default random)")
+    e.add_argument("--orders", type=int, default=1,
+                   help="run each cell in N orders of the same K shots and report the accuracy spread (default 1)")
+    e.add_argument("--embedder", choices=("auto", "minilm", "tfidf"), default="auto",
+                   help="question embeddings for --select similar/diverse (auto: MiniLM when installed, else TF-IDF)")
     e.add_argument("--out", default=None, help="results folder root (default runs/evals)")
 
     a = sub.add_parser("ablate", help="run an ablation grid from a TOML spec")
@@ -202,7 +208,8 @@ def _eval(args) -> str:
     temperature = args.temperature if args.temperature is not None else (0.7 if args.samples > 1 else 0.0)
     spec = EvalSpec(task=args.task, banks=args.bank, shots=args.shots, seeds=args.seeds, limit=args.limit,
                     model=args.model, samples=args.samples, temperature=temperature, max_tokens=args.max_tokens,
-                    exclude_contaminated=args.exclude_contaminated)
+                    exclude_contaminated=args.exclude_contaminated, select=args.select, orders=args.orders,
+                    embedder=args.embedder)
     return evaluate(spec, data_dir=args.data_dir, out=args.out, generator=_generator(args))
 
 

@@ -5,8 +5,9 @@ from flows.embeddings import EmbeddingError
 from flows.evaluate import EvalError
 from flows.report_inputs import ReportError
 from flows.schema import SchemaError
+from flows.selection import SelectionError
 from flows.shots import BuildError
 from generators.base import BadRequestError, GenerationError
 
-USER_ERRORS = (BankError, DataError, EmbeddingError, EvalError, ReportError, SchemaError, BuildError, BadRequestError,
-               GenerationError)
+USER_ERRORS = (BankError, DataError, EmbeddingError, EvalError, ReportError, SchemaError, SelectionError, BuildError,
+               BadRequestError, GenerationError)

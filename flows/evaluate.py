@@ -31,13 +31,14 @@ import verifiers
 from flows import bank as banks
 from flows.build import retry_model_errors
 from flows.data import Problem, load_problems, select
+from flows.embeddings import EmbeddingError
 from flows.interrupt import CellsInterrupted, SweepProgress, deferred_signals, signal_number, signals_allowed
 from flows.locks import claim
-from flows.manyshot import BankView, contaminated, many_shot_prompt, shot_order
-from flows.metrics import markdown_table, plot, summarize
-from flows.metrics import prompt_tokens_table
+from flows.manyshot import BankView, contaminated, many_shot_prompt
+from flows.metrics import markdown_table, order_spread, order_spread_table, plot, prompt_tokens_table, summarize
 from flows.progress import current, metered, tracking
-from flows.schema import RESULT_SCHEMA, to_table
+from flows.schema import RESULT_SCHEMA, to_table, validate
+from flows.selection import SelectionError, ShotSelector, make_selectors, parse_select
 from flows.shotcounts import MAX, Resolution, ShotCount, ShotCountError, parse_shots, resolve_max
 from generators import Generator, Sampling, load_generator, prompt_hash
 
@@ -60,13 +61,17 @@ class EvalSpec:
     temperature: float = 0.0
     max_tokens: int = 512
     exclude_contaminated: bool = False
+    select: tuple[str, ...] = ("random",)  # shot selection strategies (flows.selection), one line each
+    orders: int = 1  # permutations of each cell's K shots (order 0 is the strategy's own)
+    embedder: str = "auto"  # for the similar and diverse strategies: auto, minilm or tfidf
 
     def key(self) -> str:
-        """The results folder key: the items, model, sampling and verifier. Banks, shots and seeds are
-        left out: each (bank, seed, K) cell is a file of its own named after them, so any sweep over
-        the same items reuses every cell another sweep finished."""
+        """The results folder key: the items, model, sampling and verifier. Banks, shots, seeds, selections and
+        orders are left out: each cell is a file of its own named after them, so any sweep over the same items
+        reuses every cell another sweep finished."""
         config = asdict(self) | {"verifier": verifiers.VERSION}
-        return banks.config_key({k: v for k, v in config.items() if k not in ("banks", "shots", "seeds")})
+        per_cell = ("banks", "shots", "seeds", "select", "orders", "embedder")
+        return banks.config_key({k: v for k, v in config.items() if k not in per_cell})
 
 
 @dataclass(frozen=True)
@@ -75,14 +80,22 @@ class Cell:
     seed: int
     k: ShotCount
     k_label: str = ""  # what the sweep asked for: "16", or "max" for a resolved max cell
+    select: str = "random"  # the selector's label, e.g. "similar/minilm"
+    order: int = 0
 
     @property
     def label(self) -> str:
         return self.view.label if self.view else "none"
 
     @property
+    def selection(self) -> str:
+        """The cell name's selection part: empty for the default (random order 0, the names cells always had)."""
+        strategy = "" if self.select == "random" else "-" + self.select.replace("/", "-")
+        return strategy + (f"-o{self.order}" if self.order else "")
+
+    @property
     def key(self) -> str:
-        return f"{self.label}-s{self.seed}-k{self.k}"
+        return f"{self.label}-s{self.seed}{self.selection}-k{self.k}"
 
     @property
     def shown_k(self) -> str:
@@ -97,15 +110,18 @@ def bank_views(paths: tuple[str, ...]) -> list[BankView]:
     return views
 
 
-def cells(spec: EvalSpec, views: list[BankView]) -> list[Cell]:
-    """Seed, then bank, then K ascending (prefix order, ``max`` last); K=0 once, independent of banks and seeds.
+def cells(spec: EvalSpec, views: list[BankView], selectors: dict[tuple[str, str], ShotSelector]) -> list[Cell]:
+    """Seed, then bank, then selection, then order, then K ascending (prefix order, ``max`` last); K=0 once,
+    independent of banks, seeds, selections and orders.
 
     Seed-major order means a stopped sweep has every bank covered for its first seeds.
     """
     shots = parse_shots(spec.shots)
     out = [Cell(None, 0, 0)] if 0 in shots else []
     for seed in range(spec.seeds):
-        out += [Cell(view, seed, k) for view in views for k in shots if k != 0]
+        out += [Cell(view, seed, k, select=selectors[view.label, strategy].label, order=order)
+                for view in views for strategy in spec.select for order in range(spec.orders)
+                for k in shots if k != 0]
     return out
 
 
@@ -135,16 +151,19 @@ def read_resolution(path: Path) -> Resolution:
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[5, 20, 60], retry_condition_fn=retry_model_errors)
-def run_cell(spec: EvalSpec, generator: Generator, cell: Cell, items: list[Problem], shots: list,
+def run_cell(spec: EvalSpec, generator: Generator, cell: Cell, items: list[Problem], selector: ShotSelector | None,
              run_id: str) -> tuple[pa.Table | None, str | None]:
-    """Generate and score one (bank, seed, K) cell. Returns (rows, None) or (None, skip reason)."""
+    """Generate and score one (bank, seed, selection, order, K) cell. Returns (rows, None) or (None, skip reason)."""
     with signals_allowed():
-        return _score_cell(spec, generator, cell, items, shots, run_id)
+        return _score_cell(spec, generator, cell, items, selector, run_id)
 
 
-def _score_cell(spec: EvalSpec, generator: Generator, cell: Cell, items: list[Problem], shots: list,
-                run_id: str) -> tuple[pa.Table | None, str | None]:
-    prompts = [many_shot_prompt(spec.task, shots[:cell.k], p.question) for p in items]
+def _score_cell(spec: EvalSpec, generator: Generator, cell: Cell, items: list[Problem],
+                selector: ShotSelector | None, run_id: str) -> tuple[pa.Table | None, str | None]:
+    def shots(question: str) -> list:
+        return selector.shots(question, cell.k, cell.seed, cell.order) if selector and cell.k else []
+
+    prompts = [many_shot_prompt(spec.task, shots(p.question), p.question) for p in items]
     tokens = [generator.count_tokens(p) for p in prompts]
     budget = generator.max_model_len - spec.max_tokens
     if max(tokens) > budget:
@@ -163,7 +182,8 @@ def _score_cell(spec: EvalSpec, generator: Generator, cell: Cell, items: list[Pr
     rows = []
     for (p, prompt, n, sample, text), vs, vf in zip(responses, strict, flexible):
         rows.append({"run_id": run_id, "task": spec.task, "bank": cell.label, "source": source,
-                     "transfer": transfer, "k": cell.k, "seed": cell.seed, "item_id": p.id,
+                     "transfer": transfer, "k": cell.k, "seed": cell.seed, "select": cell.select,
+                     "order": cell.order, "item_id": p.id,
                      "sample": sample, "prompt_hash": prompt_hash(prompt), "prompt_tokens": n,
                      "response": text, "gold": p.answer, "extracted_strict": vs.extracted,
                      "extracted_flexible": vf.extracted, "correct_strict": vs.correct,
@@ -200,8 +220,9 @@ def evaluate(spec: EvalSpec, data_dir: str | None = None, out: str | None = None
     items = select(test, limit=spec.limit, seed=0)
     views = bank_views(spec.banks)
     leaks = _check_leakage(spec, views, test)
-    todo = cells(spec, views)
-    run = CellRun(spec, items, leaks, parts, generator, len(todo))
+    selectors = _selectors(spec, views, leaks, items)
+    todo = cells(spec, views, selectors)
+    run = CellRun(spec, items, selectors, parts, generator, len(todo))
     try:
         with signals_allowed():
             with tracking(len(todo), "cells", f"eval {spec.task}", solved_word="correct"):
@@ -212,17 +233,36 @@ def evaluate(spec: EvalSpec, data_dir: str | None = None, out: str | None = None
                                 len(todo), key)
                     current().note(f"waiting for cell {n} ({key}) from another process")
                     run.step(n, cell, wait=True)
-            return finish(spec, folder, run.cell_files(), run.skip_reasons(), leaks)
+            subjects = {p.id: p.subject for p in items if p.subject}
+            return finish(spec, folder, run.cell_files(), run.skip_reasons(), leaks, subjects)
     except (KeyboardInterrupt, TerminationSignal) as exc:
         raise CellsInterrupted(run.progress, signal_number(exc)) from None
+
+
+def _selectors(spec: EvalSpec, views: list[BankView], leaks: dict[str, set[str]],
+               items: list[Problem]) -> dict[tuple[str, str], ShotSelector]:
+    """One selector per (bank label, strategy), the test questions embedded at once where a strategy needs it."""
+    try:
+        strategies = parse_select(spec.select)
+        if spec.orders < 1:
+            raise SelectionError(f"--orders must be at least 1, got {spec.orders}")
+        if MAX in parse_shots(spec.shots) and "similar" in strategies:
+            raise SelectionError("--shots max needs prompts that nest; --select similar gives each question its "
+                                 "own shots: give K values instead")
+        selectors = make_selectors(views, strategies, leaks, embedder=spec.embedder,
+                                   questions=[p.question for p in items], group=f"{spec.task}-test")
+    except (SelectionError, EmbeddingError) as exc:
+        raise EvalError(str(exc)) from None
+    return selectors
 
 
 class CellRun:
     """This process's pass over the cells of one sweep: what it kept, skipped and which generator it loaded."""
 
-    def __init__(self, spec: EvalSpec, items: list[Problem], leaks: dict[str, set[str]], parts: Path,
-                 generator: Generator | None, total: int):
-        self.spec, self.items, self.leaks, self.parts, self.generator = spec, items, leaks, parts, metered(generator)
+    def __init__(self, spec: EvalSpec, items: list[Problem], selectors: dict[tuple[str, str], ShotSelector],
+                 parts: Path, generator: Generator | None, total: int):
+        self.spec, self.items, self.parts, self.generator = spec, items, parts, metered(generator)
+        self.selectors = {(label, selector.label): selector for (label, _), selector in selectors.items()}
         self.total, self.run_id = total, str(uuid.uuid4())
         self.progress = SweepProgress(parts, total)
         self.done: dict[int, tuple[Path, str]] = {}  # cell number -> (file, K label)
@@ -248,13 +288,13 @@ class CellRun:
     def step(self, n: int, cell: Cell, *, wait: bool) -> bool:
         """Reuse, make or skip cell ``n``. Without ``wait`` return False at once if another process holds the
         cell (or its ``max`` resolution); with ``wait`` wait for that process, then reuse its file or make it."""
-        shots = shot_order(cell.view, cell.seed, self.leaks[cell.label]) if cell.view else []
+        selector = self.selectors[cell.label, cell.select] if cell.view else None
         if cell.k == MAX:
-            resolution = self.resolve(cell, shots, wait=wait)
+            resolution = self.resolve(cell, selector.order(cell.seed), wait=wait)
             if resolution is None:
                 return False
             if resolution.k == 0:
-                return self._skip(n, f"{cell.label}-s{cell.seed}-kmax", resolution.reason)
+                return self._skip(n, f"{cell.label}-s{cell.seed}{cell.selection}-kmax", resolution.reason)
             cell = replace(cell, k=resolution.k, k_label=MAX)
         path = self.parts / f"{cell.key}.parquet"
         self.done[n] = (path, cell.shown_k)
@@ -263,8 +303,8 @@ class CellRun:
             self.logger.info("cell %d/%d %s: reused", n, self.total, cell.key)
             current().advance(solved=_correct(path), reused=True)
             return True
-        if cell.k > len(shots):
-            return self._skip(n, cell.key, f"bank {cell.label} has {len(shots)} usable shots, fewer than K={cell.k}")
+        if selector and cell.k > selector.usable:
+            return self._skip(n, cell.key, f"bank {cell.label} has {selector.usable} usable shots, fewer than K={cell.k}")
         with claim(path, wait=wait) as got:
             if not got:
                 return False
@@ -276,7 +316,7 @@ class CellRun:
             generator = self._model()
             current().note(f"cell {n}/{self.total} {cell.key}: generating")
             with deferred_signals():  # a signal during Prefect's task bookkeeping waits until the cell is saved
-                table, reason = run_cell(self.spec, generator, cell, self.items, shots, self.run_id)
+                table, reason = run_cell(self.spec, generator, cell, self.items, selector, self.run_id)
                 if reason:
                     return self._skip(n, cell.key, reason)
                 banks.atomic_write(table, path, exclusive=True)
@@ -287,8 +327,9 @@ class CellRun:
 
     def resolve(self, cell: Cell, shots: list, *, wait: bool) -> Resolution | None:
         """The K of a ``max`` cell, read from its resolution file or computed (loading the model), stored and
-        printed; None without ``wait`` while another process is computing it."""
-        path = self.parts / f"{cell.label}-s{cell.seed}-kmax.json"
+        printed; None without ``wait`` while another process is computing it. Orders share their strategy's
+        resolution (a permutation of the same shots has the same turns); each cell still checks its budget."""
+        path = self.parts / f"{cell.label}-s{cell.seed}{replace(cell, order=0).selection}-kmax.json"
         if path.exists():
             return read_resolution(path)
         with claim(path, wait=wait) as got:
@@ -302,7 +343,7 @@ class CellRun:
             resolution = resolve_max(generator, self.spec.task, shots, self.items, self.spec.max_tokens)
             blob = json.dumps(asdict(resolution) | {"max_model_len": generator.max_model_len})
             write_atomic(path, lambda tmp: Path(tmp).write_text(blob))
-        print(f"K=max for {cell.label} seed {cell.seed}: K={resolution.k} ({resolution.reason})")
+        print(f"K=max for {cell.label} seed {cell.seed}{cell.selection}: K={resolution.k} ({resolution.reason})")
         return resolution
 
 
@@ -317,29 +358,36 @@ def labelled(path: Path, k_label: str) -> pa.Table:
     if "k_label" in table.column_names:
         table = table.drop_columns(["k_label"])
     table = table.append_column("k_label", pa.array([k_label] * table.num_rows, pa.string()))
-    return table.select(RESULT_SCHEMA.names).cast(RESULT_SCHEMA)
+    return validate(table, RESULT_SCHEMA)
 
 
 def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], skipped: dict[str, str],
-           leaks: dict[str, set[str]]) -> str:
-    """Combine this sweep's cells (file, K label) into results.parquet, the summary, the plot and artifacts."""
+           leaks: dict[str, set[str]], subjects: dict[str, str] | None = None) -> str:
+    """Combine this sweep's cells (file, K label) into results.parquet, the summary, the plot and artifacts
+    (with ``--orders`` N > 1 also orders.csv: the accuracy spread over orders, overall and per subject)."""
     files = [(f, label) for f, label in cell_files if f.exists()]
     if not files:
         raise EvalError(f"no cell could run: {skipped}")
     results = pa.concat_tables([labelled(f, label) for f, label in files])
-    summary = summarize(results.to_pandas())
+    frame = results.to_pandas()
+    summary = summarize(frame)
+    spread = order_spread(frame, subjects) if spec.orders > 1 else None
     title = f"{spec.task}: accuracy vs shots ({spec.model})"
     text = "\n\n".join([f"## {title}", "strict:", markdown_table(summary, "strict"),
                         "flexible:", markdown_table(summary, "flexible"),
                         "prompt tokens per K (mean, max over items):", prompt_tokens_table(summary)]
+                       + (["accuracy spread over shot orders (strict):", order_spread_table(spread)]
+                          if spec.orders > 1 else [])
                        + [f"overlap with the test split: {label}: {len(ids)} shots excluded"
                           for label, ids in leaks.items() if ids]
                        + [f"skipped {key}: {why}" for key, why in skipped.items()])
     with claim(folder / "results.parquet", wait=True):  # one writer at a time; leftovers of a killed one go
-        for name in ("results.parquet", "summary.csv", "accuracy.png", "summary.md"):
+        for name in ("results.parquet", "summary.csv", "accuracy.png", "summary.md", "orders.csv"):
             remove_leftovers(folder / name)
         banks.atomic_write(results, folder / "results.parquet")
         write_atomic(folder / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
+        if spread is not None:
+            write_atomic(folder / "orders.csv", lambda tmp: spread.to_csv(tmp, index=False))
         write_atomic(folder / "accuracy.png", lambda tmp: plot(summary, Path(tmp), title=title))
         write_atomic(folder / "summary.md", lambda tmp: Path(tmp).write_text(text + "\n"))
     create_markdown_artifact(markdown=text, key="eval-summary", description=title)

@@ -19,7 +19,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from flows.metrics import plot, with_zero_shot
+from flows.metrics import LINE, line_label, plot, with_zero_shot
 from flows.report_inputs import BankInfo, EvalPart, Inputs, label_key, read_inputs
 from flows.report_page import BROWSER, page
 from flows.report_samples import Limits, eval_samples
@@ -72,9 +72,10 @@ def accuracy_table(summary: pd.DataFrame, metric: str) -> str:
         return f'<p class="muted">no {metric} results</p>'
     ks = sorted(view["k_label"].unique(), key=label_key)
     rows = []
-    for (bank, source, transfer), g in view.groupby(["bank", "source", "transfer"], sort=True):
+    for (bank, select, source, transfer), g in view.groupby(LINE, sort=True):
         cells = {r.k_label: f"{r.accuracy:.1%} ({r.ci_low:.0%}-{r.ci_high:.0%}){_resolved(r)}" for r in g.itertuples()}
-        rows.append([bank, f"{source} (transfer)" if transfer else source] + [cells.get(k, "-") for k in ks])
+        rows.append([line_label(bank, select), f"{source} (transfer)" if transfer else source]
+                    + [cells.get(k, "-") for k in ks])
     return _table(["bank", "source", *[f"K={k}" for k in ks]], rows, [False, False, *[True] * len(ks)])
 
 

@@ -5,7 +5,6 @@ prompt of a sweep extends the smaller ones and all test questions share the same
 """
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -54,17 +53,6 @@ def contaminated(view: BankView, test: Sequence[Problem]) -> set[str]:
     """Problem ids of bank shots whose normalised question appears in the test split."""
     test_texts = {normalize_text(p.question) for p in test}
     return {s.problem_id for s in view.shots if normalize_text(s.question) in test_texts}
-
-
-def shot_order(view: BankView, seed: int, exclude: set[str] = frozenset()) -> list[Shot]:
-    """One seeded ordering of the bank (one shot per problem), independent of the bank's row order."""
-    seen, unique = set(), []
-    for s in view.shots:
-        if s.problem_id not in exclude and s.problem_id not in seen:
-            seen.add(s.problem_id)
-            unique.append(s)
-    random.Random(f"order/{seed}").shuffle(unique)
-    return unique
 
 
 def many_shot_prompt(task: str, shots: Sequence[Shot], question: str) -> Prompt:

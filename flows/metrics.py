@@ -9,13 +9,27 @@ import pandas as pd
 
 from flows.shotcounts import label_key
 
-GROUP = ["bank", "source", "transfer", "k_label"]
+GROUP = ["bank", "source", "transfer", "select", "k_label"]
+LINE = ["bank", "select", "source", "transfer"]  # one line of a table or plot
+RUN = ["seed", "order"]  # one run of a cell's items: a seed's shots in one of their orders
+
+
+def _column(results: pd.DataFrame, name: str, default) -> pd.Series:
+    given = results[name] if name in results else pd.Series(None, index=results.index, dtype=object)
+    return given.where(given.notna(), default)
 
 
 def with_labels(results: pd.DataFrame) -> pd.DataFrame:
-    """Results with a K label on every row: the sweep's ("max") where set, else K itself."""
-    given = results["k_label"] if "k_label" in results else pd.Series(None, index=results.index, dtype=object)
-    return results.assign(k_label=given.where(given.notna(), results["k"].astype(str)))
+    """Results with a K label on every row (the sweep's, "max", where set, else K itself), and the selection
+    and order of cells written before those columns (random, order 0)."""
+    return results.assign(k_label=_column(results, "k_label", results["k"].astype(str)),
+                          select=_column(results, "select", "random"),
+                          order=_column(results, "order", 0).astype(int))
+
+
+def line_label(bank: str, select: str) -> str:
+    """A line's name: the bank, and its shot selection unless that is the default random order."""
+    return bank if select == "random" else f"{bank} [{select}]"
 
 
 def item_scores(results: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -29,8 +43,8 @@ def item_scores(results: pd.DataFrame, column: str) -> pd.DataFrame:
 
     extracted = "extracted_strict" if column == "correct_strict" else "extracted_flexible"
     frame = with_labels(results).assign(extracted=results[extracted])
-    rows = [(*keys, vote(g)) for keys, g in frame.groupby([*GROUP, "seed", "item_id"], sort=True)]
-    return pd.DataFrame(rows, columns=[*GROUP, "seed", "item_id", "score"])
+    rows = [(*keys, vote(g)) for keys, g in frame.groupby([*GROUP, *RUN, "item_id"], sort=True)]
+    return pd.DataFrame(rows, columns=[*GROUP, *RUN, "item_id", "score"])
 
 
 def bootstrap_ci(values: list[float], *, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
@@ -44,7 +58,8 @@ def bootstrap_ci(values: list[float], *, resamples: int = 1000, seed: int = 0) -
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy per bank, source and K label (strict and flexible), 95% CI over items (averaged over seeds).
+    """Accuracy per bank, source, selection and K label (strict and flexible), 95% CI over items (each item's
+    score averaged over seeds and orders); ``seed_min``/``seed_max`` are the extremes over those runs.
 
     ``k`` is the mean K of the group's cells (a ``max`` label can stand for a different K per seed),
     ``k_min``/``k_max`` its range; ``prompt_tokens`` and ``prompt_tokens_max`` are over the group's rows.
@@ -59,22 +74,58 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
         scores = item_scores(results, column)
         for keys, g in scores.groupby(GROUP, sort=True):
             per_item = g.groupby("item_id")["score"].mean().tolist()
-            per_seed = g.groupby("seed")["score"].mean()
+            per_seed = g.groupby(RUN)["score"].mean()
             low, high = bootstrap_ci(per_item)
             out.append(dict(zip(GROUP, keys)) | sizes.loc[keys].to_dict() | {
-                "metric": column.removeprefix("correct_"), "items": len(per_item), "seeds": len(per_seed),
+                "metric": column.removeprefix("correct_"), "items": len(per_item), "seeds": g["seed"].nunique(),
+                "orders": g["order"].nunique(),
                 "accuracy": sum(per_item) / len(per_item), "ci_low": low, "ci_high": high,
                 "seed_min": per_seed.min(), "seed_max": per_seed.max()})
     return pd.DataFrame(out)
 
 
+def order_spread(results: pd.DataFrame, subjects: dict[str, str] | None = None,
+                 metric: str = "strict") -> pd.DataFrame:
+    """The ordering sensitivity of each (line, K label, seed) cell run in several orders (``--orders``):
+    accuracy over its orders (mean, min, max, population std), over all items and per subject when
+    ``subjects`` maps item ids to one. Cells with a single order are left out."""
+    scores = item_scores(results, f"correct_{metric}")
+    scores = scores[scores["bank"] != "none"]
+    scores = scores.assign(subject="all")
+    if subjects:
+        scores = pd.concat([scores, scores.assign(subject=scores["item_id"].map(subjects).fillna("?"))])
+    out = []
+    for keys, g in scores.groupby([*LINE, "k_label", "seed", "subject"], sort=True):
+        per_order = g.groupby("order")["score"].mean()
+        if len(per_order) < 2:
+            continue
+        out.append(dict(zip([*LINE, "k_label", "seed", "subject"], keys)) | {
+            "metric": metric, "orders": len(per_order), "items": g["item_id"].nunique(),
+            "mean": per_order.mean(), "min": per_order.min(), "max": per_order.max(), "std": per_order.std(ddof=0)})
+    return pd.DataFrame(out)
+
+
+def order_spread_table(spread: pd.DataFrame) -> str:
+    """The spread over orders as markdown, one row per line, K, seed and subject."""
+    if spread.empty:
+        return "(no cell was run in more than one order)"
+    lines = ["| bank | K | seed | subject | orders | items | mean | min | max | std |", "|---" * 10 + "|"]
+    for r in spread.itertuples():
+        lines.append(f"| {line_label(r.bank, r.select)} | {r.k_label} | {r.seed} | {r.subject} | {r.orders} | "
+                     f"{r.items} | {r.mean:.1%} | {r.min:.1%} | {r.max:.1%} | {r.std:.1%} |")
+    return "\n".join(lines)
+
+
 def with_zero_shot(summary: pd.DataFrame) -> pd.DataFrame:
-    """Every bank's line starts at the shared zero-shot result (K=0 uses no bank), as in the paper's plots."""
+    """Every line starts at the shared zero-shot result (K=0 uses no bank), as in the paper's plots.
+    A summary written before selections were recorded reads as random selection."""
+    summary = summary if "select" in summary else summary.assign(select="random")
     zero = summary[summary["bank"] == "none"]
-    banks = summary[summary["bank"] != "none"][["bank", "source", "transfer"]].drop_duplicates()
-    if zero.empty or banks.empty:
+    lines = summary[summary["bank"] != "none"][LINE].drop_duplicates()
+    if zero.empty or lines.empty:
         return summary
-    copies = [zero.assign(bank=b.bank, source=b.source, transfer=b.transfer) for b in banks.itertuples()]
+    copies = [zero.assign(bank=b.bank, select=b.select, source=b.source, transfer=b.transfer)
+              for b in lines.itertuples()]
     return pd.concat([summary[summary["bank"] != "none"], *copies], ignore_index=True)
 
 
@@ -87,10 +138,10 @@ def markdown_table(summary: pd.DataFrame, metric: str = "strict") -> str:
     ks = sorted(view["k_label"].unique(), key=label_key)
     lines = ["| bank | source | " + " | ".join(f"K={k}" for k in ks) + " |",
              "|---|---|" + "---|" * len(ks)]
-    for (bank, source, transfer), g in view.groupby(["bank", "source", "transfer"], sort=True):
+    for (bank, select, source, transfer), g in view.groupby(LINE, sort=True):
         cells = {r.k_label: f"{r.accuracy:.1%} ({r.ci_low:.0%}-{r.ci_high:.0%}){_resolved(r)}" for r in g.itertuples()}
         label = f"{source} (transfer)" if transfer else source
-        lines.append(f"| {bank} | {label} | " + " | ".join(cells.get(k, "-") for k in ks) + " |")
+        lines.append(f"| {line_label(bank, select)} | {label} | " + " | ".join(cells.get(k, "-") for k in ks) + " |")
     return "\n".join(lines)
 
 
@@ -110,9 +161,9 @@ def prompt_tokens_table(summary: pd.DataFrame) -> str:
     view = view[view["metric"] == "strict"]
     ks = sorted(view["k_label"].unique(), key=label_key)
     lines = ["| bank | " + " | ".join(f"K={k}" for k in ks) + " |", "|---|" + "---|" * len(ks)]
-    for bank, g in view.groupby("bank", sort=True):
+    for (bank, select), g in view.groupby(["bank", "select"], sort=True):
         cells = {r.k_label: f"{r.prompt_tokens:,.0f} ({r.prompt_tokens_max:,.0f})" for r in g.itertuples()}
-        lines.append(f"| {bank} | " + " | ".join(cells.get(k, "-") for k in ks) + " |")
+        lines.append(f"| {line_label(bank, select)} | " + " | ".join(cells.get(k, "-") for k in ks) + " |")
     return "\n".join(lines)
 
 
@@ -130,13 +181,13 @@ def plot(summary: pd.DataFrame, path: Path, *, title: str, metric: str = "strict
     view = view[view["metric"] == metric]
     ks = sorted(view["k_label"].unique(), key=label_key)
     position = {k: i for i, k in enumerate(ks)}
-    lines = list(view.groupby(["bank", "source", "transfer"], sort=True))
+    lines = list(view.groupby(LINE, sort=True))
     fig, ax = plt.subplots(figsize=(7, 4.8))
-    for n, ((bank, source, transfer), g) in enumerate(lines):
+    for n, ((bank, select, source, transfer), g) in enumerate(lines):
         g = g.sort_values("k_label", key=lambda col: col.map(label_key))
         shift = (n - (len(lines) - 1) / 2) * 0.05
         err = [g["accuracy"] - g["ci_low"], g["ci_high"] - g["accuracy"]]
-        label = f"{source}{' (transfer)' if transfer else ''}: {bank}"
+        label = f"{source}{' (transfer)' if transfer else ''}: {line_label(bank, select)}"
         ax.errorbar([position[k] + shift for k in g["k_label"]], g["accuracy"], yerr=err, marker="o", capsize=3,
                     label=label)
     ax.set_xticks(range(len(ks)), [str(k) for k in ks])

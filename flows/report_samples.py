@@ -1,7 +1,7 @@
 """The sample browser's data: per cell and item the question, gold, responses and verdicts, and the
 shots that were in the prompt, bounded so that the report stays a few MB.
 
-Shots are reconstructed read-only with ``flows.manyshot.shot_order`` (test-split overlaps excluded as
+Shots are reconstructed read-only with ``flows.selection.shot_order`` (test-split overlaps excluded as
 the eval did) and checked against the prompt hash stored with every result row: a reconstruction is
 shown as "matches" only when the rebuilt prompt hashes to the row's ``prompt_hash``.
 """
@@ -13,7 +13,8 @@ from typing import Any
 import pandas as pd
 
 from flows.data import Problem, load_problems
-from flows.manyshot import BankView, contaminated, many_shot_prompt, shot_order
+from flows.manyshot import BankView, contaminated, many_shot_prompt
+from flows.selection import shot_order
 from flows.report_inputs import BankInfo, EvalPart
 from generators import prompt_hash
 

@@ -59,6 +59,8 @@ RESULT_SCHEMA = pa.schema([
     _field("k", pa.int64(), True),
     _field("k_label", pa.string(), False),        # the sweep's name for K: "16", or "max" (set when results combine)
     _field("seed", pa.int64(), True),
+    _field("select", pa.string(), False),         # shot selection ("random", "similar/minilm", ...); null: random
+    _field("order", pa.int64(), False),           # permutation of the same K shots (--orders); null or 0: the strategy's own
     _field("item_id", pa.string(), True),
     _field("sample", pa.int64(), True),
     _field("prompt_hash", pa.string(), True),
@@ -74,6 +76,8 @@ RESULT_SCHEMA = pa.schema([
     _field("model", pa.string(), True),
     _field("created_at", pa.timestamp("us", tz="UTC"), True),
 ])
+# Nullable result columns added after the first cells were written (null reads as random selection, order 0).
+ADDED_RESULT_COLUMNS = ("select", "order")
 
 
 class SchemaError(ValueError):
@@ -83,11 +87,12 @@ class SchemaError(ValueError):
 def validate(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Return ``table`` cast to ``schema``; raise :class:`SchemaError` naming the first problem.
 
-    A shot table without the :data:`ADDED_SHOT_COLUMNS` (an older bank or checkpoint) gets them as nulls."""
-    if schema is SHOT_SCHEMA:
-        for name in ADDED_SHOT_COLUMNS:
-            if name not in table.column_names:
-                table = table.append_column(schema.field(name), pa.nulls(table.num_rows, schema.field(name).type))
+    A table without the columns added to its schema later (:data:`ADDED_SHOT_COLUMNS`, :data:`ADDED_RESULT_COLUMNS`:
+    an older bank, checkpoint or cell) gets them as nulls."""
+    added = {id(SHOT_SCHEMA): ADDED_SHOT_COLUMNS, id(RESULT_SCHEMA): ADDED_RESULT_COLUMNS}.get(id(schema), ())
+    for name in added:
+        if name not in table.column_names:
+            table = table.append_column(schema.field(name), pa.nulls(table.num_rows, schema.field(name).type))
     missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
         raise SchemaError(f"missing required columns: {', '.join(missing)}")

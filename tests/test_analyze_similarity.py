@@ -13,7 +13,8 @@ from flows.cli import main
 from flows.data import load_problems, select
 from flows.embeddings import EmbeddingCache, Tfidf, minilm_available, normalise
 from flows.evaluate import EvalSpec, evaluate
-from flows.manyshot import BankView, contaminated, shot_order
+from flows.manyshot import BankView, contaminated
+from flows.selection import shot_order
 from flows.metrics import bootstrap_ci
 from generators.fake import FakeGenerator
 

@@ -7,7 +7,8 @@ from conftest import gsm8k_solver
 from flows.build import BuildSpec, Selection, build_bank
 from flows.data import load_problems
 from flows.evaluate import EvalError, EvalSpec, evaluate
-from flows.manyshot import BankView, contaminated, many_shot_prompt, shot_order
+from flows.manyshot import BankView, contaminated, many_shot_prompt
+from flows.selection import shot_order
 from flows.metrics import bootstrap_ci, markdown_table, summarize
 from generators.fake import FakeGenerator
 

@@ -25,7 +25,8 @@ from flows.cli import main
 from flows.data import load_problems, select
 from flows.evaluate import EvalSpec, evaluate
 from flows.html_report import write_report
-from flows.manyshot import BankView, shot_order
+from flows.manyshot import BankView
+from flows.selection import shot_order
 from flows.report_samples import Limits
 from flows.schema import RESULT_SCHEMA, to_table
 from generators.fake import FakeGenerator
