@@ -26,10 +26,11 @@ from flows.locks import FileLock, lock_path, produce_missing
 from flows.progress import current, metered, tracking
 from flows.queries import QUERY_FILTER_VERSION, DuplicateIndex, accept_queries, generate_queries, query_requests
 from flows.report import build_report, publish
+from flows.retries import retry_model_errors
 from flows.schema import SHOT_SCHEMA, to_table
 from flows.shots import BuildError, Provenance, Rounds, ground_truth_rows, reinforce_chunk, template_prompt, \
     unsupervised_rows
-from generators import GenerationError, Generator, Sampling, load_generator
+from generators import Generator, Sampling, load_generator
 from generators.prompts import cot_template
 
 MODES = ("ground-truth", "reinforced", "unsupervised", "generated")
@@ -77,17 +78,6 @@ class BuildSpec:
             config |= {"iterate_from": Path(self.iterate_from).name, "prompt_shots": self.prompt_shots,
                        "iterate": "all-but-prompt"}
         return config
-
-
-def retry_model_errors(task_, task_run, state) -> bool:
-    """Retry only failures a retry can fix: model or server errors and I/O, never logic errors."""
-    try:
-        state.result()
-    except (GenerationError, OSError):
-        return True
-    except Exception:  # noqa: BLE001 - any other failure is a bug or bad input: do not retry it
-        return False
-    return False
 
 
 def prompt_example_questions(spec: BuildSpec) -> set[str]:

@@ -14,6 +14,7 @@ import glob
 import json
 import os
 import tempfile
+import time
 import uuid
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
@@ -29,14 +30,15 @@ from prefect.exceptions import TerminationSignal
 
 import verifiers
 from flows import bank as banks
-from flows.build import retry_model_errors
 from flows.data import Problem, load_problems, select
 from flows.embeddings import EmbeddingError
 from flows.interrupt import CellsInterrupted, SweepProgress, deferred_signals, signal_number, signals_allowed
 from flows.locks import claim
 from flows.manyshot import BankView, contaminated, many_shot_prompt
-from flows.metrics import markdown_table, order_spread, order_spread_table, plot, prompt_tokens_table, summarize
+from flows.metrics import markdown_table, order_spread, order_spread_table, plot, plot_orders, prompt_tokens_table, \
+    summarize
 from flows.progress import current, metered, tracking
+from flows.retries import retry_model_errors
 from flows.schema import RESULT_SCHEMA, to_table, validate
 from flows.selection import SelectionError, ShotSelector, make_selectors, parse_select
 from flows.shotcounts import MAX, Resolution, ShotCount, ShotCountError, parse_shots, resolve_max
@@ -315,13 +317,15 @@ class CellRun:
             remove_leftovers(path)
             generator = self._model()
             current().note(f"cell {n}/{self.total} {cell.key}: generating")
+            started = time.monotonic()
             with deferred_signals():  # a signal during Prefect's task bookkeeping waits until the cell is saved
                 table, reason = run_cell(self.spec, generator, cell, self.items, selector, self.run_id)
                 if reason:
                     return self._skip(n, cell.key, reason)
                 banks.atomic_write(table, path, exclusive=True)
         correct = sum(table.column("correct_strict").to_pylist())
-        self.logger.info("cell %d/%d %s: accuracy %.1f%%", n, self.total, cell.key, 100 * correct / table.num_rows)
+        self.logger.info("cell %d/%d %s: accuracy %.1f%% (%.1f s)", n, self.total, cell.key,
+                         100 * correct / table.num_rows, time.monotonic() - started)
         current().advance(solved=correct)
         return True
 
@@ -364,7 +368,8 @@ def labelled(path: Path, k_label: str) -> pa.Table:
 def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], skipped: dict[str, str],
            leaks: dict[str, set[str]], subjects: dict[str, str] | None = None) -> str:
     """Combine this sweep's cells (file, K label) into results.parquet, the summary, the plot and artifacts
-    (with ``--orders`` N > 1 also orders.csv: the accuracy spread over orders, overall and per subject)."""
+    (with ``--orders`` N > 1 also orders.csv and orders.png: the accuracy spread over orders, overall and per
+    subject)."""
     files = [(f, label) for f, label in cell_files if f.exists()]
     if not files:
         raise EvalError(f"no cell could run: {skipped}")
@@ -382,12 +387,13 @@ def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], ski
                           for label, ids in leaks.items() if ids]
                        + [f"skipped {key}: {why}" for key, why in skipped.items()])
     with claim(folder / "results.parquet", wait=True):  # one writer at a time; leftovers of a killed one go
-        for name in ("results.parquet", "summary.csv", "accuracy.png", "summary.md", "orders.csv"):
+        for name in ("results.parquet", "summary.csv", "accuracy.png", "summary.md", "orders.csv", "orders.png"):
             remove_leftovers(folder / name)
         banks.atomic_write(results, folder / "results.parquet")
         write_atomic(folder / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
         if spread is not None:
             write_atomic(folder / "orders.csv", lambda tmp: spread.to_csv(tmp, index=False))
+            write_atomic(folder / "orders.png", lambda tmp: plot_orders(frame, Path(tmp), title=f"{title}: shot orders"))
         write_atomic(folder / "accuracy.png", lambda tmp: plot(summary, Path(tmp), title=title))
         write_atomic(folder / "summary.md", lambda tmp: Path(tmp).write_text(text + "\n"))
     create_markdown_artifact(markdown=text, key="eval-summary", description=title)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from flows.bank import BankError
 from flows.data import Problem, normalize_text
 from generators.base import Prompt
 from generators.prompts import ANSWER_FORMAT, FEW_SHOT
@@ -36,10 +37,10 @@ class BankView:
     @classmethod
     def from_rows(cls, label: str, rows: Sequence[dict]) -> "BankView":
         if not rows:
-            raise ValueError(f"bank {label} has no shots")
+            raise BankError(f"bank {label} has no shots")
         sources = {r["source"] for r in rows}
         if len(sources) != 1:
-            raise ValueError(f"bank {label} mixes shot sources {sorted(sources)}")
+            raise BankError(f"bank {label} mixes shot sources {sorted(sources)}")
         ordered = sorted(rows, key=lambda r: r["shot_id"])
         return cls(label, sources.pop(), rows[0]["task"],
                    tuple(Shot(r["problem_id"], r["question"], r["rationale"]) for r in ordered))

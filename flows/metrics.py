@@ -105,6 +105,33 @@ def order_spread(results: pd.DataFrame, subjects: dict[str, str] | None = None,
     return pd.DataFrame(out)
 
 
+def plot_orders(results: pd.DataFrame, path: Path, *, title: str, metric: str = "strict") -> Path:
+    """Each order's accuracy as a dot, per (line, K label, seed) cell group run in several orders, with the
+    mean as a bar: how far apart the same shots in other orders land."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scores = item_scores(results, f"correct_{metric}")
+    scores = scores[scores["bank"] != "none"]
+    per_order = scores.groupby([*LINE, "k_label", "seed", "order"], sort=True)["score"].mean().reset_index()
+    groups = [(keys, g) for keys, g in per_order.groupby([*LINE, "k_label", "seed"], sort=True) if len(g) > 1]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(groups) + 2), 4.5))
+    for x, ((bank, select, _, _, label, seed), g) in enumerate(groups):
+        ax.bar(x, g["score"].mean(), width=0.6, alpha=0.25, color="tab:blue")
+        ax.scatter([x] * len(g), g["score"], color="tab:blue", zorder=3, s=18)
+    ax.set_xticks(range(len(groups)), [f"{line_label(k[0], k[1])}\nK={k[4]} seed {k[5]}" for k, _ in groups],
+                  fontsize=7)
+    ax.set_ylabel(f"accuracy ({metric}) of each order")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def order_spread_table(spread: pd.DataFrame) -> str:
     """The spread over orders as markdown, one row per line, K, seed and subject."""
     if spread.empty:
@@ -197,6 +224,6 @@ def plot(summary: pd.DataFrame, path: Path, *, title: str, metric: str = "strict
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # long legend labels stay whole
     plt.close(fig)
     return path

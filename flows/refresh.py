@@ -43,7 +43,7 @@ from generators import Generator
 
 REFRESH_MODES = ("ground-truth", "reinforced", "unsupervised")
 POINTER = "latest"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def version_name(job: str, n: int) -> str:
@@ -103,7 +103,7 @@ def refresh_bank(spec: BuildSpec, job: str, data_dir: str | None = None, out: st
     ``status`` is ``published``, ``up-to-date`` (no problem left to try) or ``nothing-solved``.
     """
     logger = get_run_logger()
-    if not _NAME.match(job):
+    if not JOB_NAME.match(job):
         raise BuildError(f"job name {job!r}: use letters, digits, '.', '_' and '-' (it names files)")
     if spec.mode not in REFRESH_MODES:
         raise BuildError(f"job {job}: mode {spec.mode!r} cannot be refreshed incrementally; "

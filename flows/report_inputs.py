@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flows.bank import read_bank
+from flows.metrics import with_labels
 
 ANALYSIS_SUFFIXES = (".png", ".svg", ".csv", ".md", ".txt")
 _SKIP = re.compile(r"^skipped (?P<bank>.+?)-s(?P<seed>\d+)-k(?P<k>\d+|max): (?P<why>.*)$")
@@ -92,6 +93,21 @@ def label_key(label: str) -> tuple[int, int | str]:
     return (0, int(label)) if str(label).isdigit() else (1, str(label))
 
 
+def default_selection(results: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The rows of the default shot selection (random, order 0), which the sample browser and the analyses
+    rebuild, and a note naming the rows of other selections or orders left out ("" when there are none)."""
+    if results.empty:
+        return results, ""
+    labelled = with_labels(results)
+    keep = (labelled["select"] == "random") & (labelled["order"] == 0)
+    if keep.all():
+        return results, ""
+    other = labelled[~keep]
+    kinds = sorted({f"{s} order {o}" if o else s for s, o in zip(other["select"], other["order"])})
+    return results[keep], (f"{len(other)} result rows of other shot selections or orders ({', '.join(kinds)}) are in "
+                           "the summary only: samples and analyses rebuild random order-0 prompts")
+
+
 def with_k_labels(frame: pd.DataFrame) -> pd.DataFrame:
     """A summary or results frame with a string ``k_label`` on every row (older files have only ``k``)."""
     if frame.empty or "k" not in frame:
@@ -133,6 +149,9 @@ def _read_eval_folder(folder: Path) -> EvalPart:
     text = (folder / "summary.md").read_text() if (folder / "summary.md").exists() else ""
     skipped, notes = parse_summary_lines(text)
     task = str(results["task"].iloc[0]) if len(results) else "?"
+    results, other = default_selection(results)
+    if other:
+        notes.append(other)
     return EvalPart(task, folder, with_k_labels(pd.read_csv(summary_csv)), with_k_labels(results), skipped, notes)
 
 
@@ -149,6 +168,9 @@ def _cell_rows(folder: Path, summary: pd.DataFrame) -> pd.DataFrame:
     frames = []
     strict = summary[summary["metric"] == "strict"] if "metric" in summary else summary
     for row in strict.itertuples():
+        select = getattr(row, "select", "random")  # NaN in summaries written before selections
+        if isinstance(select, str) and select != "random":
+            continue  # the sample browser and the analyses rebuild random order-0 prompts only
         for seed in range(int(getattr(row, "seeds", 1))):
             k = _cell_k(folder, row.bank, seed, row.k_label)
             path = folder / "cells" / f"{row.bank}-s{seed}-k{k}.parquet"

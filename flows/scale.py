@@ -21,9 +21,10 @@ from dataclasses import dataclass, replace
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.build import NEEDS_MODEL, BuildSpec, _chunks, finish, plan, provenance, retry_model_errors, run_chunk, \
+from flows.build import NEEDS_MODEL, BuildSpec, _chunks, finish, plan, provenance, run_chunk, \
     run_chunks, table_models
 from flows.data import Problem
+from flows.retries import retry_model_errors
 from flows.shots import BuildError, Provenance
 from generators import Generator, load_generator
 

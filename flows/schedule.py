@@ -109,9 +109,9 @@ def check_job(job: dict[str, Any], where: str = "job", scheduled: bool = True) -
     if not isinstance(name, str) or not name:
         raise PipelineError(f"{where}: missing key 'name'")
     where = f"{where} {name!r}"
-    from flows.refresh import _NAME
+    from flows.refresh import JOB_NAME
 
-    if not _NAME.match(name):
+    if not JOB_NAME.match(name):
         raise PipelineError(f"{where}: name may only use letters, digits, '.', '_' and '-' (it names folders)")
     kind = job.get("kind")
     if kind not in KINDS:

@@ -130,6 +130,7 @@ def test_eval_runs_selections_and_orders_as_cells_of_their_own(tmp_path, data_di
     assert similar["prompt_hash"].nunique() == 5  # a prefix per question
     summary = open(f"{folder}/summary.md").read()
     assert "[complex]" in summary and "[similar/tfidf]" in summary and "accuracy spread over shot orders" in summary
+    assert (tmp_path / "evals").joinpath(folder, "orders.png").stat().st_size > 1000
     spread = pd.read_csv(f"{folder}/orders.csv")
     assert set(spread["select"]) == {"random", "complex", "similar/tfidf"} and (spread["orders"] == 2).all()
     calls = len(gen.calls)
@@ -151,3 +152,17 @@ def test_eval_refuses_max_with_similar_and_unknown_strategies(tmp_path, data_dir
     with pytest.raises(EvalError, match="--orders must be at least 1"):
         evaluate(EvalSpec(task="gsm8k", banks=(bank,), shots=(2,), limit=2, orders=0),
                  data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=gen)
+
+
+def test_samples_and_analyses_keep_the_random_order_zero_rows_and_say_what_they_left_out():
+    from flows.report_inputs import default_selection
+
+    base = {"bank": "b", "k": 4, "item_id": "1"}
+    old = pd.DataFrame([base, base | {"item_id": "2"}])  # cells written before select/order existed
+    kept, note = default_selection(old)
+    assert kept is old and note == ""
+    rows = pd.DataFrame([base | {"select": "random", "order": 0}, base | {"select": "random", "order": 2},
+                         base | {"select": "similar/minilm", "order": 0}, base | {"select": None, "order": None}])
+    kept, note = default_selection(rows)
+    assert kept.index.tolist() == [0, 3]
+    assert note.startswith("2 result rows of other shot selections or orders (random order 2, similar/minilm)")

@@ -13,7 +13,6 @@ import verifiers
 from verifier_cases import CASES, FLEXIBLE_CASES
 from verifiers import Verdict, extract_answer, verify, verify_many
 
-DATA = Path("/work/shared/data")
 
 
 def _case_id(case) -> str:
@@ -176,16 +175,14 @@ def _jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-@pytest.mark.skipif(not (DATA / "math/test.jsonl").exists(), reason="MATH500 data not present")
-def test_math500_boxed_solutions_verify_against_answers():
-    rows = _jsonl(DATA / "math/test.jsonl")
+def test_math500_boxed_solutions_verify_against_answers(data_dir):
+    rows = _jsonl(data_dir / "math/test.jsonl")
     verdicts = verify_many([(r["answer"], r["solution"]) for r in rows], task="math")
     assert sum(v.correct for v in verdicts) >= 0.99 * len(rows)
 
 
-@pytest.mark.skipif(not (DATA / "gsm8k/test.jsonl").exists(), reason="GSM8K data not present")
-def test_gsm8k_hash_answers_verify():
-    rows = _jsonl(DATA / "gsm8k/test.jsonl")
+def test_gsm8k_hash_answers_verify(data_dir):
+    rows = _jsonl(data_dir / "gsm8k/test.jsonl")
     pairs = [(r["answer"].split("####")[-1].strip(), r["answer"]) for r in rows]
     verdicts = verify_many(pairs, task="gsm8k")
     assert all(v.correct for v in verdicts)
