@@ -47,7 +47,7 @@ def atomic_write(table: pa.Table, path: Path, *, exclusive: bool = False) -> boo
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; banks and cells are shared like any file
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600; banks and cells are shared like any file
         pq.write_table(table, tmp)
         if not exclusive:
             os.replace(tmp, path)
@@ -62,7 +62,8 @@ def atomic_write(table: pa.Table, path: Path, *, exclusive: bool = False) -> boo
             os.unlink(tmp)
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process's umask (read without changing it)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask

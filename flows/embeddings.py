@@ -28,6 +28,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from flows.bank import umask
+
 DEFAULT_CACHE = Path("data") / "cache" / "embeddings"
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 TFIDF_WARNING = ("embedding with TF-IDF, not MiniLM: word overlap, not meaning. The two disagree "
@@ -164,7 +166,7 @@ class EmbeddingCache:
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         os.close(fd)
         pq.write_table(table, tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~umask())
         os.replace(tmp, path)
 
     def embed(self, embedder: Embedder, group: str, texts: Sequence[str]) -> np.ndarray:
@@ -187,9 +189,3 @@ class EmbeddingCache:
         if not hashes:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([stored[h] for h in hashes])
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current

@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import tempfile
 import time
 import uuid
@@ -68,12 +69,17 @@ class EvalSpec:
     embedder: str = "auto"  # for the similar and diverse strategies: auto, minilm or tfidf
 
     def key(self) -> str:
-        """The results folder key: the items, model, sampling and verifier. Banks, shots, seeds, selections and
-        orders are left out: each cell is a file of its own named after them, so any sweep over the same items
-        reuses every cell another sweep finished."""
+        """The eval folder key: the items, model, sampling and verifier. Banks, shots, seeds, selections and
+        orders are left out: each cell is a file of its own named after them in the folder's ``cells/``, so any
+        sweep over the same items reuses every cell another sweep finished."""
         config = asdict(self) | {"verifier": verifiers.VERSION}
         per_cell = ("banks", "shots", "seeds", "select", "orders", "embedder")
         return banks.config_key({k: v for k, v in config.items() if k not in per_cell})
+
+    def run_key(self) -> str:
+        """The key of this sweep's run folder (``runs/<run key>`` in the eval folder): everything, banks by label."""
+        config = asdict(self) | {"verifier": verifiers.VERSION, "banks": [Path(b).stem for b in self.banks]}
+        return banks.config_key(config)
 
 
 @dataclass(frozen=True)
@@ -236,7 +242,8 @@ def evaluate(spec: EvalSpec, data_dir: str | None = None, out: str | None = None
                     current().note(f"waiting for cell {n} ({key}) from another process")
                     run.step(n, cell, wait=True)
             subjects = {p.id: p.subject for p in items if p.subject}
-            return finish(spec, folder, run.cell_files(), run.skip_reasons(), leaks, subjects)
+            return finish(spec, folder / "runs" / spec.run_key(), run.cell_files(), run.skip_reasons(), leaks,
+                          subjects)
     except (KeyboardInterrupt, TerminationSignal) as exc:
         raise CellsInterrupted(run.progress, signal_number(exc)) from None
 
@@ -367,9 +374,10 @@ def labelled(path: Path, k_label: str) -> pa.Table:
 
 def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], skipped: dict[str, str],
            leaks: dict[str, set[str]], subjects: dict[str, str] | None = None) -> str:
-    """Combine this sweep's cells (file, K label) into results.parquet, the summary, the plot and artifacts
-    (with ``--orders`` N > 1 also orders.csv and orders.png: the accuracy spread over orders, overall and per
-    subject)."""
+    """Combine this sweep's cells (file, K label) into its run folder, written once: results.parquet, the
+    summary, the plot (with ``--orders`` N > 1 also orders.csv and orders.png: the accuracy spread over orders,
+    overall and per subject) and artifacts. The folder appears whole (a hidden folder renamed into place); a
+    sweep that already has one, identical by construction, leaves it as it is."""
     files = [(f, label) for f, label in cell_files if f.exists()]
     if not files:
         raise EvalError(f"no cell could run: {skipped}")
@@ -386,16 +394,21 @@ def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], ski
                        + [f"overlap with the test split: {label}: {len(ids)} shots excluded"
                           for label, ids in leaks.items() if ids]
                        + [f"skipped {key}: {why}" for key, why in skipped.items()])
-    with claim(folder / "results.parquet", wait=True):  # one writer at a time; leftovers of a killed one go
-        for name in ("results.parquet", "summary.csv", "accuracy.png", "summary.md", "orders.csv", "orders.png"):
-            remove_leftovers(folder / name)
-        banks.atomic_write(results, folder / "results.parquet")
-        write_atomic(folder / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
-        if spread is not None:
-            write_atomic(folder / "orders.csv", lambda tmp: spread.to_csv(tmp, index=False))
-            write_atomic(folder / "orders.png", lambda tmp: plot_orders(frame, Path(tmp), title=f"{title}: shot orders"))
-        write_atomic(folder / "accuracy.png", lambda tmp: plot(summary, Path(tmp), title=title))
-        write_atomic(folder / "summary.md", lambda tmp: Path(tmp).write_text(text + "\n"))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with claim(folder, wait=True):  # one writer at a time; leftovers of a killed one go
+        if not (folder / "results.parquet").exists():
+            for stale in folder.parent.glob(f".{glob.escape(folder.name)}.tmp-*"):
+                shutil.rmtree(stale)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+            banks.atomic_write(results, tmp / "results.parquet")
+            summary.to_csv(tmp / "summary.csv", index=False)
+            if spread is not None:
+                spread.to_csv(tmp / "orders.csv", index=False)
+                plot_orders(frame, tmp / "orders.png", title=f"{title}: shot orders")
+            plot(summary, tmp / "accuracy.png", title=title)
+            (tmp / "summary.md").write_text(text + "\n")
+            os.chmod(tmp, 0o777 & ~banks.umask())  # mkdtemp makes 0700
+            os.rename(tmp, folder)
     create_markdown_artifact(markdown=text, key="eval-summary", description=title)
     create_table_artifact(table=summary.round(4).to_dict("records"), key="eval-accuracy", description=title)
     print(f"{text}\n\nresults: {folder}")

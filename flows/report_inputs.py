@@ -1,10 +1,10 @@
 """What ``manyshot report`` reads: an eval results folder or an ablation folder, its banks and analyses.
 
-An eval results folder (``flows/evaluate.py``) holds ``results.parquet``, ``summary.csv``,
-``summary.md`` and ``cells/``. An ablation folder (``flows/ablate.py``) holds ``summary.md`` (the bank
-paths and, per eval, its results folder), ``summary.csv`` (with ``eval_task``) and plots; its samples
-come from the eval folders' cell files, so a later sweep that rewrote an eval folder's
-``results.parquet`` does not change the ablation's report.
+An eval results folder (``flows/evaluate.py``: a sweep's run folder ``<eval>/runs/<run key>``, written once)
+holds ``results.parquet``, ``summary.csv`` and ``summary.md``. An ablation folder (``flows/ablate.py``) holds
+``summary.md`` (the bank paths and, per eval, its results folder), ``summary.csv`` (with ``eval_task``) and
+plots; its samples come from the run folders' results. Ablations from before run folders name the eval
+folder itself, whose ``results.parquet`` a later sweep may have rewritten: their samples come from its cell files.
 
 Skipped cells and test-split overlaps are parsed from ``summary.md`` lines (``skipped <cell>: <why>``,
 ``overlap with the test split: ...``): they are not stored in a structured file yet.
@@ -164,7 +164,10 @@ def _cell_k(folder: Path, bank: str, seed: int, label: str) -> str | None:
 
 
 def _cell_rows(folder: Path, summary: pd.DataFrame) -> pd.DataFrame:
-    """The result rows of exactly the ablation's cells, read from the eval folder's cell files."""
+    """The result rows of exactly the ablation's cells: a run folder's results (written once for that sweep),
+    or for an ablation from before run folders, the cell files of the eval folder it names."""
+    if not (folder / "cells").is_dir():
+        return pq.read_table(folder / "results.parquet").to_pandas()
     frames = []
     strict = summary[summary["metric"] == "strict"] if "metric" in summary else summary
     for row in strict.itertuples():
@@ -180,8 +183,12 @@ def _cell_rows(folder: Path, summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def _eval_folder(listed: str, ablation: Path) -> Path | None:
+    """The eval (run) folder an ablation names, also after the output root moved: ``evals/<eval>/runs/<run>``
+    or, before run folders, ``evals/<eval>``, under the ablation folder's parent."""
     path = Path(listed)
-    return _existing([path, ablation.parent / "evals" / path.name, ablation.parent / path])
+    moved = ablation.parent / "evals" / (f"{path.parent.parent.name}/runs/{path.name}" if path.parent.name == "runs"
+                                         else path.name)
+    return _existing([path, moved, ablation.parent / path])
 
 
 def _read_ablation(folder: Path, bank_dirs: Sequence[Path]) -> Inputs:
@@ -207,7 +214,8 @@ def _read_ablation(folder: Path, bank_dirs: Sequence[Path]) -> Inputs:
             results = pd.DataFrame()
         else:
             eval_folders.append(eval_folder)
-            results = _cell_rows(eval_folder, part_summary)
+            results, other = default_selection(_cell_rows(eval_folder, part_summary))
+            notes += [other] if other else []
         evals.append(EvalPart(task, eval_folder, part_summary.reset_index(drop=True), results, skipped, notes))
     title = text.split("\n", 1)[0].lstrip("# ").strip()
     return Inputs("ablation", folder, title, evals, banks, _analyses([folder, *eval_folders]))
@@ -219,7 +227,8 @@ def read_inputs(folder: Path | str, bank_dirs: Sequence[Path | str] = ()) -> Inp
     bank_dirs = [Path(d) for d in bank_dirs]
     if (folder / "results.parquet").exists():
         part = _read_eval_folder(folder)
-        search = [*bank_dirs, folder.parent.parent / "banks", folder.parent / "banks"]
+        search = [*bank_dirs, folder.parent.parent / "banks", folder.parent / "banks",
+                  *(p / "banks" for p in folder.parents[2:4])]  # <root>/evals/<eval>/runs/<run>: <root>/banks
         labels = sorted(set(part.results["bank"]) - {"none"})
         banks = {label: locate_bank(label, None, search) for label in labels}
         return Inputs("eval", folder, f"eval {folder.name}", [part], banks, _analyses([folder]))

@@ -111,7 +111,7 @@ def test_a_prompt_that_cannot_be_rebuilt_is_refused(results, tmp_path):
     folder, gt, _ = results
     copy = tmp_path / "evals" / folder.name
     shutil.copytree(folder, copy)
-    shutil.copytree(folder.parent.parent / "banks", tmp_path / "banks")
+    shutil.copytree(folder.parents[3] / "banks", tmp_path / "banks")  # <root>/evals/<eval>/runs/<run>
     rows = pd.read_parquet(copy / "results.parquet")
     rows.loc[rows["bank"] == gt, "prompt_hash"] = "0" * 16  # as if the bank had changed since the eval
     rows.to_parquet(copy / "results.parquet", index=False)

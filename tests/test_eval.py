@@ -1,4 +1,6 @@
 """Many-shot prompts, leakage, budgets, metrics and the eval flow with the scripted fake generator."""
+from pathlib import Path
+
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -105,12 +107,17 @@ def test_eval_flow_end_to_end_with_fake(tmp_path, data_dir):
     assert (tmp_path / "evals").joinpath(folder, "accuracy.png").stat().st_size > 1000
     calls = len(gen.calls)
     assert calls == 5 and [s.seed for _, s in gen.calls] == [0, 0, 0, 1, 1]
-    evaluate(spec, data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=gen)
+    written = Path(folder, "results.parquet").stat().st_mtime_ns
+    (Path(folder).parent / f".{Path(folder).name}.tmp-killed").mkdir()  # as a killed writer of this folder leaves it
+    assert evaluate(spec, data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=gen) == folder
     assert len(gen.calls) == calls  # finished cells are reused
+    assert Path(folder, "results.parquet").stat().st_mtime_ns == written  # and the results are written once
     wider = EvalSpec(task="gsm8k", banks=(bank,), shots=(2, 4, 8), seeds=3, limit=6, max_tokens=32)
     again = evaluate(wider, data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=gen)
-    assert again == folder and len(gen.calls) == calls + 5  # new cells only: s0k8, s1k8, s2k2, s2k4, s2k8
-    assert sorted(pd.read_csv(f"{folder}/summary.csv")["k"].unique()) == [2, 4, 8]
+    assert len(gen.calls) == calls + 5  # new cells only: s0k8, s1k8, s2k2, s2k4, s2k8
+    assert Path(again).parent == Path(folder).parent and again != folder  # the same cells, a results folder of its own
+    assert sorted(pd.read_csv(f"{again}/summary.csv")["k"].unique()) == [2, 4, 8]
+    assert sorted(pd.read_csv(f"{folder}/summary.csv")["k"].unique()) == [0, 2, 4]  # the first sweep's, unchanged
 
 
 @pytest.mark.usefixtures("prefect_harness")

@@ -218,5 +218,5 @@ def test_scheduled_jobs_run_from_their_json_parameters(tmp_path, data_dir):
     params = json.loads(json.dumps(schedule.job_parameters(pipeline, eval_job)))
     with mock.patch("flows.evaluate.load_generator", return_value=FakeGenerator(gsm8k_solver())):
         results = schedule.scheduled_eval(**params | {"data_dir": str(data_dir)})
-    assert Path(results).parent == tmp_path / "runs" / "evals"
+    assert Path(results).parents[2] == tmp_path / "runs" / "evals"  # runs/evals/<eval>/runs/<run>
     assert "gt-v0001" in (Path(results) / "summary.md").read_text()  # the bank job's latest version
