@@ -120,7 +120,8 @@ def plot_orders(results: pd.DataFrame, path: Path, *, title: str, metric: str = 
     fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(groups) + 2), 4.5))
     for x, ((bank, select, _, _, label, seed), g) in enumerate(groups):
         ax.bar(x, g["score"].mean(), width=0.6, alpha=0.25, color="tab:blue")
-        ax.scatter([x] * len(g), g["score"], color="tab:blue", zorder=3, s=18)
+        spread = [x + (i - (len(g) - 1) / 2) * 0.3 / len(g) for i in range(len(g))]  # orders side by side
+        ax.scatter(spread, g["score"], color="tab:blue", zorder=3, s=18)
     ax.set_xticks(range(len(groups)), [f"{line_label(k[0], k[1])}\nK={k[4]} seed {k[5]}" for k, _ in groups],
                   fontsize=7)
     ax.set_ylabel(f"accuracy ({metric}) of each order")
