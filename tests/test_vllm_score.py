@@ -33,8 +33,6 @@ def gen():
     yield from tiny_engine()
 
 
-@pytest.mark.xfail(strict=False, reason="measured 2026-12-03: embedded-tiny (bf16) cache-read NLL 0.3177 vs "
-                   "no-cache 0.3115 on one item (6e-3 > the issue's 1e-3); cause not investigated yet")
 def test_cache_read_nll_equals_no_cache_nll(gen):
     from generators.base import Generator
 
