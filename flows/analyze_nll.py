@@ -30,7 +30,7 @@ from flows.bank import atomic_write
 from flows.data import Problem, load_problems
 from flows.manyshot import BankView, contaminated, many_shot_prompt
 from flows.selection import shot_order
-from flows.metrics import bootstrap_ci, with_zero_shot
+from flows.metrics import bootstrap_ci, default_lines, with_zero_shot
 from flows.report_inputs import EvalPart, Inputs, ReportError, label_key, read_inputs
 from flows.shots import ground_truth_rationale
 from generators import Generator, prompt_hash
@@ -156,7 +156,7 @@ def with_accuracy(table: pd.DataFrame, parts: Sequence[EvalPart]) -> pd.DataFram
     """Adds the strict accuracy (over all the eval's items, from its summary) of each row's cell."""
     frames = []
     for part in parts:
-        summary = part.summary
+        summary = default_lines(part.summary)
         strict = summary[summary["metric"] == "strict"] if "metric" in summary else summary
         frames.append(strict.assign(eval_task=part.task)[["eval_task", "bank", "k_label", "accuracy"]])
     accuracy = pd.concat(frames, ignore_index=True).rename(columns={"accuracy": "accuracy_strict"})
@@ -181,7 +181,8 @@ def plot(table: pd.DataFrame, parts: Sequence[EvalPart], path: Path, *, title: s
     for row, task in enumerate(tasks):
         nll = _lines(table[table["eval_task"] == task])
         part = next(p for p in parts if p.task == task)
-        summary = part.summary[part.summary["metric"] == "strict"] if "metric" in part.summary else part.summary
+        summary = default_lines(part.summary)
+        summary = summary[summary["metric"] == "strict"] if "metric" in summary else summary
         accuracy = with_zero_shot(summary)
         for ax, frame, column, ylabel in ((axes[row][0], nll, "mean_nll", "gold-solution NLL (nats/token)"),
                                           (axes[row][1], accuracy, "accuracy", "accuracy (strict)")):

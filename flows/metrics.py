@@ -27,6 +27,11 @@ def with_labels(results: pd.DataFrame) -> pd.DataFrame:
                           order=_column(results, "order", 0).astype(int))
 
 
+def default_lines(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary rows of the default shot selection (random; all rows of a summary from before selections)."""
+    return summary[summary["select"].isin(["random"]) | summary["select"].isna()] if "select" in summary else summary
+
+
 def line_label(bank: str, select: str) -> str:
     """A line's name: the bank, and its shot selection unless that is the default random order."""
     return bank if select == "random" else f"{bank} [{select}]"

@@ -166,3 +166,12 @@ def test_samples_and_analyses_keep_the_random_order_zero_rows_and_say_what_they_
     kept, note = default_selection(rows)
     assert kept.index.tolist() == [0, 3]
     assert note.startswith("2 result rows of other shot selections or orders (random order 2, similar/minilm)")
+
+
+def test_default_lines_keep_the_random_selection_of_a_summary():
+    from flows.metrics import default_lines
+
+    summary = pd.DataFrame({"bank": ["b"] * 3, "select": ["random", "complex", None], "accuracy": [0.3, 0.2, 0.1]})
+    assert default_lines(summary)["accuracy"].tolist() == [0.3, 0.1]
+    older = summary.drop(columns="select")
+    assert default_lines(older) is older
