@@ -161,11 +161,12 @@ def test_two_concurrent_evals_compute_each_cell_once(tmp_path, data_dir, bank):
         made = [len(re.findall(r"cell \d+/\d+ \S+: accuracy", stdout + stderr)) for stdout, stderr in outs]
         assert sum(made) == CELLS + SEEDS and min(made) > 0, made  # the work was shared, each cell made once
         assert any("another process" in stdout + stderr for stdout, stderr in outs)
-        resolutions = sorted(p.name for p in (folder / "cells").glob("*-kmax.json"))
+        shared = folder.parents[1]  # <eval>/runs/<run>: the cells are the eval folder's
+        resolutions = sorted(p.name for p in (shared / "cells").glob("*-kmax.json"))
         assert len(resolutions) == SEEDS
         resolved = Counter(m for stdout, stderr in outs for m in re.findall(r"K=max for \S+ seed (\d+): K=12 ", stderr))
         assert resolved == Counter({str(seed): 1 for seed in range(SEEDS)})  # each resolved by one process only
-        assert not list(folder.rglob(".*.lock")) and not list(folder.rglob("*.tmp*"))
+        assert not list(shared.rglob(".*.lock")) and not list(shared.rglob("*.tmp*"))
     finally:
         hold.set()
         for p in procs:
@@ -288,7 +289,7 @@ def test_interrupted_ablation_keeps_its_cells_and_rerun_finishes(tmp_path, data_
         sent = len(solver.server.gen_requests())
         run_to_end(cmd, tmp_path, "rerun", data_dir)
         assert (runs / "ablation-grid" / "summary.md").exists()
-        results = next(runs.glob("evals/*/results.parquet"))
+        results = next(runs.glob("evals/*/runs/*/results.parquet"))
         name = {h: f"{b}-s{s}-k{k}.parquet" for h, (b, s, k) in cell_of(results).items()}
         asked = Counter(name[h] for h in solver.asked(sent))
         assert set(asked) == set(cell_files(runs / "evals")) - kept and set(asked.values()) == {LIMIT}
