@@ -58,10 +58,9 @@ def unique_shots(view: BankView, exclude: set[str] = frozenset()) -> list[Shot]:
 
 
 def shot_order(view: BankView, seed: int, exclude: set[str] = frozenset()) -> list[Shot]:
-    """One seeded ordering of the bank (one shot per problem), independent of the bank's row order."""
-    shots = unique_shots(view, exclude)
-    random.Random(f"order/{seed}").shuffle(shots)
-    return shots
+    """One seeded ordering of the bank (one shot per problem), independent of the bank's row order: the
+    ``random`` selection's order."""
+    return list(ShotSelector(view, exclude=exclude).order(seed))
 
 
 def steps(shot: Shot) -> int:
@@ -121,7 +120,7 @@ class ShotSelector:
 
     def _random(self, seed: int) -> list[Shot]:
         if ("random", seed) not in self._orders:
-            base = list(self.pool)  # the same as shot_order(view, seed, exclude)
+            base = list(self.pool)
             random.Random(f"order/{seed}").shuffle(base)
             self._orders["random", seed] = base
         return self._orders["random", seed]
