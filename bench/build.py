@@ -50,13 +50,13 @@ def instrumented():
     """Time the pipeline's stages by wrapping module attributes in this process only (no project file changes).
 
     verify: ``verifiers.verify_many`` (flows.shots calls it through the module); rows: ``reinforce_chunk`` as
-    flows.build calls it, minus generate and verify; parquet: ``ChunkStore.put/get/stats`` and ``write_bank``;
+    flows.sources calls it, minus generate and verify; parquet: ``ChunkStore.put/get/stats`` and ``write_bank``;
     data: ``load_problems`` and ``select`` as flows.build calls them.
     """
     import verifiers
-    from flows import bank, build
+    from flows import bank, build, sources
 
-    patches = [(verifiers, "verify_many", "verify"), (build, "reinforce_chunk", "reinforce"),
+    patches = [(verifiers, "verify_many", "verify"), (sources, "reinforce_chunk", "reinforce"),
                (bank.ChunkStore, "put", "parquet"), (bank.ChunkStore, "get", "parquet"),
                (bank.ChunkStore, "stats", "parquet"), (bank, "write_bank", "parquet"),
                (build, "load_problems", "data"), (build, "select", "data")]
@@ -112,8 +112,8 @@ def real_part(args, data_dir: str, work: Path) -> dict:
     from flows.build import BuildSpec, Selection, build_bank
     from flows.data import load_problems, select
     from flows.shots import BuildError, Rounds, round_seed, template_prompt
-    from generators.prompts import cot_template
-    from generators.vllm_backend import VLLMGenerator, _reseed_worker
+    from flows.tasks import cot_template
+    from generators.vllm_backend import VLLMGenerator, reseed
 
     rounds = Rounds(samples=args.samples, temperature=0.7, retry_temperature=1.0, max_tokens=args.max_tokens,
                     rounds=1)
@@ -124,7 +124,7 @@ def real_part(args, data_dir: str, work: Path) -> dict:
 
     print(f"loading {args.model} ...", flush=True)
     gen = VLLMGenerator(args.model, seed=spec.selection.seed, max_model_len=args.max_model_len)
-    llm = gen._llm  # the vllm.LLM the backend drives
+    llm = gen.engine  # the vllm.LLM the backend drives
     texts = [gen.render(make(p)) for p in problems]
     seed = round_seed(spec.selection.seed, 0, 0)  # the seed reinforce_chunk uses for chunk 0, round 0
     params = SamplingParams(n=rounds.samples, temperature=rounds.temperature, top_p=1.0,
@@ -132,7 +132,7 @@ def real_part(args, data_dir: str, work: Path) -> dict:
     prompt_tokens = sum(gen.count_tokens(make(p)) for p in problems)
 
     # engine warm-up (not timed)
-    llm.collective_rpc(_reseed_worker, args=(1,))
+    reseed(llm, 1)
     llm.generate(texts[:4], SamplingParams(n=2, temperature=0.7, max_tokens=16), use_tqdm=False)
 
     runs, raw_texts = [], None
@@ -143,7 +143,7 @@ def real_part(args, data_dir: str, work: Path) -> dict:
         load = os.getloadavg()[0]
         if kind == "raw":
             t0 = time.perf_counter()
-            llm.collective_rpc(_reseed_worker, args=(seed,))
+            reseed(llm, seed)
             outs = llm.generate(texts, params, use_tqdm=False)
             wall = time.perf_counter() - t0
             samples = [[o.text for o in sorted(r.outputs, key=lambda o: o.index)] for r in outs]

@@ -61,7 +61,7 @@ def instrumented(gen):
     import verifiers
     from flows import evaluate as ev
 
-    llm = gen._llm
+    llm = gen.engine
     inner = llm.generate
 
     def engine_generate(prompts, *args, **kwargs):
@@ -152,7 +152,7 @@ def main() -> int:
     from flows.evaluate import EvalSpec, bank_views, evaluate
     from flows.manyshot import contaminated, many_shot_prompt
     from flows.selection import shot_order
-    from generators.vllm_backend import VLLMGenerator, _reseed_worker
+    from generators.vllm_backend import VLLMGenerator, reseed
 
     data_dir = os.environ["MANYSHOT_DATA_DIR"]
     work = Path(tempfile.mkdtemp(prefix="manyshot-bench-eval-prefix-"))
@@ -170,7 +170,7 @@ def main() -> int:
 
         print(f"loading {args.model} (prefix caching on) ...", flush=True)
         gen = VLLMGenerator(args.model, seed=0, max_model_len=args.max_model_len, enable_prefix_caching=True)
-        llm = gen._llm
+        llm = gen.engine
 
         def prompts_for(k: int) -> list:
             return [many_shot_prompt(TASK, shots[:k], p.question) for p in items]
@@ -213,7 +213,7 @@ def main() -> int:
                 print("WARNING: reset_prefix_cache() reported failure", flush=True)
 
         def run_flow(label: str, g, ks: tuple[int, ...]) -> dict:
-            cold(g._llm)
+            cold(g.engine)
             CLOCK.reset()
             proxy = TimedGenerator(g)
             load = os.getloadavg()[0]
@@ -239,7 +239,7 @@ def main() -> int:
             cold(engine)
             load = os.getloadavg()[0]
             t0 = time.perf_counter()
-            engine.collective_rpc(_reseed_worker, args=(0,))
+            reseed(engine, 0)
             outs = engine.generate(texts, params, use_tqdm=False)
             wall = time.perf_counter() - t0
             call = call_stats(outs, wall)
@@ -284,7 +284,7 @@ def main() -> int:
         if not args.skip_off:
             print(f"loading {args.model} (prefix caching off) ...", flush=True)
             off = VLLMGenerator(args.model, seed=0, max_model_len=args.max_model_len, enable_prefix_caching=False)
-            off._llm.generate([gen.render(p) for p in prompts_for(2)[:2]], SamplingParams(max_tokens=8), use_tqdm=False)
+            off.engine.generate([gen.render(p) for p in prompts_for(2)[:2]], SamplingParams(max_tokens=8), use_tqdm=False)
             run_flow("(c) project evaluate, caching off", off, ks)
             off.close()
 

@@ -3,10 +3,9 @@ a realistic per-call latency (real vLLM servers are too heavy for a 2-core box).
 
     .venv/bin/python bench/scale.py [--limit 48] [--chunk-size 4] [--latency 0.75]
 
-Runs, in one process and on the same problems: the serial ``build_bank``; ``build_bank_sharded`` on a local
-Dask cluster with 1 worker; and with 2 workers. Clusters are started (and their workers' imports done)
-before the clock starts. Checks that
-every bank has the same rows (ignoring created_at and run_id), prints a table, writes bench/results/scale.json.
+Runs, in one process and on the same problems: the serial ``build_bank``; ``build_bank`` sharded
+(``flows.build.sharded``) on a local Dask cluster with 1 worker; and with 2 workers. Clusters are started (and
+their workers' imports done) before the clock starts. Checks that every bank has the same rows (ignoring created_at and run_id), prints a table, writes bench/results/scale.json.
 """
 from __future__ import annotations
 
@@ -46,7 +45,7 @@ class Solver:
 
 
 def _warm(data_dir: str) -> None:
-    import flows.scale  # noqa: F401  (prefect, verifiers, sympy: seconds of imports per fresh worker)
+    import flows.build  # noqa: F401  (prefect, verifiers, sympy: seconds of imports per fresh worker)
     import verifiers
 
     verifiers.verify("4", "The answer is 4", task="gsm8k")
@@ -71,8 +70,7 @@ def main() -> int:
     from distributed import LocalCluster
     from prefect.testing.utilities import prefect_test_harness
 
-    from flows.build import BuildSpec, Selection, build_bank
-    from flows.scale import sharded
+    from flows.build import BuildSpec, Selection, build_bank, sharded
     from flows.shots import Rounds
     from generators.fake import FakeGenerator
 

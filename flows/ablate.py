@@ -15,41 +15,32 @@ from typing import Any
 import pandas as pd
 from prefect import flow
 
-from flows.build import BuildSpec, Selection, build_bank
-from flows.evaluate import EvalSpec, evaluate
+from flows.build import BuildSpec, build_bank
+from flows.config import BUILD_KEYS, build_spec, eval_spec
+from flows.evaluate import evaluate
 from flows.html_report import write_report
 from flows.interrupt import CellsInterrupted
 from flows.progress import current, tracking
 from flows.report_artifacts import publish_report_artifacts
-from flows.selection import parse_select
-from flows.shots import BuildError, Rounds
+from flows.shots import BuildError
 from generators import load_generator
 
-BANK_KEYS = {"name", "mode", "task", "split", "limit", "seed", "subjects", "levels", "samples", "temperature",
-             "retry_temperature", "max_tokens", "rounds", "keep", "max_per_problem", "require_valid_steps",
-             "iterate_from", "prompt_shots"}
-EVAL_KEYS = {"task", "banks", "limit", "shots", "seeds", "max_tokens", "select", "orders", "embedder"}
+BANK_KEYS = (BUILD_KEYS - {"model"}) | {"name"}
+EVAL_ENTRY_KEYS = {"task", "banks", "limit", "shots", "seeds", "max_tokens", "select", "orders", "embedder"}
 
 
-def _bank_spec(entry: dict[str, Any], model: str, built: dict[str, str] | None = None) -> BuildSpec:
-    """``iterate_from`` names an earlier bank of the spec; ``built`` maps the names built so far to paths."""
-    unknown = set(entry) - BANK_KEYS
-    if unknown or "mode" not in entry or "task" not in entry:
-        raise BuildError(f"bank {entry.get('name', entry)}: needs mode and task; unknown keys {sorted(unknown)}")
-    rounds = Rounds(samples=entry.get("samples", 4), temperature=entry.get("temperature", 0.7),
-                    retry_temperature=entry.get("retry_temperature", 1.0), max_tokens=entry.get("max_tokens", 384),
-                    rounds=entry.get("rounds", 1), keep=entry.get("keep", "first"), cap=entry.get("max_per_problem", 4))
-    selection = Selection(task=entry["task"], split=entry.get("split", "train"), limit=entry.get("limit"),
-                          seed=entry.get("seed", 0), subjects=tuple(entry.get("subjects", ())),
-                          levels=tuple(entry.get("levels", ())))
-    iterate_from = entry.get("iterate_from")
-    if iterate_from is not None:
-        if iterate_from not in (built or {}):
-            raise BuildError(f"bank {entry.get('name')}: iterate_from {iterate_from!r} names no bank built before it")
-        iterate_from = built[iterate_from]
-    return BuildSpec(mode=entry["mode"], selection=selection, model=model, rounds=rounds,
-                     require_valid_steps=entry.get("require_valid_steps", False), iterate_from=iterate_from,
-                     prompt_shots=entry.get("prompt_shots", 16))
+def bank_spec(entry: dict[str, Any], model: str, built: dict[str, str] | None = None) -> BuildSpec:
+    """The build of a ``[[banks]]`` entry. ``iterate_from`` names an earlier bank of the spec; ``built`` maps the
+    names built so far to paths."""
+    where = f"bank {entry.get('name', entry)}"
+    fields = {k: v for k, v in entry.items() if k != "name"}
+    if "model" in fields:
+        raise BuildError(f"{where}: set the model once, at the top of the spec")
+    if "iterate_from" in fields:
+        if fields["iterate_from"] not in (built or {}):
+            raise BuildError(f"{where}: iterate_from {fields['iterate_from']!r} names no bank built before it")
+        fields["iterate_from"] = built[fields["iterate_from"]]
+    return build_spec(fields | {"model": model}, where)
 
 
 def load_spec(path: str | Path) -> dict[str, Any]:
@@ -65,7 +56,7 @@ def load_spec(path: str | Path) -> dict[str, Any]:
             raise BuildError(f"{path}: bank {b['name']}: iterate_from {b['iterate_from']!r} is not the name of an "
                              f"earlier bank ({names[:i]})")
     for e in spec["evals"]:
-        if set(e) - EVAL_KEYS or set(e.get("banks", names)) - set(names):
+        if set(e) - EVAL_ENTRY_KEYS or set(e.get("banks", names)) - set(names):
             raise BuildError(f"{path}: eval {e.get('task')}: unknown keys or bank names in {e}")
     return spec
 
@@ -87,7 +78,7 @@ def _run_ablation(spec: dict[str, Any], config: str, data_dir: str | None, root:
                   generator: Any) -> str:
     paths = {}
     for b in spec["banks"]:
-        paths[b["name"]] = build_bank(_bank_spec(b, model, paths), data_dir=data_dir, out=str(root / "banks"),
+        paths[b["name"]] = build_bank(bank_spec(b, model, paths), data_dir=data_dir, out=str(root / "banks"),
                                       generator=generator)
         current().advance()
     summaries, sections = [], []
@@ -95,13 +86,10 @@ def _run_ablation(spec: dict[str, Any], config: str, data_dir: str | None, root:
     target.mkdir(parents=True, exist_ok=True)
     for i, e in enumerate(spec["evals"], start=1):
         chosen = tuple(paths[n] for n in e.get("banks", list(paths)))
-        eval_spec = EvalSpec(task=e["task"], banks=chosen, shots=tuple(e.get("shots", spec.get("shots", [0, 4]))),
-                             seeds=e.get("seeds", spec.get("seeds", 1)), limit=e.get("limit", spec.get("limit", 50)),
-                             model=model, max_tokens=e.get("max_tokens", spec.get("max_tokens", 512)),
-                             select=parse_select(e.get("select", spec.get("select", "random"))),
-                             orders=e.get("orders", spec.get("orders", 1)), embedder=e.get("embedder", "auto"))
+        defaults = {k: spec[k] for k in EVAL_ENTRY_KEYS - {"task", "banks"} if k in spec}
+        evaluation = eval_spec(defaults | e | {"banks": chosen, "model": model}, f"{config}: eval {i}")
         try:
-            folder = evaluate(eval_spec, data_dir=data_dir, out=str(root / "evals"), generator=generator)
+            folder = evaluate(evaluation, data_dir=data_dir, out=str(root / "evals"), generator=generator)
         except CellsInterrupted as exc:  # name the eval: the banks and the evals before it are finished
             raise CellsInterrupted(exc.progress, exc.signum,
                                    f"ablation {config}, eval {i} of {len(spec['evals'])} on {e['task']}: ") from None

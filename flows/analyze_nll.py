@@ -4,7 +4,7 @@ reference solution more likely, and does that track accuracy?
 For every cell (bank, seed, K label) of a finished evaluation (or of an ablation's evaluations) and each
 of its first ``limit`` test items, the prompt is rebuilt as the eval built it,
 ``many_shot_prompt(task, shot_order(view, seed, contaminated(view, test))[:k], question)``, checked
-against the row's ``prompt_hash``, and the item's reference solution (``flows.shots.ground_truth_rationale``:
+against the row's ``prompt_hash``, and the item's reference solution (the task's ``gold_rationale``:
 GSM8K's solution without calculator annotations plus "The answer is N"; MATH's solution) is scored as the
 reply with :meth:`generators.base.Generator.score`. An item's NLL is its mean per-token negative
 log-likelihood (nats); a cell's is the mean over its items (95% bootstrap CI over items), and
@@ -27,12 +27,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flows.bank import atomic_write
-from flows.data import Problem, load_problems
+from flows.data import load_problems
 from flows.manyshot import BankView, contaminated, many_shot_prompt
-from flows.selection import shot_order
 from flows.metrics import bootstrap_ci, default_lines, with_zero_shot
+from flows.problem import Problem
 from flows.report_inputs import EvalPart, Inputs, ReportError, label_key, read_inputs
-from flows.shots import ground_truth_rationale
+from flows.selection import shot_order
+from flows.tasks import TASKS
 from generators import Generator, prompt_hash
 
 CELLS = "analysis-nll-cells"
@@ -93,7 +94,7 @@ def _view(part: EvalPart, bank: str, banks) -> BankView:
 def reference(problem: Problem) -> str:
     if not (problem.solution or "").strip():
         raise NLLError(f"test item {problem.id} has no reference solution to score")
-    return ground_truth_rationale(problem)
+    return TASKS[problem.task].gold_rationale(problem)
 
 
 def cell_prompts(part: EvalPart, cell: Cell, items: Sequence[str], by_id: dict[str, Problem],

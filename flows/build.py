@@ -1,18 +1,25 @@
-"""The bank-building Prefect flow: a thin shell of tasks over :mod:`flows.shots` and :mod:`flows.queries`.
+"""The bank-building Prefect flow: a thin shell of tasks over the shot sources (:mod:`flows.sources`).
 
 Work is split into chunks of problems; each finished chunk is checkpointed as a Parquet part, so a
 killed build resumes where it stopped, and a larger ``--limit`` reuses the chunks it shares.
 
+The chunks run one after the other in the flow process, or (``submit=True``) concurrently on the flow's task
+runner: :func:`sharded` gives the flow a Dask runner, and each worker then resolves its own generator from a
+:class:`generators.GeneratorConfig` (the loader caches engines per process; a picklable generator instance is
+shipped as is). Chunk seeds depend only on the chunk index, so a sharded bank has the same rows as a serial
+one (only ``created_at`` and ``run_id`` differ), and both use the same checkpoints and final path.
+
 The outline of a build (:func:`plan`, :func:`provenance`, :func:`run_chunks`, :func:`finish`) is shared with
-the sharded build (:mod:`flows.scale`) and the incremental refresh (:mod:`flows.refresh`).
+the incremental refresh (:mod:`flows.refresh`).
 """
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import pyarrow as pa
 from prefect import flow, get_run_logger, task
@@ -21,20 +28,18 @@ from prefect.futures import as_completed
 
 import verifiers
 from flows import bank as banks
-from flows.data import Problem, data_source, load_problems, normalize_text, select
+from flows.data import data_source, load_problems, select
 from flows.locks import FileLock, lock_path, produce_missing
+from flows.problem import Problem, normalize_text
 from flows.progress import current, metered, tracking
-from flows.queries import QUERY_FILTER_VERSION, DuplicateIndex, accept_queries, generate_queries, query_requests
 from flows.report import build_report, publish
 from flows.retries import retry_model_errors
 from flows.schema import SHOT_SCHEMA, to_table
-from flows.shots import BuildError, Provenance, Rounds, ground_truth_rows, reinforce_chunk, template_prompt, \
-    unsupervised_rows
-from generators import Generator, Sampling, load_generator
-from generators.prompts import cot_template
+from flows.shots import BuildError, ChunkResult, ChunkStats, Provenance, Rounds
+from flows.sources import MODES, Chunk, ShotSource, chunks, source_for
+from generators import Generator, GeneratorConfig, load_generator
 
-MODES = ("ground-truth", "reinforced", "unsupervised", "generated")
-NEEDS_MODEL = ("reinforced", "generated")
+__all__ = ["MODES", "BuildError", "BuildSpec", "Selection", "build_bank", "chunks", "sharded"]
 
 
 @dataclass(frozen=True)
@@ -52,13 +57,16 @@ class BuildSpec:
     mode: str
     selection: Selection
     model: str = "embedded"
-    rounds: Rounds = field(default_factory=lambda: Rounds(samples=4, temperature=0.7, retry_temperature=1.0,
-                                                          max_tokens=512, rounds=1))
+    rounds: Rounds = field(default_factory=Rounds)
     few_shot: bool = True
     iterate_from: str | None = None
     prompt_shots: int = 16
     chunk_size: int = 64
     require_valid_steps: bool = False  # reinforced: drop correct rationales with a wrong arithmetic step
+
+    @property
+    def source(self) -> ShotSource:
+        return source_for(self.mode)
 
     def key_config(self, with_limit: bool = True) -> dict:
         """Everything that changes a bank's content, and nothing else."""
@@ -66,31 +74,15 @@ class BuildSpec:
                   "chunk_size": self.chunk_size}
         if not with_limit:
             config.pop("limit")
-        if self.mode in ("reinforced", "generated"):
-            config |= {"model": self.model, "rounds": asdict(self.rounds), "few_shot": self.few_shot}
-        if self.mode == "reinforced":
-            config["template"] = cot_template(self.selection.task, self.few_shot).hash
-        if self.mode == "generated":
-            config["query_filter"] = QUERY_FILTER_VERSION
         if self.require_valid_steps:  # only when set, so banks built without it keep their keys
             config["require_valid_steps"] = True
-        if self.iterate_from:
-            config |= {"iterate_from": Path(self.iterate_from).name, "prompt_shots": self.prompt_shots,
-                       "iterate": "all-but-prompt"}
-        return config
-
-
-def prompt_example_questions(spec: BuildSpec) -> set[str]:
-    """Normalised questions of the generation template's own examples: never shots of the bank it builds."""
-    if spec.mode != "reinforced":
-        return set()
-    return {normalize_text(q) for q, _ in cot_template(spec.selection.task, spec.few_shot).examples}
+        return config | self.source.key_config(self)
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_model_errors)
 def load_selection(spec: BuildSpec, data_dir: str | None) -> list[Problem]:
     sel = spec.selection
-    excluded = prompt_example_questions(spec)
+    excluded = spec.source.excluded_questions(spec)
     pool = [p for p in load_problems(sel.task, sel.split, data_dir) if normalize_text(p.question) not in excluded]
     problems = select(pool, limit=sel.limit, seed=sel.seed, subjects=sel.subjects, levels=sel.levels)
     if not problems:
@@ -99,27 +91,26 @@ def load_selection(spec: BuildSpec, data_dir: str | None) -> list[Problem]:
     return problems
 
 
+def resolve_generator(spec: BuildSpec, ref: GeneratorConfig | Generator | None) -> Generator | None:
+    """The generator a chunk uses, where the chunk runs: none for sources that need no model; a config (by default
+    the spec's model and seed) is loaded once per process."""
+    if not spec.source.needs_model:
+        return None
+    if ref is None:
+        ref = load_generator(spec.model, seed=spec.selection.seed)
+    elif isinstance(ref, GeneratorConfig):
+        ref = ref.resolve()
+    return metered(ref)
+
+
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[5, 20, 60], retry_condition_fn=retry_model_errors)
-def run_chunk(spec: BuildSpec, generator: Generator | None, problems: list[Problem], index: int,
-              prov: Provenance, context: dict) -> tuple[list[dict], dict]:
-    """Produce the shot rows of one chunk (one batched model call per round)."""
-    if spec.mode == "ground-truth":
-        return ground_truth_rows(problems, prov)
-    if spec.mode == "unsupervised":
-        return unsupervised_rows(problems, prov)
-    if spec.mode == "reinforced":
-        make = template_prompt(cot_template(spec.selection.task, spec.few_shot), context.get("shots", ()))
-        return reinforce_chunk(generator, problems, make, spec.rounds, prov, base_seed=spec.selection.seed,
-                               chunk=index, require_valid_steps=spec.require_valid_steps,
-                               progress=_round_done)
-    sampling = Sampling(temperature=max(spec.rounds.temperature, 0.7), max_tokens=min(spec.rounds.max_tokens, 384),
-                        seed=spec.selection.seed * 1_000_003 + index)
-    requests = query_requests(context["pool"], len(problems), 3, spec.selection.seed, index)
-    kept, origins, stats = accept_queries(generate_queries(generator, spec.selection.task, requests, sampling),
-                                          context["index"], spec.selection.task)
-    rows = [prov.row(p, "generated", seed_problem_ids=[s.id for s in o.seeds], sampling=sampling.to_json(),
-                     seed=sampling.seed) | {"gold_answer": None} for p, o in zip(kept, origins)]
-    return rows, stats | {"tried": len(problems)}
+def run_chunk(spec: BuildSpec, ref: GeneratorConfig | Generator | None, chunk: Chunk, prov: Provenance,
+              state: Any) -> ChunkResult:
+    """Produce the shot rows of one chunk (one batched model call per round), in the flow or in a worker."""
+    generator = resolve_generator(spec, ref)
+    if generator is not None:
+        prov = replace(prov, model=generator.model_id)
+    return spec.source.run_chunk(spec, generator, chunk, prov, state, _round_done)
 
 
 def _round_done(message: str) -> None:
@@ -128,71 +119,63 @@ def _round_done(message: str) -> None:
     current().round_done(message)
 
 
-def _chunks(problems: list[Problem], size: int) -> list[list[Problem]]:
-    return [problems[i:i + size] for i in range(0, len(problems), size)]
+def run_chunks(spec: BuildSpec, ref: GeneratorConfig | Generator | None, parts: list[Chunk], prov: Provenance,
+               state: Any, store: banks.ChunkStore, *, submit: bool) -> tuple[pa.Table, list[ChunkStats]]:
+    """Run the chunks missing from ``store`` with :func:`run_chunk`, checkpoint each as it finishes, and return all
+    chunks' rows in chunk order and their stats.
 
-
-def chunk_key(index: int, chunk: Sequence[Problem]) -> str:
-    """The checkpoint key of a chunk (the same for serial, sharded and refresh builds)."""
-    return banks.config_key({"index": index, "ids": [p.id for p in chunk], "n": len(chunk)})
-
-
-def run_chunks(spec: BuildSpec, ref: Any, chunks: list[list[Problem]], prov: Provenance, context: dict,
-               store: banks.ChunkStore, *, submit: bool, chunk_task: Callable,
-               after_chunk: Callable[[pa.Table], None] | None = None) -> tuple[pa.Table, list[dict]]:
-    """Run the chunks missing from ``store`` with ``chunk_task(spec, ref, chunk, index, prov, context)``,
-    checkpoint each as it finishes, and return all chunks' rows in chunk order and their stats.
-
-    With ``submit`` the missing chunks are submitted to the flow's task runner; otherwise they run one after
-    the other, and ``after_chunk`` (if given) sees each chunk's rows, reused or new, before the next chunk runs.
+    With ``submit`` the missing chunks are submitted to the flow's task runner at once; otherwise they run one after
+    the other, and a sequential source sees each chunk's rows, reused or new, before the next chunk runs.
 
     Each chunk is made under its checkpoint's lock (:mod:`flows.locks`), so concurrent builds of the same
     configuration share the work: a chunk another process is making is skipped, then waited for and reused.
     """
-    if submit and after_chunk is not None:
-        raise ValueError("after_chunk needs the chunks to run one after the other (submit=False)")
+    if submit and spec.source.sequential:
+        raise BuildError(f"{spec.mode} mode de-duplicates each chunk against the chunks before it, so its chunks "
+                         "cannot run in parallel; build it with build_bank (manyshot bank build)")
     logger = get_run_logger()
-    keys = [chunk_key(i, c) for i, c in enumerate(chunks)]
-    paths = [store.path(k) for k in keys]
+    paths = [store.path(c.key) for c in parts]
     reused = sum(p.exists() for p in paths)
     if reused:
-        logger.info("%d/%d chunks reused from checkpoints", reused, len(chunks))
+        logger.info("%d/%d chunks reused from checkpoints", reused, len(parts))
     counted: set[int] = set()
 
     def count(i: int, made: bool) -> None:  # the progress display: chunks done, problems solved
         if i not in counted:
             counted.add(i)
-            current().advance(solved=len(set(store.get(keys[i]).column("problem_id").to_pylist())), reused=not made)
+            current().advance(solved=len(set(store.get(parts[i].key).column("problem_id").to_pylist())),
+                              reused=not made)
 
     for i, path in enumerate(paths):
         if path.exists():
             count(i, made=False)
 
-    def save(i: int, result: tuple[list[dict], dict]) -> None:
-        rows, stats = result
-        store.put(keys[i], to_table(rows, SHOT_SCHEMA), stats)
-        logger.info("chunk %d/%d: %d problems, %d shots kept", i + 1, len(chunks), len(chunks[i]), len(rows))
+    def save(i: int, result: ChunkResult) -> None:
+        store.put(parts[i].key, to_table(result.rows, SHOT_SCHEMA), result.stats.to_json())
+        logger.info("chunk %d/%d: %d problems, %d shots kept", i + 1, len(parts), len(parts[i].problems),
+                    len(result.rows))
         count(i, made=True)
 
     def run_here(i: int) -> None:
-        save(i, chunk_task(spec, ref, chunks[i], i, prov, context))
+        save(i, run_chunk(spec, ref, parts[i], prov, state))
 
     def waiting(i: int) -> None:
-        logger.info("chunk %d/%d is being made by another process (%s); waiting to reuse it", i + 1, len(chunks),
+        logger.info("chunk %d/%d is being made by another process (%s); waiting to reuse it", i + 1, len(parts),
                     lock_path(paths[i]))
 
     if submit:
-        _submit_missing(paths, lambda i: chunk_task.submit(spec, ref, chunks[i], i, prov, context), save, waiting)
-    elif after_chunk is None:
+        _submit_missing(paths, lambda i: run_chunk.submit(spec, ref, parts[i], prov, state), save, waiting)
+    elif not spec.source.sequential:
         produce_missing(paths, run_here, on_wait=waiting)
     else:
-        for i, key in enumerate(keys):  # in order: a chunk depends on the chunks before it
+        for i, chunk in enumerate(parts):  # in order: a chunk depends on the chunks before it
             produce_missing([paths[i]], lambda _: run_here(i), on_wait=lambda _: waiting(i))
-            after_chunk(store.get(key))
-    for i in range(len(chunks)):  # chunks another process made while this one waited
+            spec.source.after_chunk(state, store.get(chunk.key))
+    for i in range(len(parts)):  # chunks another process made while this one waited
         count(i, made=False)
-    parts = [store.get(k) for k in keys]
-    return pa.concat_tables(parts) if parts else SHOT_SCHEMA.empty_table(), [store.stats(k) for k in keys]
+    tables = [store.get(c.key) for c in parts]
+    stats = [ChunkStats.from_json(store.stats(c.key)) for c in parts]
+    return pa.concat_tables(tables) if tables else SHOT_SCHEMA.empty_table(), stats
 
 
 def _submit_missing(paths: list[Path], submit_one: Callable, save: Callable, waiting: Callable[[int], None]) -> None:
@@ -221,38 +204,23 @@ def _submit_missing(paths: list[Path], submit_one: Callable, save: Callable, wai
     produce_missing(paths, lambda i: save(i, submit_one(i).result()), on_wait=waiting)
 
 
-def _iterate_context(spec: BuildSpec, problems: list[Problem]) -> tuple[dict, list[Problem]]:
-    """Iterated reinforced ICL (the paper's A.4): the first ``prompt_shots`` shots of an existing bank become a
-    many-shot prompt, and every selected problem except those shots' own is solved again with it, so the
-    second-iteration bank is as large as the selection allows and no shot repeats its prompt."""
-    table, _ = banks.read_bank(spec.iterate_from)
-    rows = [r for r in table.to_pylist() if r["rationale"] and r["task"] == spec.selection.task]
-    if not rows:
-        raise BuildError(f"{spec.iterate_from} has no {spec.selection.task} shots with rationales to iterate from")
-    prompt = rows[:spec.prompt_shots]
-    in_prompt = {r["problem_id"] for r in prompt}
-    return {"shots": [(r["question"], r["rationale"]) for r in prompt]}, [p for p in problems if p.id not in in_prompt]
-
-
 @dataclass
 class Plan:
     """What a build makes: the problems it builds, the bank's key config and path, the checkpoint store, and
-    (unless the bank is ``built`` already) the context its chunks share."""
+    (unless the bank is ``built`` already) the state its source's chunks share."""
 
     problems: list[Problem]
     key_config: dict
     path: Path
     store: banks.ChunkStore
     built: bool = False
-    context: dict = field(default_factory=dict)
+    state: Any = None
 
 
 def plan(spec: BuildSpec, data_dir: str | None, out: str | None) -> Plan:
-    """Validate the mode, select the problems and derive the bank's path; then, unless that bank is already
-    built, the chunks' context: shots to iterate from (and the problems left), or the generated-mode pool."""
-    if spec.mode not in MODES:
-        raise BuildError(f"unknown mode {spec.mode!r}; expected one of {MODES}")
-    if spec.require_valid_steps and spec.mode != "reinforced":
+    """Validate the spec, select the problems and derive the bank's path; then, unless that bank is already
+    built, the source's shared state (and the problems left to build)."""
+    if spec.require_valid_steps and not spec.source.checks_steps:
         raise BuildError(f"require_valid_steps applies to reinforced builds, not {spec.mode!r}")
     root = Path(out) if out else banks.DEFAULT_ROOT
     problems = load_selection(spec, data_dir)
@@ -262,36 +230,24 @@ def plan(spec: BuildSpec, data_dir: str | None, out: str | None) -> Plan:
     if path.exists():
         print(f"bank already built: {path}")
         return Plan(problems, key_config, path, store, built=True)
-    context: dict = {}
-    if spec.iterate_from:
-        context, problems = _iterate_context(spec, problems)
-        if not problems:
-            raise BuildError(f"every selected problem is in the {spec.prompt_shots}-shot prompt from {spec.iterate_from}")
-    if spec.mode == "generated":
-        train = load_problems(spec.selection.task, "train", data_dir)
-        test = load_problems(spec.selection.task, "test", data_dir)
-        context = {"pool": problems, "index": DuplicateIndex([p.question for p in train + test])}
-    return Plan(problems, key_config, path, store, context=context)
+    state, problems = spec.source.prepare(spec, problems, data_dir)
+    return Plan(problems, key_config, path, store, state=state)
 
 
-def provenance(spec: BuildSpec, data_dir: str | None, generator: Any) -> Provenance:
-    """A new run's provenance. The model is known here only for a generator instance; a model loaded later
-    (or resolved in a worker from a ``GeneratorRef``) is filled in where the chunk runs."""
+def provenance(spec: BuildSpec, data_dir: str | None) -> Provenance:
+    """A new run's provenance; the model is filled in where a chunk runs (:func:`run_chunk`)."""
     prov = Provenance(run_id=str(uuid.uuid4()), dataset=f"{spec.selection.task}:{data_source(data_dir)}",
-                      split=spec.selection.split, model=getattr(generator, "model_id", None))
-    if spec.mode == "reinforced":
-        template = cot_template(spec.selection.task, spec.few_shot)
-        prov = replace(prov, template_id=template.id, template_hash=template.hash)
-    return prov
+                      split=spec.selection.split)
+    return spec.source.provenance(spec, prov)
 
 
-def finish(spec: BuildSpec, work: Plan, table: pa.Table, stats: list[dict], run_id: str, model: str | None) -> str:
+def finish(spec: BuildSpec, work: Plan, table: pa.Table, stats: list[ChunkStats], run_id: str) -> str:
     """Write the bank of a finished build (never an empty one) and publish its report; return its path. A bank
     is written once: when a concurrent run of the same build wrote it first, that bank is the result."""
     if table.num_rows == 0:
-        raise BuildError(_empty_reason(spec, stats))
-    report = build_report(spec.mode, work.problems, table, stats)
-    meta = {"config": work.key_config | {"task": spec.selection.task, "model": model},
+        raise BuildError(empty_reason(spec, stats))
+    report = build_report(spec.source, work.problems, table, stats)
+    meta = {"config": work.key_config | {"task": spec.selection.task, "model": table_models(table)},
             "created_at": datetime.now(timezone.utc).isoformat(), "run_id": run_id, "report": report}
     if not banks.publish_bank(work.path, table, meta):
         print(f"bank already built by a concurrent run: {work.path}")
@@ -306,57 +262,40 @@ def table_models(table: pa.Table) -> str | None:
     return ",".join(sorted({m for m in table.column("model").to_pylist() if m})) or None
 
 
-@dataclass
-class LazyGenerator:
-    """A serial build's generator, loaded when a chunk first needs it: a fully checkpointed rerun loads none."""
-
-    spec: BuildSpec
-    generator: Generator | None = None
-
-    def get(self) -> Generator | None:
-        if self.generator is None and self.spec.mode in NEEDS_MODEL:
-            self.generator = metered(load_generator(self.spec.model, seed=self.spec.selection.seed))
-        return self.generator
-
-    @property
-    def model_id(self) -> str | None:
-        return self.generator.model_id if self.generator else None
-
-
-def _serial_chunk(spec: BuildSpec, lazy: LazyGenerator, problems: list[Problem], index: int, prov: Provenance,
-                  context: dict) -> tuple[list[dict], dict]:
-    """``run_chunk`` in the flow process, with the generator loaded on first use."""
-    generator = lazy.get()
-    if generator is not None:
-        prov = replace(prov, model=generator.model_id)
-    return run_chunk(spec, generator, problems, index, prov, context)
-
-
 @flow(name="build-bank", validate_parameters=False, log_prints=True)
 def build_bank(spec: BuildSpec, data_dir: str | None = None, out: str | None = None,
-               generator: Generator | None = None) -> str:
-    """Build (or resume, or reuse) the bank for ``spec``; return its path."""
+               generator: GeneratorConfig | Generator | None = None, submit: bool = False) -> str:
+    """Build (or resume, or reuse) the bank for ``spec``; return its path. ``submit`` runs the chunks concurrently
+    on the flow's task runner (:func:`sharded`)."""
     work = plan(spec, data_dir, out)
     if work.built:
         return str(work.path)
-
-    def remember_questions(part: pa.Table) -> None:  # generated mode: later chunks must not repeat these
-        for question in part.column("question").to_pylist():
-            work.context["index"].add(question)
-
-    lazy = LazyGenerator(spec, metered(generator))
-    prov = provenance(spec, data_dir, generator)
-    chunks = _chunks(work.problems, spec.chunk_size)
-    with tracking(len(chunks), "chunks", f"bank {spec.selection.task} {spec.mode}"):
-        table, stats = run_chunks(spec, lazy, chunks, prov, work.context, work.store, submit=False,
-                                  chunk_task=_serial_chunk,
-                                  after_chunk=remember_questions if spec.mode == "generated" else None)
-    return finish(spec, work, table, stats, prov.run_id, lazy.model_id)
+    prov = provenance(spec, data_dir)
+    parts = chunks(work.problems, spec.chunk_size)
+    with tracking(len(parts), "chunks", f"bank {spec.selection.task} {spec.mode}"):
+        table, stats = run_chunks(spec, generator, parts, prov, work.state, work.store, submit=submit)
+    return finish(spec, work, table, stats, prov.run_id)
 
 
-def _empty_reason(spec: BuildSpec, stats: list[dict]) -> str:
-    samples = sum(s.get("samples", 0) for s in stats)
-    empty = sum(s.get("empty", 0) for s in stats)
-    if samples and empty == samples:
-        return f"the model returned no text for any of {samples} samples; no bank was written"
-    return f"no shot was kept ({spec.mode}, {samples} samples); no bank was written"
+def dask_runner(workers: int = 2, address: str | None = None, processes: bool = True):
+    """A DaskTaskRunner: an existing cluster at ``address``, else a local one with ``workers`` single-threaded
+    worker processes (one generator each)."""
+    from prefect_dask import DaskTaskRunner
+
+    if address:
+        return DaskTaskRunner(address=address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": processes,
+                                          "dashboard_address": None})
+
+
+def sharded(workers: int = 2, address: str | None = None, processes: bool = True) -> Callable[..., str]:
+    """``build_bank`` with its chunks on a Dask cluster: ``sharded(2)(spec, data_dir=..., out=..., generator=...)``."""
+    return functools.partial(build_bank.with_options(task_runner=dask_runner(workers, address, processes)),
+                             submit=True)
+
+
+def empty_reason(spec: BuildSpec, stats: list[ChunkStats]) -> str:
+    total = ChunkStats.total(stats)
+    if total.samples and total.empty == total.samples:
+        return f"the model returned no text for any of {total.samples} samples; no bank was written"
+    return f"no shot was kept ({spec.mode}, {total.samples} samples); no bank was written"

@@ -7,6 +7,10 @@ import os
 import sys
 from pathlib import Path
 
+from flows.schema import SOURCES
+from flows.tasks import TASKS
+
+S = argparse.SUPPRESS  # options left out take the defaults of flows.config's specs (one place)
 RUN_DEFAULTS = {"task": "gsm8k", "bank_limit": 32, "samples": 4, "eval_limit": 20, "shots": "0,4"}
 
 
@@ -31,7 +35,7 @@ def _words(text: str) -> tuple[str, ...]:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", choices=("gsm8k", "math"), required=True)
+    p.add_argument("--task", choices=tuple(TASKS), required=True)
     p.add_argument("--data-dir", default=None, help="folder with {gsm8k,math}/{train,test}.jsonl "
                    "(default: $MANYSHOT_DATA_DIR, else ./data if it holds them, else the Hugging Face hub)")
     p.add_argument("--model", default="embedded", help="embedded, embedded-tiny, an HF model id or a local path")
@@ -51,23 +55,23 @@ def build_parser() -> argparse.ArgumentParser:
     bank = sub.add_parser("bank", help="build and inspect shot banks").add_subparsers(dest="bank_command", required=True)
     b = bank.add_parser("build", help="build a shot bank (prints its path)")
     _common(b)
-    b.add_argument("--mode", required=True, choices=("ground-truth", "reinforced", "unsupervised", "generated"))
-    b.add_argument("--limit", type=int, default=None)
-    b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--subjects", type=_words, default=())
-    b.add_argument("--levels", type=_ints, default=())
-    b.add_argument("--samples", type=int, default=4)
-    b.add_argument("--temperature", type=float, default=0.7)
-    b.add_argument("--retry-temperature", type=float, default=1.0)
-    b.add_argument("--max-tokens", type=int, default=512)
-    b.add_argument("--rounds", type=int, default=1)
-    b.add_argument("--keep", choices=("first", "all-distinct"), default="first")
-    b.add_argument("--max-per-problem", type=int, default=4)
-    b.add_argument("--zero-shot", action="store_true", help="zero-shot CoT prompt instead of few-shot")
-    b.add_argument("--iterate-from", default=None, help="reinforced bank to use as a many-shot prompt")
-    b.add_argument("--prompt-shots", type=int, default=16)
-    b.add_argument("--chunk-size", type=int, default=64)
-    b.add_argument("--require-valid-steps", action="store_true",
+    b.add_argument("--mode", required=True, choices=SOURCES)
+    b.add_argument("--limit", type=int, default=S)
+    b.add_argument("--seed", type=int, default=S)
+    b.add_argument("--subjects", type=_words, default=S)
+    b.add_argument("--levels", type=_ints, default=S)
+    b.add_argument("--samples", type=int, default=S)
+    b.add_argument("--temperature", type=float, default=S)
+    b.add_argument("--retry-temperature", type=float, default=S)
+    b.add_argument("--max-tokens", type=int, default=S)
+    b.add_argument("--rounds", type=int, default=S)
+    b.add_argument("--keep", choices=("first", "all-distinct"), default=S)
+    b.add_argument("--max-per-problem", type=int, default=S)
+    b.add_argument("--zero-shot", action="store_true", default=S, help="zero-shot CoT prompt instead of few-shot")
+    b.add_argument("--iterate-from", default=S, help="reinforced bank to use as a many-shot prompt")
+    b.add_argument("--prompt-shots", type=int, default=S)
+    b.add_argument("--chunk-size", type=int, default=S)
+    b.add_argument("--require-valid-steps", action="store_true", default=S,
                    help="reinforced: drop correct rationales with a wrong arithmetic step (verifiers.check_steps)")
     b.add_argument("--out", default=None, help="banks folder (default runs/banks)")
     ls = bank.add_parser("list", help="list banks in a folder")
@@ -89,20 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="many-shot evaluation of banks")
     _common(e)
-    e.add_argument("--bank", type=_words, default=(), help="bank path(s), comma-separated")
-    e.add_argument("--shots", type=_shots, default=(0, 4),
+    e.add_argument("--bank", dest="banks", type=_words, default=S, help="bank path(s), comma-separated")
+    e.add_argument("--shots", type=_shots, default=S,
                    help="shot counts, e.g. 0,4,16,64,max (max: the largest K that fits the context, per bank and seed)")
-    e.add_argument("--seeds", type=int, default=1)
-    e.add_argument("--limit", type=int, default=50)
-    e.add_argument("--samples", type=int, default=1, help="samples per question (majority vote)")
-    e.add_argument("--temperature", type=float, default=None)
-    e.add_argument("--max-tokens", type=int, default=512)
-    e.add_argument("--exclude-contaminated", action="store_true")
-    e.add_argument("--select", type=_words, default=("random",),
+    e.add_argument("--seeds", type=int, default=S)
+    e.add_argument("--limit", type=int, default=S)
+    e.add_argument("--samples", type=int, default=S, help="samples per question (majority vote)")
+    e.add_argument("--temperature", type=float, default=S)
+    e.add_argument("--max-tokens", type=int, default=S)
+    e.add_argument("--exclude-contaminated", action="store_true", default=S)
+    e.add_argument("--select", type=_words, default=S,
                    help="shot selection, comma-separated: random, similar, diverse, complex (default random)")
-    e.add_argument("--orders", type=int, default=1,
+    e.add_argument("--orders", type=int, default=S,
                    help="run each cell in N orders of the same K shots and report the accuracy spread (default 1)")
-    e.add_argument("--embedder", choices=("auto", "minilm", "tfidf"), default="auto",
+    e.add_argument("--embedder", choices=("auto", "minilm", "tfidf"), default=S,
                    help="question embeddings for --select similar/diverse (auto: MiniLM when installed, else TF-IDF)")
     e.add_argument("--out", default=None, help="results folder root (default runs/evals)")
 
@@ -180,17 +184,10 @@ def _analyze_similarity(args) -> str:
 
 
 def _bank_build(args) -> str:
-    from flows.build import BuildSpec, Selection, build_bank
-    from flows.shots import Rounds
+    from flows.build import build_bank
+    from flows.config import BUILD_KEYS, build_spec
 
-    spec = BuildSpec(mode=args.mode, model=args.model, few_shot=not args.zero_shot, iterate_from=args.iterate_from,
-                     prompt_shots=args.prompt_shots, chunk_size=args.chunk_size,
-                     require_valid_steps=args.require_valid_steps,
-                     selection=Selection(task=args.task, limit=args.limit, seed=args.seed,
-                                         subjects=args.subjects, levels=args.levels),
-                     rounds=Rounds(samples=args.samples, temperature=args.temperature,
-                                   retry_temperature=args.retry_temperature, max_tokens=args.max_tokens,
-                                   rounds=args.rounds, keep=args.keep, cap=args.max_per_problem))
+    spec = build_spec({k: v for k, v in vars(args).items() if k in BUILD_KEYS}, "manyshot bank build")
     return build_bank(spec, data_dir=args.data_dir, out=args.out, generator=_generator(args))
 
 
@@ -203,13 +200,10 @@ def _generator(args):
 
 
 def _eval(args) -> str:
-    from flows.evaluate import EvalSpec, evaluate
+    from flows.config import EVAL_KEYS, eval_spec
+    from flows.evaluate import evaluate
 
-    temperature = args.temperature if args.temperature is not None else (0.7 if args.samples > 1 else 0.0)
-    spec = EvalSpec(task=args.task, banks=args.bank, shots=args.shots, seeds=args.seeds, limit=args.limit,
-                    model=args.model, samples=args.samples, temperature=temperature, max_tokens=args.max_tokens,
-                    exclude_contaminated=args.exclude_contaminated, select=args.select, orders=args.orders,
-                    embedder=args.embedder)
+    spec = eval_spec({k: v for k, v in vars(args).items() if k in EVAL_KEYS}, "manyshot eval")
     return evaluate(spec, data_dir=args.data_dir, out=args.out, generator=_generator(args))
 
 

@@ -1,6 +1,6 @@
 """Errors that mean bad input or an unusable model, reported to the user without a traceback."""
 from flows.bank import BankError
-from flows.data import DataError
+from flows.problem import DataError
 from flows.embeddings import EmbeddingError
 from flows.evaluate import EvalError
 from flows.report_inputs import ReportError

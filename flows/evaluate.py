@@ -31,13 +31,14 @@ from prefect.exceptions import TerminationSignal
 
 import verifiers
 from flows import bank as banks
-from flows.data import Problem, load_problems, select
+from flows.data import load_problems, select
 from flows.embeddings import EmbeddingError
 from flows.interrupt import CellsInterrupted, SweepProgress, deferred_signals, signal_number, signals_allowed
 from flows.locks import claim
 from flows.manyshot import BankView, contaminated, many_shot_prompt
 from flows.metrics import markdown_table, order_spread, order_spread_table, plot, plot_orders, prompt_tokens_table, \
     summarize
+from flows.problem import Problem
 from flows.progress import current, metered, tracking
 from flows.retries import retry_model_errors
 from flows.schema import RESULT_SCHEMA, to_table, validate

@@ -21,18 +21,11 @@ import pyarrow as pa
 import yaml
 
 from flows.bank import BankError, read_bank
-from flows.data import HUB
+from flows.tasks import TASKS
 
 DATA_FILE = "data/train-00000-of-00001.parquet"
 EXPORT_ENTRIES = {"README.md", "data"}
 HUB_TIMEOUT_S = 5.0
-TASKS = {
-    "gsm8k": {"name": "GSM8K", "license": "mit",
-              "license_note": "GSM8K (openai/grade-school-math) is MIT-licensed, Copyright (c) 2021 OpenAI."},
-    "math": {"name": "MATH", "license": "mit",
-             "license_note": "MATH (Hendrycks et al. 2021) and the MATH500 split (openai/prm800k) are "
-                             "MIT-licensed."},
-}
 MODES = {
     "ground-truth": "each shot is a dataset problem with its reference solution, kept when the verifier "
                     "accepts the solution's final answer",
@@ -75,12 +68,12 @@ def card_metadata(table: pa.Table, meta: dict[str, Any], path: Path) -> dict[str
     modes = sorted(_values(table, "source"))
     splits = sorted(_values(table, "split"))
     return {
-        "pretty_name": f"{TASKS[task]['name']} {'/'.join(modes)} shot bank ({path.stem})",
-        "license": TASKS[task]["license"],
+        "pretty_name": f"{TASKS[task].title} {'/'.join(modes)} shot bank ({path.stem})",
+        "license": TASKS[task].license,
         "language": ["en"],
         "task_categories": ["text-generation", "question-answering"],
         "size_categories": [size_category(table.num_rows)],
-        "source_datasets": sorted({HUB[(task, s)][0] for s in splits if (task, s) in HUB}),
+        "source_datasets": sorted({TASKS[task].hub[s][0] for s in splits if s in TASKS[task].hub}),
         "tags": list(dict.fromkeys(["manyshot", "many-shot-icl", "in-context-learning", "chain-of-thought", "math",
                                     task, *modes])),
         "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}],
@@ -136,7 +129,7 @@ def dataset_card(table: pa.Table, meta: dict[str, Any], path: Path, where: str) 
     sections = [
         f"---\n{yaml.safe_dump(front, sort_keys=False, allow_unicode=True)}---",
         f"# {front['pretty_name']}",
-        f"{table.num_rows} shots for {problems} {TASKS[task]['name']} problems, built with "
+        f"{table.num_rows} shots for {problems} {TASKS[task].title} problems, built with "
         f"manyshot for many-shot in-context learning (Agarwal et al. 2024). "
         + " ".join(f"`{m}`: {MODES.get(m, 'shots of this source')}." for m in modes),
         "## How to load",
@@ -156,7 +149,7 @@ def dataset_card(table: pa.Table, meta: dict[str, Any], path: Path, where: str) 
         "## Columns",
         "\n".join(f"- `{f.name}`: {f.type}" for f in table.schema),
         "## License",
-        f"`{front['license']}`, the license of the source dataset. {TASKS[task]['license_note']} "
+        f"`{front['license']}`, the license of the source dataset. {TASKS[task].license_note} "
         "Model-written rationales and problems are subject to the generating model's terms.",
     ]
     return "\n\n".join(sections) + "\n"

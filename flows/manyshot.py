@@ -9,20 +9,15 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from flows.bank import BankError
-from flows.data import Problem, normalize_text
+from flows.problem import Problem, normalize_text
+from flows.schema import Shot
 from generators.base import Prompt
-from generators.prompts import ANSWER_FORMAT, FEW_SHOT
+from flows.tasks import TASKS
+from generators.prompts import chat
 
 UNSUPERVISED_PREAMBLE = "You will be provided Problems similar to the ones below:"
 UNSUPERVISED_BRIDGE = ("Now, I am going to give you a series of demonstrations of Problems and Solutions. "
                        "When you respond, respond only with the Solution of the final Problem, thinking step by step.")
-
-
-@dataclass(frozen=True)
-class Shot:
-    problem_id: str
-    question: str
-    rationale: str | None
 
 
 @dataclass(frozen=True)
@@ -43,7 +38,7 @@ class BankView:
             raise BankError(f"bank {label} mixes shot sources {sorted(sources)}")
         ordered = sorted(rows, key=lambda r: r["shot_id"])
         return cls(label, sources.pop(), rows[0]["task"],
-                   tuple(Shot(r["problem_id"], r["question"], r["rationale"]) for r in ordered))
+                   tuple(Shot.from_row(r) for r in ordered))
 
     @property
     def unsupervised(self) -> bool:
@@ -58,16 +53,9 @@ def contaminated(view: BankView, test: Sequence[Problem]) -> set[str]:
 
 def many_shot_prompt(task: str, shots: Sequence[Shot], question: str) -> Prompt:
     """Problem/solution turns for solved shots; the paper's unsupervised format for bare problems."""
-    system = {"role": "system", "content": ANSWER_FORMAT[task]}
+    spec = TASKS[task]
     if shots and all(s.rationale is None for s in shots):
         listing = "\n\n".join(f"Problem:\n{s.question}" for s in shots)
-        messages = [system, {"role": "user", "content": f"{UNSUPERVISED_PREAMBLE}\n\n{listing}\n\n{UNSUPERVISED_BRIDGE}"},
-                    {"role": "assistant", "content": "Understood."}]
-        demos = FEW_SHOT[task]
-    else:
-        messages = [system]
-        demos = [(s.question, s.rationale) for s in shots]
-    for q, a in demos:
-        messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
-    messages.append({"role": "user", "content": question})
-    return messages
+        opening = (f"{UNSUPERVISED_PREAMBLE}\n\n{listing}\n\n{UNSUPERVISED_BRIDGE}", "Understood.")
+        return chat(spec.answer_format, (opening, *spec.demos), question)
+    return chat(spec.answer_format, ((s.question, s.rationale) for s in shots), question)

@@ -5,12 +5,13 @@ duplicates (normalised exact or near) of each other, their seeds or the test spl
 """
 from __future__ import annotations
 
-import random
 import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from flows.data import Problem, content_id, normalize_text
+from flows.problem import Problem, content_id, normalize_text
+from flows.seeds import seeded_rng
+from flows.tasks import TASKS
 from generators.base import Generator, Sampling
 from generators.prompts import generate_query_prompt
 
@@ -25,15 +26,12 @@ NEAR_DUPLICATE = 0.7
 def clean_query(text: str, task: str = "math") -> str | None:
     """The problem statement in a model's output, or None if it is not a well-formed problem.
 
-    GSM8K problems are one paragraph ending in a question, with no worked arithmetic ("=");
-    MATH problems may span lines and use any notation, but carry no solution or boxed answer.
+    The task's ``query_shape`` cuts the text to its shape (one GSM8K paragraph ending in a question, with no
+    worked arithmetic; MATH problems may span lines); no problem carries a solution or a boxed answer.
     """
     text = TAIL.sub("", LEAD.sub("", text.strip(), count=1)).strip()
-    if task == "gsm8k":
-        text = text.split("\n", 1)[0].strip()
-        if not text.endswith("?") or "=" in text:
-            return None
-    if not MIN_CHARS <= len(text) <= MAX_CHARS or "\\boxed" in text or "\x00" in text:
+    text = TASKS[task].query_shape(text)
+    if text is None or not MIN_CHARS <= len(text) <= MAX_CHARS or "\\boxed" in text or "\x00" in text:
         return None
     if SOLUTION_START.match(text) or sum(c.isalpha() for c in text) < 10 or text[-1] not in ".?$)":
         return None
@@ -84,7 +82,7 @@ class QueryRequest:
 
 def query_requests(pool: Sequence[Problem], count: int, per_prompt: int, seed: int, chunk: int) -> list[QueryRequest]:
     """``count`` requests, each with ``per_prompt`` seed problems drawn with a seeded RNG."""
-    rng = random.Random(f"generated/{seed}/{chunk}")
+    rng = seeded_rng("generated", seed, chunk)
     return [QueryRequest(tuple(rng.sample(list(pool), per_prompt))) for _ in range(count)]
 
 

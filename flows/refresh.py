@@ -11,7 +11,7 @@ A refresh job keeps its banks under ``<banks root>/<job>/``::
 versions of two jobs apart.)
 
 A refresh selects the job's problems, skips those the latest version already has shots for, builds
-shots for the rest with :func:`flows.build.run_chunk` (chunked and checkpointed like ``build_bank``,
+shots for the rest with :func:`flows.build.run_chunks` (chunked and checkpointed like ``build_bank``,
 optionally sharded over workers), and publishes ``v(N+1) = vN's shots + the new shots``. Each version
 samples with its own seed (:func:`version_seed`), so problems still unsolved get fresh samples. When no
 problem is left, or none of the remaining ones was solved, no version is written. Older versions are
@@ -21,7 +21,6 @@ and a ``manyshot bank build`` of the same configuration under the same banks roo
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tempfile
@@ -34,14 +33,14 @@ import pyarrow as pa
 from prefect import flow, get_run_logger
 
 from flows import bank as banks
-from flows.build import BuildSpec, _chunks, _empty_reason, load_selection, provenance, run_chunks, table_models
+from flows.build import BuildSpec, chunks, empty_reason, load_selection, provenance, run_chunks, table_models
 from flows.report import build_report, publish
-from flows.scale import GeneratorRef, shard_chunk
 from flows.schema import SHOT_SCHEMA, validate
+from flows.seeds import derive_seed
 from flows.shots import BuildError
-from generators import Generator
+from flows.sources import REFRESH_MODES
+from generators import Generator, GeneratorConfig
 
-REFRESH_MODES = ("ground-truth", "reinforced", "unsupervised")
 POINTER = "latest"
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -54,7 +53,7 @@ def version_seed(seed: int, n: int) -> int:
     """The sampling seed of version ``n``: the job's seed for v1 (so v1 equals a plain build), then distinct."""
     if n <= 1:
         return seed
-    return int.from_bytes(hashlib.sha256(f"refresh/{seed}/{n}".encode()).digest()[:4], "big") & 0x7FFFFFFF
+    return derive_seed("refresh", seed, n)
 
 
 def versions(job_dir: Path | str, job: str | None = None) -> list[tuple[int, Path]]:
@@ -95,11 +94,11 @@ def _check_previous(job: str, spec: BuildSpec, path: Path, table: pa.Table) -> N
 
 @flow(name="refresh-bank", validate_parameters=False, log_prints=True)
 def refresh_bank(spec: BuildSpec, job: str, data_dir: str | None = None, out: str | None = None,
-                 generator: GeneratorRef | Generator | None = None, submit: bool = False) -> dict[str, Any]:
+                 generator: GeneratorConfig | Generator | None = None, submit: bool = False) -> dict[str, Any]:
     """Publish the next version of job ``job``'s bank under ``<out>/<job>/`` if there is anything new.
 
     ``submit=True`` runs the chunks concurrently on the flow's task runner (give the flow a Dask runner with
-    ``refresh_bank.with_options(task_runner=flows.scale.dask_runner(n))``). Returns a JSON-able summary whose
+    ``refresh_bank.with_options(task_runner=flows.build.dask_runner(n))``). Returns a JSON-able summary whose
     ``status`` is ``published``, ``up-to-date`` (no problem left to try) or ``nothing-solved``.
     """
     logger = get_run_logger()
@@ -141,21 +140,21 @@ def refresh_bank(spec: BuildSpec, job: str, data_dir: str | None = None, out: st
         store = banks.ChunkStore(job_dir.parent, banks.config_key(spec.key_config(with_limit=False)))
     else:
         store = banks.ChunkStore(job_dir, work_key)
-    prov = provenance(spec, data_dir, generator)
+    prov = provenance(spec, data_dir)
     logger.info("job %s: %d of %d selected problems to try for v%04d (seed %d)", job, len(todo), len(problems), n, seed)
-    new, stats = run_chunks(run_spec, generator, _chunks(todo, spec.chunk_size), prov, {}, store, submit=submit,
-                            chunk_task=shard_chunk)
+    state, todo = spec.source.prepare(spec, todo, data_dir)
+    new, stats = run_chunks(run_spec, generator, chunks(todo, spec.chunk_size), prov, state, store, submit=submit)
     solved = len(set(new.column("problem_id").to_pylist()))
     summary |= {"newly_solved": solved, "shots_added": new.num_rows, "still_unsolved": len(todo) - solved}
     if new.num_rows == 0:
-        message = (f"job {job}: none of the {len(todo)} problems tried was solved ({_empty_reason(spec, stats)}); "
+        message = (f"job {job}: none of the {len(todo)} problems tried was solved ({empty_reason(spec, stats)}); "
                    f"no new version, {prev.name if prev else 'no version'} stays latest")
         print(message)
         return summary | {"status": "nothing-solved", "message": message}
 
     path = job_dir / version_name(job, n)
     combined = validate(pa.concat_tables([prev_table.replace_schema_metadata(None), new]), SHOT_SCHEMA)
-    report = build_report(spec.mode, todo, new, stats)
+    report = build_report(spec.source, todo, new, stats)
     refresh = {k: summary[k] for k in ("selected", "already_solved", "tried", "newly_solved", "still_unsolved",
                                        "shots_added")} | {"shots_total": combined.num_rows}
     meta = {"config": spec.key_config() | {"task": spec.selection.task, "model": table_models(combined)},

@@ -8,14 +8,8 @@ from typing import Any, Sequence
 import pyarrow as pa
 
 import verifiers
-from flows.data import Problem
-
-
-def _merge(stats: Sequence[dict], key: str) -> dict:
-    total: Counter = Counter()
-    for s in stats:
-        total.update(s.get(key, {}))
-    return dict(total)
+from flows.problem import Problem
+from flows.shots import ChunkStats
 
 
 def _yield_by(problems: Sequence[Problem], solved: set[str], attr: str) -> dict[str, str] | str:
@@ -53,37 +47,16 @@ def step_summary(table: pa.Table, examples: int = 3, *, recompute: bool = False)
             "wrong-step examples": shown, "step counts": "recorded" if recorded else "recomputed"}
 
 
-def build_report(mode: str, problems: Sequence[Problem], table: pa.Table, stats: Sequence[dict]) -> dict[str, Any]:
-    rounds: list[int] = []
-    for s in stats:
-        for r, n in enumerate(s.get("solved_per_round", [])):
-            rounds += [0] * (r + 1 - len(rounds))
-            rounds[r] += n
+def build_report(source: Any, problems: Sequence[Problem], table: pa.Table, stats: Sequence[ChunkStats],
+                 ) -> dict[str, Any]:
+    """The report of a build by ``source`` (a :class:`flows.sources.ShotSource`): counts every bank has, then
+    the source's own lines."""
+    total = ChunkStats.total(stats)
     solved = set(table.column("problem_id").to_pylist())
     lengths = [len(r) for r in table.column("rationale").to_pylist() if r]
-    report: dict[str, Any] = {
-        "mode": mode,
-        "problems tried": sum(s.get("tried", 0) for s in stats),
-        "shots": table.num_rows,
-        "problems with a shot": len(solved),
-    }
-    if mode == "reinforced":
-        report |= {"solved per round": rounds,
-                   "samples": sum(s.get("samples", 0) for s in stats),
-                   "empty samples": sum(s.get("empty", 0) for s in stats),
-                   "prompt tokens": sum(s.get("prompt_tokens", 0) for s in stats),
-                   "completion tokens": sum(s.get("completion_tokens", 0) for s in stats),
-                   "yield per subject": _yield_by(problems, solved, "subject"),
-                   "yield per level": _yield_by(problems, solved, "level")}
-    if mode in ("reinforced", "ground-truth"):
-        report |= {"verifier methods": _merge(stats, "methods"), "verifier errors": _merge(stats, "errors")}
-        report |= step_summary(table)
-    if mode == "reinforced":
-        report["correct rationales dropped for a wrong step"] = sum(s.get("wrong_step_rejected", 0) for s in stats)
-    if mode == "ground-truth":
-        report["solutions failing the self-check"] = sum(s.get("self_check_failed", 0) for s in stats)
-    if mode == "generated":
-        report |= {k: sum(s.get(k, 0) for s in stats) for k in ("requested", "malformed", "duplicate", "kept")}
+    report: dict[str, Any] = {"mode": source.mode, "problems tried": total.tried, "shots": table.num_rows,
+                              "problems with a shot": len(solved)}
+    report |= source.report(table, total, lambda attr: _yield_by(problems, solved, attr))
     if lengths:
         report["rationale chars (min/median/mean/max)"] = (
             f"{min(lengths)}/{statistics.median(lengths):.0f}/{statistics.mean(lengths):.0f}/{max(lengths)}")

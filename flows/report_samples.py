@@ -12,10 +12,11 @@ from typing import Any
 
 import pandas as pd
 
-from flows.data import Problem, load_problems
+from flows.data import load_problems
 from flows.manyshot import BankView, contaminated, many_shot_prompt
-from flows.selection import shot_order
+from flows.problem import Problem
 from flows.report_inputs import BankInfo, EvalPart
+from flows.selection import shot_order
 from generators import prompt_hash
 
 

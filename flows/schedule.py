@@ -5,7 +5,7 @@ Job kinds and the (JSON-serialisable) wrapper flows that run them:
 
 * ``bank``     -> :func:`scheduled_bank`: an incremental, versioned refresh (:mod:`flows.refresh`) of
   ``<out>/banks/<job>/``; the bank keys are those of an ablation ``[[banks]]`` entry, plus ``workers``
-  (chunks sharded over a local Dask cluster, :mod:`flows.scale`) and ``chunk_size``.
+  (chunks sharded over a local Dask cluster, :func:`flows.build.sharded`) and ``chunk_size``.
 * ``eval``     -> :func:`scheduled_eval`: :func:`flows.evaluate.evaluate` of bank jobs' latest versions
   (or bank paths) into ``<out>/evals``.
 * ``ablation`` -> :func:`scheduled_ablation`: :func:`flows.ablate.run_ablation` of an ablation spec.
@@ -24,10 +24,12 @@ from typing import Any
 
 from prefect import flow
 
-from flows.ablate import BANK_KEYS, _bank_spec, load_spec, run_ablation
+from flows.ablate import BANK_KEYS, load_spec, run_ablation
 from flows.build import BuildSpec
-from flows.data import TASKS
+from flows.config import build_spec, eval_spec
 from flows.shots import KEEP_POLICIES, BuildError
+from flows.sources import REFRESH_MODES
+from flows.tasks import TASKS
 
 KINDS = ("bank", "eval", "ablation")
 TOP_KEYS = {"out", "data_dir", "model", "endpoints", "timezone", "jobs"}
@@ -39,17 +41,18 @@ KIND_KEYS = {
     "ablation": {"config", "out"},
 }
 REQUIRED = {"bank": ("mode", "task"), "eval": ("task",), "ablation": ("config",)}
-REFRESH_MODES = ("ground-truth", "reinforced", "unsupervised")
 _INT, _NUM, _STR, _BOOL = (int,), (int, float), (str,), (bool,)
 TYPES: dict[str, tuple] = {
     "name": _STR, "kind": _STR, "cron": _STR, "timezone": _STR, "description": _STR, "paused": _BOOL,
     "model": _STR, "mode": _STR, "task": _STR, "split": _STR, "limit": _INT, "seed": _INT, "samples": _INT,
     "temperature": _NUM, "retry_temperature": _NUM, "max_tokens": _INT, "rounds": _INT, "keep": _STR,
     "max_per_problem": _INT, "workers": _INT, "chunk_size": _INT, "seeds": _INT, "exclude_contaminated": _BOOL,
-    "config": _STR, "out": _STR,
+    "config": _STR, "out": _STR, "zero_shot": _BOOL, "require_valid_steps": _BOOL, "iterate_from": _STR,
+    "prompt_shots": _INT,
 }
 LISTS: dict[str, tuple] = {"endpoints": _STR, "subjects": _STR, "levels": _INT, "banks": _STR, "shots": _INT}
-POSITIVE = {"limit", "samples", "rounds", "max_tokens", "max_per_problem", "workers", "chunk_size", "seeds"}
+POSITIVE = {"limit", "samples", "rounds", "max_tokens", "max_per_problem", "workers", "chunk_size", "seeds",
+            "prompt_shots"}
 
 
 class PipelineError(BuildError):
@@ -147,12 +150,9 @@ def check_job(job: dict[str, Any], where: str = "job", scheduled: bool = True) -
 
 
 def bank_job_spec(job: dict[str, Any], model: str) -> tuple[BuildSpec, int]:
-    """The BuildSpec of a bank job (via the ablation's ``_bank_spec``) and its number of workers."""
-    entry = {k: v for k, v in job.items() if k in BANK_KEYS}
-    spec = _bank_spec(entry, job.get("model", model))
-    if "chunk_size" in job:
-        spec = replace(spec, chunk_size=job["chunk_size"])
-    return spec, job.get("workers", 1)
+    """The BuildSpec of a bank job and its number of workers."""
+    entry = {k: v for k, v in job.items() if k in BANK_KEYS | {"chunk_size"} and k != "name"}
+    return build_spec(entry | {"model": job.get("model", model)}, f"job {job.get('name')}"), job.get("workers", 1)
 
 
 def load_pipeline(path: str | Path) -> Pipeline:
@@ -218,10 +218,10 @@ def load_pipeline(path: str | Path) -> Pipeline:
 
 # --- the wrapper flows a deployment runs (JSON parameters only) ------------------------------------------
 
-def _generator_ref(job: dict, model: str, endpoints: list[str] | None, seed: int = 0):
-    from flows.scale import GeneratorRef
+def _generator_config(job: dict, model: str, endpoints: list[str] | None, seed: int = 0):
+    from generators import GeneratorConfig
 
-    return GeneratorRef(job.get("model", model), tuple(job.get("endpoints", endpoints or ())), seed=seed)
+    return GeneratorConfig(job.get("model", model), tuple(job.get("endpoints", endpoints or ())), seed=seed)
 
 
 @flow(name="scheduled-bank", log_prints=True)
@@ -229,11 +229,11 @@ def scheduled_bank(job: dict, out: str, data_dir: str | None = None, model: str 
                    endpoints: list[str] | None = None) -> dict:
     """Refresh the bank of a ``bank`` job: publish ``<out>/banks/<name>/<name>-vNNNN.parquet`` if anything is new."""
     from flows.refresh import refresh_bank
-    from flows.scale import dask_runner
+    from flows.build import dask_runner
 
     check_job(job, scheduled=False)
     spec, workers = bank_job_spec(job, model)
-    ref = _generator_ref(job, model, endpoints, seed=spec.selection.seed)
+    ref = _generator_config(job, model, endpoints, seed=spec.selection.seed)
     runner = refresh_bank if workers <= 1 else refresh_bank.with_options(task_runner=dask_runner(workers))
     return runner(spec, job["name"], data_dir=data_dir, out=str(Path(out) / "banks"), generator=ref,
                   submit=workers > 1)
@@ -262,16 +262,13 @@ def resolve_banks(refs: list[str], out: str) -> tuple[str, ...]:
 def scheduled_eval(job: dict, out: str, data_dir: str | None = None, model: str = "embedded",
                    endpoints: list[str] | None = None) -> str:
     """Evaluate the latest versions of the job's banks into ``<out>/evals``; returns the results folder."""
-    from flows.evaluate import EvalSpec, evaluate
+    from flows.evaluate import evaluate
 
     check_job(job, scheduled=False)
-    samples = job.get("samples", 1)
-    spec = EvalSpec(task=job["task"], banks=resolve_banks(job.get("banks", []), out),
-                    shots=tuple(job.get("shots", (0, 4))), seeds=job.get("seeds", 1), limit=job.get("limit", 50),
-                    model=job.get("model", model), samples=samples,
-                    temperature=job.get("temperature", 0.7 if samples > 1 else 0.0),
-                    max_tokens=job.get("max_tokens", 512), exclude_contaminated=job.get("exclude_contaminated", False))
-    ref = _generator_ref(job, model, endpoints)
+    entry = {k: v for k, v in job.items() if k in KIND_KEYS["eval"]}
+    spec = eval_spec(entry | {"banks": resolve_banks(job.get("banks", []), out), "model": job.get("model", model)},
+                     f"job {job.get('name')}")
+    ref = _generator_config(job, model, endpoints)
     generator = ref.resolve() if ref.endpoints else None
     print(f"evaluating {[Path(b).name for b in spec.banks]} on {spec.task}")
     return evaluate(spec, data_dir=data_dir, out=str(Path(out) / "evals"), generator=generator)

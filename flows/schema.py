@@ -6,6 +6,7 @@ types and nulls before anything is written, and names the column and row that ar
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 import pyarrow as pa
@@ -49,6 +50,20 @@ SHOT_SCHEMA = pa.schema([
 ])
 # Nullable shot columns added after the first banks were written: a table without them reads with nulls.
 ADDED_SHOT_COLUMNS = ("steps_checked", "steps_wrong")
+
+
+@dataclass(frozen=True)
+class Shot:
+    """A shot as prompts use it, from a bank row (:data:`SHOT_SCHEMA`): bare problems have no rationale."""
+
+    problem_id: str
+    question: str
+    rationale: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> "Shot":
+        return cls(row["problem_id"], row["question"], row["rationale"])
+
 
 RESULT_SCHEMA = pa.schema([
     _field("run_id", pa.string(), True),

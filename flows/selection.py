@@ -21,12 +21,13 @@ sensitivity); order 0 is the strategy's own order.
 """
 from __future__ import annotations
 
-import random
 from typing import Callable, Sequence
 
 import numpy as np
 
-from flows.manyshot import BankView, Shot
+from flows.manyshot import BankView
+from flows.schema import Shot
+from flows.seeds import seeded_rng
 
 STRATEGIES = ("random", "similar", "diverse", "complex")
 EMBEDDED = ("similar", "diverse")  # the strategies that need embeddings
@@ -72,7 +73,7 @@ def permuted(shots: list[Shot], seed: int, order: int) -> list[Shot]:
     if order == 0:
         return shots
     out = list(shots)
-    random.Random(f"orders/{seed}/{len(shots)}/{order}").shuffle(out)
+    seeded_rng("orders", seed, len(shots), order).shuffle(out)
     return out
 
 
@@ -121,7 +122,7 @@ class ShotSelector:
     def _random(self, seed: int) -> list[Shot]:
         if ("random", seed) not in self._orders:
             base = list(self.pool)
-            random.Random(f"order/{seed}").shuffle(base)
+            seeded_rng("order", seed).shuffle(base)
             self._orders["random", seed] = base
         return self._orders["random", seed]
 
@@ -145,7 +146,7 @@ class ShotSelector:
     def _kmeanspp(self, base: list[Shot], seed: int) -> list[Shot]:
         row = {s.problem_id: i for i, s in enumerate(self.pool)}
         vectors = self.vectors()[[row[s.problem_id] for s in base]].astype(np.float64)
-        rng = random.Random(f"diverse/{seed}")
+        rng = seeded_rng("diverse", seed)
         chosen = [0]
         dist = np.maximum(0.0, 2.0 - 2.0 * vectors @ vectors[0])  # squared distance of unit vectors
         left = np.ones(len(base), dtype=bool)

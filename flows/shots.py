@@ -5,23 +5,80 @@ No Prefect and no I/O here; :mod:`flows.build` wraps these in tasks and checkpoi
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
 import verifiers
-from flows.data import Problem
+from flows.problem import Problem
+from flows.seeds import derive_seed
+from flows.tasks import TASKS
 from generators.base import Completion, Generator, Prompt, Sampling
 from generators.prompts import Template
 
-CALCULATOR = re.compile(r"<<[^<>]*>>")
 KEEP_POLICIES = ("first", "all-distinct")
 
 
 class BuildError(RuntimeError):
     """A build cannot produce a bank (empty selection, model returned nothing, ...)."""
+
+
+@dataclass
+class ChunkStats:
+    """What one chunk of a build counted; summed over chunks for the bank's report (:meth:`total`).
+
+    Checkpoints store it as JSON (:meth:`to_json`); a checkpoint written before a counter existed reads it as 0.
+    """
+
+    tried: int = 0
+    kept: int = 0
+    samples: int = 0
+    empty: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    solved_per_round: list[int] = field(default_factory=list)
+    methods: Counter = field(default_factory=Counter)
+    errors: Counter = field(default_factory=Counter)
+    wrong_step_rejected: int = 0   # reinforced --require-valid-steps: correct rationales with a wrong step
+    self_check_failed: int = 0     # ground truth: reference solutions whose answer the verifier rejects
+    requested: int = 0             # generated: queries asked for, and why the rejected ones were
+    malformed: int = 0
+    duplicate: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self) | {"methods": dict(self.methods), "errors": dict(self.errors)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ChunkStats":
+        known = {f.name for f in fields(cls)}
+        stats = cls(**{k: v for k, v in data.items() if k in known})
+        stats.methods, stats.errors = Counter(stats.methods), Counter(stats.errors)
+        return stats
+
+    @classmethod
+    def total(cls, chunks: Iterable["ChunkStats"]) -> "ChunkStats":
+        out = cls()
+        for s in chunks:
+            for f in fields(cls):
+                if f.name == "solved_per_round":
+                    rounds = s.solved_per_round
+                    out.solved_per_round += [0] * (len(rounds) - len(out.solved_per_round))
+                    for r, n in enumerate(rounds):
+                        out.solved_per_round[r] += n
+                elif f.name in ("methods", "errors"):
+                    getattr(out, f.name).update(getattr(s, f.name))
+                else:
+                    setattr(out, f.name, getattr(out, f.name) + getattr(s, f.name))
+        return out
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """The shot rows one chunk made, and what it counted."""
+
+    rows: list[dict[str, Any]]
+    stats: ChunkStats
 
 
 @dataclass(frozen=True)
@@ -49,23 +106,14 @@ class Provenance:
         }
 
 
-def ground_truth_rationale(problem: Problem) -> str:
-    """The dataset solution, in the same final-answer format the model prompts ask for."""
-    if problem.task == "gsm8k":
-        steps = CALCULATOR.sub("", problem.solution or "").strip()
-        return f"{steps}\nThe answer is {problem.answer}"
-    return (problem.solution or "").strip()
-
-
-def ground_truth_rows(problems: Sequence[Problem], prov: Provenance) -> tuple[list[dict], dict]:
-    rationales = [ground_truth_rationale(p) for p in problems]
+def ground_truth_rows(problems: Sequence[Problem], prov: Provenance) -> ChunkResult:
+    rationales = [TASKS[p.task].gold_rationale(p) for p in problems]
     verdicts = verifiers.verify_many([(p.answer, r) for p, r in zip(problems, rationales)], task=problems[0].task)
     rows = [prov.row(p, "ground-truth", rationale=r, answer=p.answer, verifier_method=v.method,
                      **step_counts(r, p.task)) for p, r, v in zip(problems, rationales, verdicts)]
-    stats = {"tried": len(problems), "kept": len(rows),
-             "self_check_failed": sum(not v.correct for v in verdicts),
-             "methods": dict(Counter(v.method for v in verdicts))}
-    return rows, stats
+    return ChunkResult(rows, ChunkStats(tried=len(problems), kept=len(rows),
+                                        self_check_failed=sum(not v.correct for v in verdicts),
+                                        methods=Counter(v.method for v in verdicts)))
 
 
 def step_counts(rationale: str, task: str) -> dict[str, int]:
@@ -74,9 +122,9 @@ def step_counts(rationale: str, task: str) -> dict[str, int]:
     return {"steps_checked": report.checked, "steps_wrong": report.wrong}
 
 
-def unsupervised_rows(problems: Sequence[Problem], prov: Provenance) -> tuple[list[dict], dict]:
+def unsupervised_rows(problems: Sequence[Problem], prov: Provenance) -> ChunkResult:
     rows = [prov.row(p, "unsupervised") for p in problems]
-    return rows, {"tried": len(problems), "kept": len(rows)}
+    return ChunkResult(rows, ChunkStats(tried=len(problems), kept=len(rows)))
 
 
 def _normalized(text: str) -> str:
@@ -101,24 +149,25 @@ def keep_correct(candidates: Iterable[tuple[str, verifiers.Verdict]], policy: st
 
 @dataclass(frozen=True)
 class Rounds:
-    samples: int
-    temperature: float
-    retry_temperature: float
-    max_tokens: int
-    rounds: int
+    """How a build samples rationales: the defaults of every front-end (:mod:`flows.config`)."""
+
+    samples: int = 4
+    temperature: float = 0.7
+    retry_temperature: float = 1.0  # later rounds, for the problems still unsolved
+    max_tokens: int = 512
+    rounds: int = 1
     keep: str = "first"
-    cap: int = 4
+    cap: int = 4  # all-distinct: most shots kept per problem
 
 
 def round_seed(base: int, chunk: int, round_: int) -> int:
     """A distinct, reproducible engine seed for each chunk and round."""
-    digest = hashlib.sha256(f"{base}/{chunk}/{round_}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+    return derive_seed(base, chunk, round_)
 
 
 def reinforce_chunk(generator: Generator, problems: Sequence[Problem], make_prompt, cfg: Rounds,
                     prov: Provenance, *, base_seed: int, chunk: int, require_valid_steps: bool = False,
-                    progress: Callable[[str], None] = lambda message: None) -> tuple[list[dict], dict]:
+                    progress: Callable[[str], None] = lambda message: None) -> ChunkResult:
     """Sample rationales, verify them, keep correct ones; retry unsolved problems in later rounds.
 
     Every kept shot records its step check (``steps_checked``, ``steps_wrong``). With ``require_valid_steps`` a
@@ -128,9 +177,7 @@ def reinforce_chunk(generator: Generator, problems: Sequence[Problem], make_prom
     seen: dict[str, set[str]] = {p.id: set() for p in problems}
     rows: list[dict] = []
     unsolved = list(problems)
-    stats: dict[str, Any] = {"tried": len(problems), "solved_per_round": [], "samples": 0,
-                             "prompt_tokens": 0, "completion_tokens": 0, "empty": 0,
-                             "methods": Counter(), "errors": Counter(), "wrong_step_rejected": 0}
+    stats = ChunkStats(tried=len(problems))
     for r in range(cfg.rounds):
         if not unsolved:
             break
@@ -147,7 +194,7 @@ def reinforce_chunk(generator: Generator, problems: Sequence[Problem], make_prom
             _count(stats, c, judged)
             steps = {t: step_counts(t.strip(), task) for t, v in judged if v.correct}
             if require_valid_steps:
-                stats["wrong_step_rejected"] += sum(s["steps_wrong"] > 0 for s in steps.values())
+                stats.wrong_step_rejected += sum(s["steps_wrong"] > 0 for s in steps.values())
                 judged = [(t, v) for t, v in judged if not (t in steps and steps[t]["steps_wrong"])]
             kept = keep_correct(judged, cfg.keep, cfg.cap, seen[p.id])
             tokens = dict(zip(c.texts, c.completion_tokens))
@@ -156,23 +203,21 @@ def reinforce_chunk(generator: Generator, problems: Sequence[Problem], make_prom
                               completion_tokens=tokens[t], **steps[t]) for t, v in kept]
             if not kept:
                 still.append(p)
-        stats["solved_per_round"].append(len(unsolved) - len(still))
+        stats.solved_per_round.append(len(unsolved) - len(still))
         progress(f"chunk {chunk + 1} round {r + 1}/{cfg.rounds}: solved {len(unsolved) - len(still)} of "
                  f"{len(unsolved)} at temperature {sampling.temperature}")
         unsolved = still
-    stats["methods"], stats["errors"] = dict(stats["methods"]), dict(stats["errors"])
-    return rows, stats
+    stats.kept = len(rows)
+    return ChunkResult(rows, stats)
 
 
-def _count(stats: dict, completion: Completion, judged: list[tuple[str, verifiers.Verdict]]) -> None:
-    stats["samples"] += len(judged)
-    stats["prompt_tokens"] += completion.prompt_tokens
-    stats["completion_tokens"] += sum(completion.completion_tokens)
-    stats["empty"] += sum(not t.strip() for t, _ in judged)
-    for _, v in judged:
-        stats["methods"][v.method] += 1
-        if v.error:
-            stats["errors"][v.error] += 1
+def _count(stats: ChunkStats, completion: Completion, judged: list[tuple[str, verifiers.Verdict]]) -> None:
+    stats.samples += len(judged)
+    stats.prompt_tokens += completion.prompt_tokens
+    stats.completion_tokens += sum(completion.completion_tokens)
+    stats.empty += sum(not t.strip() for t, _ in judged)
+    stats.methods.update(v.method for _, v in judged)
+    stats.errors.update(v.error for _, v in judged if v.error)
 
 
 def template_prompt(template: Template, shots: Sequence[tuple[str, str]] = ()):

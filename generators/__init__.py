@@ -1,12 +1,13 @@
 """Everything that talks to a model. ``load_generator`` picks the backend for a model name."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 from generators.base import (BadRequestError, Completion, GenerationError, Generator, Prompt, Sampling,
                              prompt_hash)
 
-__all__ = ["BadRequestError", "Completion", "GenerationError", "Generator", "Prompt", "Sampling",
+__all__ = ["BadRequestError", "Completion", "GenerationError", "Generator", "GeneratorConfig", "Prompt", "Sampling",
            "load_generator", "prompt_hash"]
 
 _CACHE: dict[tuple, Generator] = {}
@@ -30,3 +31,19 @@ def load_generator(model: str = "embedded", *, endpoints: Sequence[str] = (), se
             _CACHE[key] = VLLMGenerator(model, seed=seed,
                                         **({"max_model_len": max_model_len} if max_model_len else {}))
     return _CACHE[key]
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Which generator to use, as a picklable value: resolved where it is used (a Dask worker, a scheduled job),
+    once per process, since :func:`load_generator` caches."""
+
+    model: str = "embedded"
+    endpoints: tuple[str, ...] = ()
+    seed: int = 0
+    max_model_len: int | None = None
+    chat: bool = True
+
+    def resolve(self) -> Generator:
+        return load_generator(self.model, endpoints=self.endpoints, seed=self.seed, max_model_len=self.max_model_len,
+                              chat=self.chat)

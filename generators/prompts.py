@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from generators.base import Prompt
 
@@ -18,20 +18,20 @@ ANSWER_FORMAT = {
 
 # Two worked examples per task for the few-shot CoT template (written for manyshot, not from a dataset).
 FEW_SHOT = {
-    "gsm8k": [
+    "gsm8k": (
         ("Tom has 3 boxes with 12 apples each. He gives away 10 apples. How many apples does he have left?",
          "Tom starts with 3 * 12 = 36 apples. After giving away 10 he has 36 - 10 = 26 apples.\nThe answer is 26"),
         ("A shirt costs $20 and is on sale for 25% off. What is the sale price in dollars?",
          "The discount is 25% of 20, which is 0.25 * 20 = 5 dollars. The sale price is 20 - 5 = 15 dollars.\nThe answer is 15"),
-    ],
-    "math": [
+    ),
+    "math": (
         ("What is the sum of the roots of $x^2 - 5x + 6 = 0$?",
          "By Vieta's formulas the sum of the roots of $x^2 + bx + c$ is $-b$, so the sum is $5$. "
          "Indeed $x^2-5x+6=(x-2)(x-3)$ has roots $2$ and $3$.\nThe final answer is $\\boxed{5}$."),
         ("Simplify $\\frac{12}{18}$.",
          "The greatest common divisor of 12 and 18 is 6, so $\\frac{12}{18} = \\frac{2}{3}$.\n"
          "The final answer is $\\boxed{\\frac{2}{3}}$."),
-    ],
+    ),
 }
 
 # The paper's MATH prompt (Minerva, Lewkowycz et al. 2022, appendix D.2): four MATH training problems with
@@ -78,23 +78,16 @@ class Template:
 
     def prompt(self, question: str, shots: Sequence[tuple[str, str]] = ()) -> Prompt:
         """System instruction, then template examples and shots as user/assistant turns, then the question."""
-        messages: Prompt = [{"role": "system", "content": self.system}]
-        for q, a in (*self.examples, *shots):
-            messages.append({"role": "user", "content": q})
-            messages.append({"role": "assistant", "content": a})
-        messages.append({"role": "user", "content": question})
-        return messages
+        return chat(self.system, (*self.examples, *shots), question)
 
 
-def cot_template(task: str, few_shot: bool) -> Template:
-    """The zero-shot or few-shot chain-of-thought template for ``task`` (MATH few-shot: the Minerva 4-shot prompt)."""
-    if task not in ANSWER_FORMAT:
-        raise ValueError(f"unknown task {task!r}; expected one of {sorted(ANSWER_FORMAT)}")
-    if not few_shot:
-        return Template(id=f"{task}-cot-zeroshot-v1", task=task, system=ANSWER_FORMAT[task])
-    if task == "math":
-        return Template(id="math-cot-minerva4-v1", task=task, system=ANSWER_FORMAT[task], examples=MINERVA_MATH)
-    return Template(id=f"{task}-cot-fewshot-v1", task=task, system=ANSWER_FORMAT[task], examples=tuple(FEW_SHOT[task]))
+def chat(system: str, turns: Iterable[tuple[str, str]], question: str) -> Prompt:
+    """The one shape of every prompt: a system instruction, (user, assistant) turns, then the question."""
+    messages: Prompt = [{"role": "system", "content": system}]
+    for q, a in turns:
+        messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+    messages.append({"role": "user", "content": question})
+    return messages
 
 
 def generate_query_prompt(task: str, seeds: Sequence[str]) -> Prompt:

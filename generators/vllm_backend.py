@@ -56,6 +56,16 @@ def _reseed_worker(worker: Any, seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def reseed(llm: Any, seed: int) -> None:
+    """Reseed the sampling RNG of every worker of a ``vllm.LLM``, as :meth:`VLLMGenerator.generate` does before
+    each batch (benchmarks use it to drive a raw engine the same way)."""
+    try:
+        llm.collective_rpc(_reseed_worker, args=(seed,))
+    except Exception as e:  # e.g. a multiprocess engine core that refuses to pickle functions
+        raise GenerationError(f"could not reseed the vLLM workers ({e}); run the engine in-process "
+                              "(VLLM_ENABLE_V1_MULTIPROCESSING=0)") from e
+
+
 class VLLMGenerator:
     """A vLLM ``LLM`` engine for one model, kept alive across :meth:`generate` calls.
 
@@ -301,11 +311,12 @@ class VLLMGenerator:
         return outputs
 
     def _reseed(self, seed: int) -> None:
-        try:
-            self._llm.collective_rpc(_reseed_worker, args=(seed,))
-        except Exception as e:  # e.g. a multiprocess engine core that refuses to pickle functions
-            raise GenerationError(f"could not reseed the vLLM workers ({e}); run the engine in-process "
-                                  "(VLLM_ENABLE_V1_MULTIPROCESSING=0)") from e
+        reseed(self._llm, seed)
+
+    @property
+    def engine(self) -> Any:
+        """The ``vllm.LLM`` this generator drives (for benchmarks that compare against raw engine calls)."""
+        return self._llm
 
 
 def _span_score(out: Any, ids: list[int], start: int, cached: int) -> Score:

@@ -14,7 +14,7 @@ from flows.build import BuildSpec, Selection, build_bank
 from flows.cli import main
 from flows.data import load_problems
 from flows.evaluate import EvalSpec, evaluate
-from flows.shots import ground_truth_rationale
+from flows.tasks import TASKS
 from generators.base import Generator, Score
 from generators.fake import FakeGenerator
 from generators.openai_backend import OpenAIGenerator
@@ -78,7 +78,7 @@ def test_nll_table_matches_hand_computed_values(results):
     # The targets are the reference solutions (calculator annotations stripped, "The answer is N" appended).
     items = list(dict.fromkeys(pd.read_parquet(folder / "results.parquet")["item_id"]))[:3]
     by_id = {p.id: p for p in load_problems("gsm8k", "test", DATA_DIR)}
-    golds = [ground_truth_rationale(by_id[i]) for i in items]
+    golds = [TASKS["gsm8k"].gold_rationale(by_id[i]) for i in items]
     assert all("<<" not in g and "The answer is" in g for g in golds)
     tokens = sum(len(g.split()) for g in golds)
     assert table.loc[(gt, "2"), "tokens"] == 2 * tokens  # two seeds

@@ -1,7 +1,7 @@
 """Three builds of the same bank started together, as separate processes, share the work.
 
 Two ``manyshot bank build`` processes (the CLI's entry point, ``python -m flows.cli``) and one sharded build
-(``build_bank_sharded`` in ``python -c``) build the same reinforced GSM8K bank against one scripted
+(``build_bank(..., submit=True)`` in ``python -c``) build the same reinforced GSM8K bank against one scripted
 OpenAI-compatible server in this process (one endpoint per process, so the test knows who asked). The
 server holds every request until every chunk has been asked for and every process has either asked for a
 chunk or said it is waiting for one, so the three processes are inside the chunk loop at the same time.
@@ -35,14 +35,14 @@ FALLBACK_S = 120  # release the held requests after this long even if the proces
 
 SHARDED = """
 import sys
-from flows.build import BuildSpec, Selection
-from flows.scale import GeneratorRef, build_bank_sharded
+from flows.build import BuildSpec, Selection, build_bank
 from flows.shots import Rounds
+from generators import GeneratorConfig
 url, data_dir, out, limit, chunk, samples = sys.argv[1:]
 spec = BuildSpec(mode="reinforced", model="fake-model", chunk_size=int(chunk),
                  selection=Selection(task="gsm8k", limit=int(limit)),
                  rounds=Rounds(samples=int(samples), temperature=0.7, retry_temperature=1.0, max_tokens=64, rounds=1))
-print(build_bank_sharded(spec, data_dir=data_dir, out=out, generator=GeneratorRef("fake-model", endpoints=(url,))))
+print(build_bank(spec, data_dir=data_dir, out=out, generator=GeneratorConfig("fake-model", endpoints=(url,)), submit=True))
 """
 
 

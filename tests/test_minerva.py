@@ -3,10 +3,12 @@ import pytest
 
 from flows.build import BuildSpec, Selection, build_bank, load_selection
 from flows.bank import read_bank
-from flows.data import load_problems, normalize_text
+from flows.data import load_problems
+from flows.problem import normalize_text
 from flows.shots import Rounds
 from generators.fake import FakeGenerator
-from generators.prompts import MINERVA_MATH, MINERVA_MATH_IDS, cot_template
+from flows.tasks import cot_template
+from generators.prompts import MINERVA_MATH, MINERVA_MATH_IDS
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

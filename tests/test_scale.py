@@ -1,12 +1,13 @@
-"""Sharded bank builds on a local Dask cluster: same rows as a single-worker build."""
+"""Sharded bank builds (``build_bank(..., submit=True)``, on a local Dask cluster with ``sharded``): same rows as a
+single-worker build."""
 import pyarrow.parquet as pq
 import pytest
 
 from conftest import bank_content, gsm8k_solver
-from flows import scale
 from flows.bank import read_bank
-from flows.build import BuildSpec, Selection, build_bank
+from flows.build import BuildSpec, Selection, build_bank, resolve_generator, sharded
 from flows.shots import BuildError, Rounds
+from generators import GeneratorConfig
 from generators.fake import FakeGenerator
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -31,7 +32,7 @@ def dask2():
 def test_two_dask_workers_give_the_single_worker_bank(tmp_path, data_dir, dask2):
     solver = gsm8k_solver(correct_every=2)
     serial = build_bank(spec(), data_dir=str(data_dir), out=str(tmp_path / "a"), generator=FakeGenerator(solver))
-    two = scale.sharded(address=dask2)(spec(), data_dir=str(data_dir), out=str(tmp_path / "b"),
+    two = sharded(address=dask2)(spec(), data_dir=str(data_dir), out=str(tmp_path / "b"),
                                          generator=FakeGenerator(solver))
     assert bank_content(two).equals(bank_content(serial))
     # same content-addressed name as build_bank, and the same report
@@ -44,21 +45,23 @@ def test_sharded_build_resumes_serial_checkpoints(tmp_path, data_dir):
     solver = gsm8k_solver()
     build_bank(spec(limit=6), data_dir=str(data_dir), out=str(tmp_path), generator=FakeGenerator(solver))
     gen = FakeGenerator(solver)
-    path = scale.build_bank_sharded(spec(limit=12), data_dir=str(data_dir), out=str(tmp_path), generator=gen)
+    path = build_bank(spec(limit=12), data_dir=str(data_dir), out=str(tmp_path), generator=gen, submit=True)
     assert len(gen.calls) == 2  # chunks 3 and 4 only (thread runner: the instance is shared)
     assert pq.read_metadata(path).num_rows == 12
 
 
 def test_ground_truth_needs_no_model_and_generated_is_refused(tmp_path, data_dir):
-    path = scale.build_bank_sharded(spec("ground-truth", limit=7), data_dir=str(data_dir), out=str(tmp_path),
-                                    generator=scale.GeneratorRef("no-such-model"))
+    path = build_bank(spec("ground-truth", limit=7), data_dir=str(data_dir), out=str(tmp_path),
+                      generator=GeneratorConfig("no-such-model"), submit=True)
     rows = read_bank(path)[0].to_pylist()
     assert len(rows) == 7 and all(r["model"] is None for r in rows)
     with pytest.raises(BuildError, match="cannot run in parallel"):
-        scale.build_bank_sharded(spec("generated"), data_dir=str(data_dir), out=str(tmp_path))
+        build_bank(spec("generated"), data_dir=str(data_dir), out=str(tmp_path), submit=True)
 
 
-def test_worker_generator_resolution():
+def test_generator_resolution():
+    """An instance is used as is (metered for the progress display); sources without a model load none."""
     fake = FakeGenerator()
-    assert scale.worker_generator(spec(), fake) is fake
-    assert scale.worker_generator(spec("unsupervised"), scale.GeneratorRef("x")) is None
+    assert resolve_generator(spec(), fake).inner is fake
+    assert resolve_generator(spec("unsupervised"), GeneratorConfig("x")) is None
+    assert resolve_generator(spec("ground-truth"), fake) is None

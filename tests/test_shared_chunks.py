@@ -2,6 +2,7 @@
 dies; a refresh's first version shares the plain build's checkpoints."""
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -16,9 +17,8 @@ import pytest
 from conftest import bank_content, gsm8k_solver
 from flows import bank as banks
 from flows import refresh as rf
-from flows.build import BuildSpec, Selection, build_bank, chunk_key
+from flows.build import BuildSpec, Selection, build_bank, chunks
 from flows.data import load_problems, select
-from flows.scale import build_bank_sharded
 from flows.shots import Rounds
 from generators.fake import FakeGenerator
 
@@ -42,12 +42,12 @@ def spec(limit=LIMIT):
 
 def chunk_paths(out: Path, data_dir: Path) -> tuple[list[Path], list[list[str]]]:
     problems = select(load_problems("gsm8k", "train", data_dir), limit=LIMIT, seed=0)
-    chunks = [problems[i:i + CHUNK] for i in range(0, LIMIT, CHUNK)]
+    parts = chunks(problems, CHUNK)
     store = banks.ChunkStore(out, banks.config_key(spec().key_config(with_limit=False)))
-    return [store.path(chunk_key(i, c)) for i, c in enumerate(chunks)], [[p.question for p in c] for c in chunks]
+    return [store.path(c.key) for c in parts], [[p.question for p in c.problems] for c in parts]
 
 
-@pytest.mark.parametrize("runner", [build_bank, build_bank_sharded], ids=["serial", "sharded"])
+@pytest.mark.parametrize("runner", [build_bank, functools.partial(build_bank, submit=True)], ids=["serial", "sharded"])
 def test_a_chunk_held_elsewhere_is_skipped_then_made_when_its_holder_dies(tmp_path, data_dir, runner):
     out = tmp_path / "banks"
     paths, questions = chunk_paths(out, data_dir)

@@ -7,9 +7,10 @@ import pytest
 
 from conftest import gsm8k_solver
 from flows.build import BuildSpec, Selection, build_bank
-from flows.data import Problem
+from flows.problem import Problem
 from flows.evaluate import EvalError, EvalSpec, evaluate
-from flows.manyshot import Shot, many_shot_prompt
+from flows.manyshot import many_shot_prompt
+from flows.schema import Shot
 from flows.metrics import markdown_table, prompt_tokens_table, summarize
 from flows.shotcounts import MAX, ShotCountError, parse_shots, resolve_max
 from generators.fake import FakeGenerator

@@ -53,7 +53,7 @@ def test_cache_read_nll_equals_no_cache_nll(gen):
 
 
 def test_a_target_inside_the_cached_part_is_recomputed(gen):
-    block = gen._llm.llm_engine.vllm_config.cache_config.block_size
+    block = gen.engine.llm_engine.vllm_config.cache_config.block_size
     prompt = [{"role": "user", "content": "List the numbers from 1 to 200."}]
     target = ", ".join(str(i) for i in range(1, 201))
     assert len(gen.tokenizer(target, add_special_tokens=False)["input_ids"]) > 2 * block
