@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import tomllib
 import zoneinfo
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
