@@ -56,7 +56,7 @@ def eval_spec(entry: Mapping[str, Any], where: str = "eval") -> EvalSpec:
     """The evaluation of ``entry`` (keys: :data:`EVAL_KEYS`; ``task`` required). Without a ``temperature``, one
     sample per question decodes greedily and several sample at 0.7 (majority vote)."""
     _check(entry, EVAL_KEYS, ("task",), where)
-    fields = {key: tuple(entry[key]) if key in TUPLES else entry[key] for key in EVAL_KEYS if key in entry}
+    fields = _pick(entry, {key: key for key in EVAL_KEYS})
     if "select" in fields:
         fields["select"] = parse_select(entry["select"])
     fields.setdefault("temperature", 0.7 if fields.get("samples", 1) > 1 else 0.0)
