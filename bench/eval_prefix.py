@@ -219,7 +219,7 @@ def main() -> int:
             load = os.getloadavg()[0]
             with instrumented(g):
                 t0 = time.perf_counter()
-                folder = evaluate(spec_for(ks), data_dir=data_dir, out=str(work / f"eval-{len(rows)}"), generator=proxy)
+                folder = evaluate(spec_for(ks), data_dir=data_dir, out=str(work / f"eval-{len(rows)}"), generator=proxy).folder
                 wall = time.perf_counter() - t0
             s = dict(CLOCK.seconds)
             calls = list(CLOCK.engine_calls)

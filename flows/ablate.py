@@ -7,8 +7,10 @@ servers instead of an in-process engine, for the builds and the evals.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import tomllib
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from flows.evaluate import evaluate
 from flows.html_report import write_report
 from flows.interrupt import CellsInterrupted
 from flows.progress import current, tracking
+from flows.results import EvalResult
 from flows.report_artifacts import publish_report_artifacts
 from flows.shots import BuildError
 from generators import load_generator
@@ -81,30 +84,39 @@ def _run_ablation(spec: dict[str, Any], config: str, data_dir: str | None, root:
         paths[b["name"]] = build_bank(bank_spec(b, model, paths), data_dir=data_dir, out=str(root / "banks"),
                                       generator=generator)
         current().advance()
-    summaries, sections = [], []
     target = root / f"ablation-{Path(config).stem}"
     target.mkdir(parents=True, exist_ok=True)
+    results = []
     for i, e in enumerate(spec["evals"], start=1):
         chosen = tuple(paths[n] for n in e.get("banks", list(paths)))
         defaults = {k: spec[k] for k in EVAL_ENTRY_KEYS - {"task", "banks"} if k in spec}
         evaluation = eval_spec(defaults | e | {"banks": chosen, "model": model}, f"{config}: eval {i}")
         try:
-            folder = evaluate(evaluation, data_dir=data_dir, out=str(root / "evals"), generator=generator)
+            results.append(evaluate(evaluation, data_dir=data_dir, out=str(root / "evals"), generator=generator))
         except CellsInterrupted as exc:  # name the eval: the banks and the evals before it are finished
             raise CellsInterrupted(exc.progress, exc.signum,
                                    f"ablation {config}, eval {i} of {len(spec['evals'])} on {e['task']}: ") from None
         current().advance()
-        summaries.append(pd.read_csv(Path(folder) / "summary.csv").assign(eval_task=e["task"]))
-        plot_name = f"accuracy-{e['task']}.png"
-        shutil.copyfile(Path(folder) / "accuracy.png", target / plot_name)
-        body = (Path(folder) / "summary.md").read_text().split("\n", 1)[1].strip()  # less its own title
-        sections.append(f"## eval on {e['task']}\n\nresults: {folder}\n\n{body}\n\n![{e['task']}]({plot_name})")
-    combined = pd.concat(summaries)
-    combined.to_csv(target / "summary.csv", index=False)
-    names = "\n".join(f"- {n}: {p}" for n, p in paths.items())
-    (target / "summary.md").write_text(f"# ablation {config}\n\nbanks:\n{names}\n\n" + "\n\n".join(sections) + "\n")
+    write_summary(target, config, paths, results)
     report = write_report(target, data_dir=data_dir)
     publish_report_artifacts(target, report)
     print((target / "summary.md").read_text())
     print(f"report: {report}")
     return str(target)
+
+
+def write_summary(target: Path, config: str, paths: dict[str, str], results: list[EvalResult]) -> None:
+    """The ablation folder's summary.csv (every eval's rows, with ``eval_task``), summary.json (bank paths and, per
+    eval, its run folder, skipped cells and overlaps), summary.md and one plot per eval."""
+    pd.concat([r.summary.assign(eval_task=r.task) for r in results]).to_csv(target / "summary.csv", index=False)
+    evals = [{"task": r.task, "folder": str(r.folder), "skipped": [asdict(s) for s in r.skipped],
+              "overlaps": r.overlaps} for r in results]
+    meta = {"title": f"ablation {config}", "banks": paths, "evals": evals}
+    (target / "summary.json").write_text(json.dumps(meta, indent=1) + "\n")
+    sections = []
+    for r in results:
+        shutil.copyfile(r.folder / "accuracy.png", target / f"accuracy-{r.task}.png")
+        sections.append(f"## eval on {r.task}\n\nresults: {r.folder}\n\n{r.body()}\n\n"
+                        f"![{r.task}](accuracy-{r.task}.png)")
+    names = "\n".join(f"- {n}: {p}" for n, p in paths.items())
+    (target / "summary.md").write_text(f"# {meta['title']}\n\nbanks:\n{names}\n\n" + "\n\n".join(sections) + "\n")

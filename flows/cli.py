@@ -204,7 +204,7 @@ def _eval(args) -> str:
     from flows.evaluate import evaluate
 
     spec = eval_spec({k: v for k, v in vars(args).items() if k in EVAL_KEYS}, "manyshot eval")
-    return evaluate(spec, data_dir=args.data_dir, out=args.out, generator=_generator(args))
+    return str(evaluate(spec, data_dir=args.data_dir, out=args.out, generator=_generator(args)).folder)
 
 
 def _bank_list(args) -> None:
@@ -261,7 +261,7 @@ def _run(args) -> None:
     results = evaluate(EvalSpec(task=d["task"], banks=(reinforced, truth), shots=_ints(d["shots"]),
                                 limit=d["eval_limit"], model=args.model, max_tokens=384),
                        data_dir=args.data_dir, out=str(out / "evals"))
-    print(f"\nreinforced bank: {reinforced}\nground-truth bank: {truth}\nresults: {results}")
+    print(f"\nreinforced bank: {reinforced}\nground-truth bank: {truth}\nresults: {results.folder}")
 
 
 def _prepare_environment() -> None:

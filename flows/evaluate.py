@@ -36,10 +36,10 @@ from flows.embeddings import EmbeddingError
 from flows.interrupt import CellsInterrupted, SweepProgress, deferred_signals, signal_number, signals_allowed
 from flows.locks import claim
 from flows.manyshot import BankView, contaminated, many_shot_prompt
-from flows.metrics import markdown_table, order_spread, order_spread_table, plot, plot_orders, prompt_tokens_table, \
-    summarize
+from flows.metrics import order_spread, plot, plot_orders, summarize
 from flows.problem import Problem
 from flows.progress import current, metered, tracking
+from flows.results import EvalResult, Skipped
 from flows.retries import retry_model_errors
 from flows.schema import RESULT_SCHEMA, to_table, validate
 from flows.selection import SelectionError, ShotSelector, make_selectors, parse_select
@@ -213,8 +213,8 @@ def _check_leakage(spec: EvalSpec, views: list[BankView], test: list[Problem]) -
 
 @flow(name="evaluate", validate_parameters=False, log_prints=True)
 def evaluate(spec: EvalSpec, data_dir: str | None = None, out: str | None = None,
-             generator: Generator | None = None) -> str:
-    """Run (or resume) the evaluation; return the results folder."""
+             generator: Generator | None = None) -> EvalResult:
+    """Run (or resume) the evaluation; return its result (the run folder, the summary rows, skipped cells)."""
     logger = get_run_logger()
     try:
         shot_counts = parse_shots(spec.shots)
@@ -243,7 +243,7 @@ def evaluate(spec: EvalSpec, data_dir: str | None = None, out: str | None = None
                     current().note(f"waiting for cell {n} ({key}) from another process")
                     run.step(n, cell, wait=True)
             subjects = {p.id: p.subject for p in items if p.subject}
-            return finish(spec, folder / "runs" / spec.run_key(), run.cell_files(), run.skip_reasons(), leaks,
+            return finish(spec, folder / "runs" / spec.run_key(), run.cell_files(), run.skipped_cells(), leaks,
                           subjects)
     except (KeyboardInterrupt, TerminationSignal) as exc:
         raise CellsInterrupted(run.progress, signal_number(exc)) from None
@@ -276,21 +276,21 @@ class CellRun:
         self.total, self.run_id = total, str(uuid.uuid4())
         self.progress = SweepProgress(parts, total)
         self.done: dict[int, tuple[Path, str]] = {}  # cell number -> (file, K label)
-        self.skipped: dict[int, tuple[str, str]] = {}  # cell number -> (cell key, reason)
+        self.skipped: dict[int, Skipped] = {}  # cell number -> why it did not run
         self.logger = get_run_logger()
 
     def cell_files(self) -> list[tuple[Path, str]]:
         return [self.done[n] for n in sorted(self.done)]
 
-    def skip_reasons(self) -> dict[str, str]:
-        return dict(self.skipped[n] for n in sorted(self.skipped))
+    def skipped_cells(self) -> tuple[Skipped, ...]:
+        return tuple(self.skipped[n] for n in sorted(self.skipped))
 
     def _model(self) -> Generator:
         self.generator = self.generator or metered(load_generator(self.spec.model))  # once a cell needs the model
         return self.generator
 
-    def _skip(self, n: int, key: str, reason: str) -> bool:
-        self.skipped[n] = (key, reason)
+    def _skip(self, n: int, cell: Cell, reason: str) -> bool:
+        self.skipped[n] = Skipped(cell.label, cell.seed, cell.shown_k, reason, cell.selection)
         self.progress.skipped.add(n)
         current().advance(skipped=True)
         return True
@@ -304,7 +304,7 @@ class CellRun:
             if resolution is None:
                 return False
             if resolution.k == 0:
-                return self._skip(n, f"{cell.label}-s{cell.seed}{cell.selection}-kmax", resolution.reason)
+                return self._skip(n, cell, resolution.reason)
             cell = replace(cell, k=resolution.k, k_label=MAX)
         path = self.parts / f"{cell.key}.parquet"
         self.done[n] = (path, cell.shown_k)
@@ -314,7 +314,7 @@ class CellRun:
             current().advance(solved=_correct(path), reused=True)
             return True
         if selector and cell.k > selector.usable:
-            return self._skip(n, cell.key, f"bank {cell.label} has {selector.usable} usable shots, fewer than K={cell.k}")
+            return self._skip(n, cell, f"bank {cell.label} has {selector.usable} usable shots, fewer than K={cell.k}")
         with claim(path, wait=wait) as got:
             if not got:
                 return False
@@ -329,7 +329,7 @@ class CellRun:
             with deferred_signals():  # a signal during Prefect's task bookkeeping waits until the cell is saved
                 table, reason = run_cell(self.spec, generator, cell, self.items, selector, self.run_id)
                 if reason:
-                    return self._skip(n, cell.key, reason)
+                    return self._skip(n, cell, reason)
                 banks.atomic_write(table, path, exclusive=True)
         correct = sum(table.column("correct_strict").to_pylist())
         self.logger.info("cell %d/%d %s: accuracy %.1f%% (%.1f s)", n, self.total, cell.key,
@@ -373,28 +373,21 @@ def labelled(path: Path, k_label: str) -> pa.Table:
     return validate(table, RESULT_SCHEMA)
 
 
-def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], skipped: dict[str, str],
-           leaks: dict[str, set[str]], subjects: dict[str, str] | None = None) -> str:
+def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], skipped: tuple[Skipped, ...],
+           leaks: dict[str, set[str]], subjects: dict[str, str] | None = None) -> EvalResult:
     """Combine this sweep's cells (file, K label) into its run folder, written once: results.parquet, the
-    summary, the plot (with ``--orders`` N > 1 also orders.csv and orders.png: the accuracy spread over orders,
-    overall and per subject) and artifacts. The folder appears whole (a hidden folder renamed into place); a
-    sweep that already has one, identical by construction, leaves it as it is."""
+    summary (:class:`~flows.results.EvalResult`), the plot (with ``--orders`` N > 1 also orders.csv and
+    orders.png: the accuracy spread over orders, overall and per subject) and artifacts. The folder appears
+    whole (a hidden folder renamed into place); a sweep that already has one, identical by construction, leaves
+    it as it is."""
     files = [(f, label) for f, label in cell_files if f.exists()]
     if not files:
-        raise EvalError(f"no cell could run: {skipped}")
+        raise EvalError(f"no cell could run: {'; '.join(s.line for s in skipped)}")
     results = pa.concat_tables([labelled(f, label) for f, label in files])
     frame = results.to_pandas()
-    summary = summarize(frame)
-    spread = order_spread(frame, subjects) if spec.orders > 1 else None
-    title = f"{spec.task}: accuracy vs shots ({spec.model})"
-    text = "\n\n".join([f"## {title}", "strict:", markdown_table(summary, "strict"),
-                        "flexible:", markdown_table(summary, "flexible"),
-                        "prompt tokens per K (mean, max over items):", prompt_tokens_table(summary)]
-                       + (["accuracy spread over shot orders (strict):", order_spread_table(spread)]
-                          if spec.orders > 1 else [])
-                       + [f"overlap with the test split: {label}: {len(ids)} shots excluded"
-                          for label, ids in leaks.items() if ids]
-                       + [f"skipped {key}: {why}" for key, why in skipped.items()])
+    result = EvalResult(spec.task, spec.model, folder, summarize(frame), skipped,
+                        {label: len(ids) for label, ids in leaks.items()},
+                        order_spread(frame, subjects) if spec.orders > 1 else None)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with claim(folder, wait=True):  # one writer at a time; leftovers of a killed one go
         if not (folder / "results.parquet").exists():
@@ -402,15 +395,16 @@ def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], ski
                 shutil.rmtree(stale)
             tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
             banks.atomic_write(results, tmp / "results.parquet")
-            summary.to_csv(tmp / "summary.csv", index=False)
-            if spread is not None:
-                spread.to_csv(tmp / "orders.csv", index=False)
-                plot_orders(frame, tmp / "orders.png", title=f"{title}: shot orders")
-            plot(summary, tmp / "accuracy.png", title=title)
-            (tmp / "summary.md").write_text(text + "\n")
+            result.write(tmp)
+            if result.orders is not None:
+                result.orders.to_csv(tmp / "orders.csv", index=False)
+                plot_orders(frame, tmp / "orders.png", title=f"{result.title}: shot orders")
+            plot(result.summary, tmp / "accuracy.png", title=result.title)
             os.chmod(tmp, 0o777 & ~banks.umask())  # mkdtemp makes 0700
             os.rename(tmp, folder)
-    create_markdown_artifact(markdown=text, key="eval-summary", description=title)
-    create_table_artifact(table=summary.round(4).to_dict("records"), key="eval-accuracy", description=title)
+    text = result.markdown()
+    create_markdown_artifact(markdown=text, key="eval-summary", description=result.title)
+    create_table_artifact(table=result.summary.round(4).to_dict("records"), key="eval-accuracy",
+                          description=result.title)
     print(f"{text}\n\nresults: {folder}")
-    return str(folder)
+    return result

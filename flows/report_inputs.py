@@ -6,8 +6,8 @@ holds ``results.parquet``, ``summary.csv`` and ``summary.md``. An ablation folde
 plots; its samples come from the run folders' results. Ablations from before run folders name the eval
 folder itself, whose ``results.parquet`` a later sweep may have rewritten: their samples come from its cell files.
 
-Skipped cells and test-split overlaps are parsed from ``summary.md`` lines (``skipped <cell>: <why>``,
-``overlap with the test split: ...``): they are not stored in a structured file yet.
+Skipped cells and test-split overlaps come from ``summary.json`` (:mod:`flows.results`, beside the
+``summary.md`` of run and ablation folders); folders written before it existed are read from ``summary.md`` lines.
 
 Analyses: files named ``analysis-*.png``, ``.svg``, ``.csv``, ``.md`` or ``.txt`` in the folder (and
 in an ablation's eval folders) are shown in the report's "Analyses" section.
@@ -26,22 +26,13 @@ import pyarrow.parquet as pq
 
 from flows.bank import read_bank
 from flows.metrics import with_labels
+from flows.results import Skipped, overlap_note, parse_summary_lines, skipped_and_notes
 
 ANALYSIS_SUFFIXES = (".png", ".svg", ".csv", ".md", ".txt")
-_SKIP = re.compile(r"^skipped (?P<bank>.+?)-s(?P<seed>\d+)-k(?P<k>\d+|max): (?P<why>.*)$")
-_OVERLAP = "overlap with the test split:"
 
 
 class ReportError(ValueError):
     """The folder is not an eval results folder or an ablation folder, or is incomplete."""
-
-
-@dataclass
-class Skipped:
-    bank: str
-    seed: int
-    k: str  # the K label: "16" or "max"
-    reason: str
 
 
 @dataclass
@@ -74,18 +65,6 @@ class Inputs:
     evals: list[EvalPart]
     banks: dict[str, BankInfo]
     analyses: list[Path]
-
-
-def parse_summary_lines(text: str) -> tuple[list[Skipped], list[str]]:
-    """Skipped cells and test-split overlap notes from a summary.md written by evaluate or ablate."""
-    skipped, notes = [], []
-    for line in text.splitlines():
-        match = _SKIP.match(line.strip())
-        if match:
-            skipped.append(Skipped(match["bank"], int(match["seed"]), match["k"], match["why"]))
-        elif line.startswith(_OVERLAP):
-            notes.append(line.strip())
-    return skipped, notes
 
 
 def label_key(label: str) -> tuple[int, int | str]:
@@ -146,8 +125,7 @@ def _read_eval_folder(folder: Path) -> EvalPart:
     summary_csv = folder / "summary.csv"
     if not summary_csv.exists():
         raise ReportError(f"{folder} has results.parquet but no summary.csv")
-    text = (folder / "summary.md").read_text() if (folder / "summary.md").exists() else ""
-    skipped, notes = parse_summary_lines(text)
+    skipped, notes = _skipped_and_notes(folder)
     task = str(results["task"].iloc[0]) if len(results) else "?"
     results, other = default_selection(results)
     if other:
@@ -191,34 +169,60 @@ def _eval_folder(listed: str, ablation: Path) -> Path | None:
     return _existing([path, moved, ablation.parent / path])
 
 
-def _read_ablation(folder: Path, bank_dirs: Sequence[Path]) -> Inputs:
+def _skipped_and_notes(folder: Path) -> tuple[list[Skipped], list[str]]:
+    try:
+        return skipped_and_notes(folder)
+    except ValueError as exc:
+        raise ReportError(str(exc)) from None
+
+
+def _ablation_meta(folder: Path) -> dict[str, Any]:
+    """The title, the banks (name -> path) and per eval its task, run folder, skipped cells and notes: from
+    ``summary.json``, or from an older ablation's ``summary.md``."""
+    path = folder / "summary.json"
+    if path.exists():
+        try:
+            meta = json.loads(path.read_text())
+            evals = [{"task": e["task"], "folder": e["folder"], "skipped": [Skipped(**s) for s in e["skipped"]],
+                      "notes": [overlap_note(bank, n) for bank, n in e["overlaps"].items() if n]}
+                     for e in meta["evals"]]
+            return {"title": meta["title"], "banks": meta["banks"], "evals": evals}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ReportError(f"{path} is not an ablation summary.json written by manyshot: {exc}") from None
     text = (folder / "summary.md").read_text()
+    evals = []
+    for section in re.split(r"^## eval on ", text, flags=re.M)[1:]:
+        skipped, notes = parse_summary_lines(section)
+        results_line = re.search(r"^results: (.+)$", section, flags=re.M)
+        evals.append({"task": section.split("\n", 1)[0].strip(), "skipped": skipped, "notes": notes,
+                      "folder": results_line[1].strip() if results_line else None})
+    return {"title": text.split("\n", 1)[0].lstrip("# ").strip(),
+            "banks": dict(re.findall(r"^- ([^:\n]+): (.+\.parquet)$", text, flags=re.M)), "evals": evals}
+
+
+def _read_ablation(folder: Path, bank_dirs: Sequence[Path]) -> Inputs:
+    meta = _ablation_meta(folder)
     summary = with_k_labels(pd.read_csv(folder / "summary.csv"))
-    listed = dict(re.findall(r"^- ([^:\n]+): (.+\.parquet)$", text, flags=re.M))
     search = [*bank_dirs, folder.parent / "banks"]
     banks = {}
-    for name, path in listed.items():
+    for name, path in meta["banks"].items():
         info = locate_bank(Path(path).stem, path, search)
         info.name = name
         banks[info.label] = info
     evals, eval_folders = [], []
-    sections = re.split(r"^## eval on ", text, flags=re.M)[1:]
-    tasks = [s.split("\n", 1)[0].strip() for s in sections]
-    for task, section in zip(tasks, sections):
+    for entry in meta["evals"]:
+        task, notes = entry["task"], entry["notes"]
         part_summary = summary[summary["eval_task"] == task] if "eval_task" in summary else summary
-        skipped, notes = parse_summary_lines(section)
-        results_line = re.search(r"^results: (.+)$", section, flags=re.M)
-        eval_folder = _eval_folder(results_line[1].strip(), folder) if results_line else None
+        eval_folder = _eval_folder(entry["folder"], folder) if entry["folder"] else None
         if eval_folder is None:
-            notes.append(f"eval folder {results_line[1] if results_line else '?'} not found: no samples")
+            notes.append(f"eval folder {entry['folder'] or '?'} not found: no samples")
             results = pd.DataFrame()
         else:
             eval_folders.append(eval_folder)
             results, other = default_selection(_cell_rows(eval_folder, part_summary))
             notes += [other] if other else []
-        evals.append(EvalPart(task, eval_folder, part_summary.reset_index(drop=True), results, skipped, notes))
-    title = text.split("\n", 1)[0].lstrip("# ").strip()
-    return Inputs("ablation", folder, title, evals, banks, _analyses([folder, *eval_folders]))
+        evals.append(EvalPart(task, eval_folder, part_summary.reset_index(drop=True), results, entry["skipped"], notes))
+    return Inputs("ablation", folder, meta["title"], evals, banks, _analyses([folder, *eval_folders]))
 
 
 def read_inputs(folder: Path | str, bank_dirs: Sequence[Path | str] = ()) -> Inputs:

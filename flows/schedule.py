@@ -271,7 +271,7 @@ def scheduled_eval(job: dict, out: str, data_dir: str | None = None, model: str 
     ref = _generator_config(job, model, endpoints)
     generator = ref.resolve() if ref.endpoints else None
     print(f"evaluating {[Path(b).name for b in spec.banks]} on {spec.task}")
-    return evaluate(spec, data_dir=data_dir, out=str(Path(out) / "evals"), generator=generator)
+    return str(evaluate(spec, data_dir=data_dir, out=str(Path(out) / "evals"), generator=generator).folder)
 
 
 @flow(name="scheduled-ablation", log_prints=True)

@@ -1,6 +1,9 @@
 """``manyshot ablate``: banks of every mode, a MATH -> GSM8K transfer eval, seeds, reuse on rerun, skips."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -9,6 +12,8 @@ import flows.evaluate as evaluate
 from conftest import DATA_DIR, gsm8k_solver
 from flows.ablate import load_spec, run_ablation
 from flows.data import load_problems
+from flows.report_inputs import read_inputs
+from flows.results import Skipped
 from flows.shots import BuildError
 from generators.fake import FakeGenerator
 
@@ -97,6 +102,16 @@ def test_ablation_grid_with_transfer_then_rerun_reuses_everything(tmp_path, data
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "](accuracy-gsm8k.png)" in text
     report = (tmp_path / "runs" / "ablation-grid" / "report.html").read_text()
     assert "<img" in report and "data:image/png;base64," in report  # the HTML report, written beside the summary
+    meta = json.loads((tmp_path / "runs" / "ablation-grid" / "summary.json").read_text())  # the same, as data
+    assert list(meta["banks"]) == ["gt", "reinforced", "unsupervised", "math"] and len(meta["evals"]) == 1
+    assert Path(meta["evals"][0]["folder"]).parent.name == "runs" and f"results: {meta['evals'][0]['folder']}" in text
+    skipped = [Skipped(**s) for s in meta["evals"][0]["skipped"]]
+    assert skipped and all(s.line in text for s in skipped)
+    structured = read_inputs(target).evals[0]
+    (tmp_path / "runs" / "ablation-grid" / "summary.json").rename(tmp_path / "summary.json")
+    legacy = read_inputs(target).evals[0]  # an ablation from before summary.json: parsed from its summary.md
+    assert legacy.skipped == structured.skipped == skipped and legacy.folder == structured.folder
+    (tmp_path / "summary.json").rename(tmp_path / "runs" / "ablation-grid" / "summary.json")
 
     again = run_ablation(str(config), data_dir=str(data_dir), out=str(tmp_path / "runs"))
     assert again == target and len(fake.calls) == calls  # banks and cells reused: no model call

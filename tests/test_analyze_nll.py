@@ -58,7 +58,7 @@ def results(tmp_path_factory):
     unsup = build_bank(BuildSpec(mode="unsupervised", selection=Selection(task="gsm8k", limit=5)),
                        data_dir=str(DATA_DIR), out=str(root / "banks"))
     spec = EvalSpec(task="gsm8k", banks=(gt, unsup), shots=(0, 2, 4), seeds=2, limit=4, max_tokens=16)
-    folder = evaluate(spec, data_dir=str(DATA_DIR), out=str(root / "evals"), generator=FakeGenerator())
+    folder = evaluate(spec, data_dir=str(DATA_DIR), out=str(root / "evals"), generator=FakeGenerator()).folder
     return Path(folder), Path(gt).stem, Path(unsup).stem
 
 

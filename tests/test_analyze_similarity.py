@@ -55,7 +55,7 @@ def tiny_eval(tmp_path_factory, data_dir, prefect_harness):
         return f"The answer is {right[question]}" if question in right else "The answer is -12345"
 
     folder = evaluate(EvalSpec(task="gsm8k", banks=(bank,), shots=(0, 1, 2), limit=6, max_tokens=32),
-                      data_dir=str(data_dir), out=str(root / "evals"), generator=FakeGenerator(script))
+                      data_dir=str(data_dir), out=str(root / "evals"), generator=FakeGenerator(script)).folder
     table, _ = read_bank(bank)
     view = BankView.from_rows("b", table.to_pylist())
     order = shot_order(view, 0, contaminated(view, test))

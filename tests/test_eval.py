@@ -96,7 +96,7 @@ def test_eval_flow_end_to_end_with_fake(tmp_path, data_dir):
                       data_dir=str(data_dir), out=str(tmp_path / "banks"))
     gen = FakeGenerator(solver)
     spec = EvalSpec(task="gsm8k", banks=(bank,), shots=(0, 2, 4), seeds=2, limit=6, max_tokens=32)
-    folder = evaluate(spec, data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=gen)
+    folder = evaluate(spec, data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=gen).folder
     results = pq.read_table(f"{folder}/results.parquet").to_pandas()
     assert len(results) == 6 * (1 + 2 * 2) and results["correct_strict"].all()
     assert sorted(results.groupby(["seed", "k"]).size().index.tolist()) == [(0, 0), (0, 2), (0, 4), (1, 2), (1, 4)]
@@ -109,11 +109,11 @@ def test_eval_flow_end_to_end_with_fake(tmp_path, data_dir):
     assert calls == 5 and [s.seed for _, s in gen.calls] == [0, 0, 0, 1, 1]
     written = Path(folder, "results.parquet").stat().st_mtime_ns
     (Path(folder).parent / f".{Path(folder).name}.tmp-killed").mkdir()  # as a killed writer of this folder leaves it
-    assert evaluate(spec, data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=gen) == folder
+    assert evaluate(spec, data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=gen).folder == folder
     assert len(gen.calls) == calls  # finished cells are reused
     assert Path(folder, "results.parquet").stat().st_mtime_ns == written  # and the results are written once
     wider = EvalSpec(task="gsm8k", banks=(bank,), shots=(2, 4, 8), seeds=3, limit=6, max_tokens=32)
-    again = evaluate(wider, data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=gen)
+    again = evaluate(wider, data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=gen).folder
     assert len(gen.calls) == calls + 5  # new cells only: s0k8, s1k8, s2k2, s2k4, s2k8
     assert Path(again).parent == Path(folder).parent and again != folder  # the same cells, a results folder of its own
     assert sorted(pd.read_csv(f"{again}/summary.csv")["k"].unique()) == [2, 4, 8]
@@ -126,7 +126,7 @@ def test_eval_skips_k_beyond_the_context_and_refuses_leaks(tmp_path, data_dir):
                       data_dir=str(data_dir), out=str(tmp_path / "banks"))
     gen = FakeGenerator(gsm8k_solver(), max_model_len=2000)
     folder = evaluate(EvalSpec(task="gsm8k", banks=(bank,), shots=(1, 32), limit=3, max_tokens=100),
-                      data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=gen)
+                      data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=gen).folder
     text = open(f"{folder}/summary.md").read()
     assert "skipped" in text and "K=32 needs up to" in text and "max_model_len 2000" in text
     leaky = build_bank(BuildSpec(mode="unsupervised", selection=Selection(task="gsm8k", split="test", limit=5)),

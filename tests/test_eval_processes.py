@@ -247,7 +247,7 @@ def test_sigint_sigterm_and_kill_9_keep_finished_cells_and_rerun_computes_the_re
         reference = evaluate(EvalSpec(task="gsm8k", banks=(bank,), shots=(0, 2, 4), seeds=SEEDS, limit=LIMIT,
                                       model="fake-model", max_tokens=64), data_dir=str(data_dir),
                              out=str(tmp_path / "reference"), generator=OpenAIGenerator(solver.server.url,
-                                                                                        model="fake-model"))
+                                                                                        model="fake-model")).folder
         got, want = content(folder / "results.parquet"), content(Path(reference) / "results.parquet")
         assert len(got) == CELLS * LIMIT and got.equals(want)
         assert 0 < got.correct_strict.sum() < len(got)  # the comparison covers right and wrong answers

@@ -61,7 +61,7 @@ def results(tmp_path_factory):
     unsup = build_bank(BuildSpec(mode="unsupervised", selection=Selection(task="gsm8k", limit=3)),
                        data_dir=str(DATA_DIR), out=str(root / "banks"))
     spec = EvalSpec(task="gsm8k", banks=(gt, unsup), shots=(0, 2, 4), seeds=2, limit=5, max_tokens=32)
-    folder = evaluate(spec, data_dir=str(DATA_DIR), out=str(root / "evals"), generator=FakeGenerator(scored_script()))
+    folder = evaluate(spec, data_dir=str(DATA_DIR), out=str(root / "evals"), generator=FakeGenerator(scored_script())).folder
     items = select(load_problems("gsm8k", "test", DATA_DIR), limit=5, seed=0)
     return Path(folder), Path(gt), Path(unsup), items
 

@@ -118,7 +118,7 @@ def test_eval_runs_selections_and_orders_as_cells_of_their_own(tmp_path, data_di
     spec = EvalSpec(task="gsm8k", banks=(bank,), shots=(0, 2, 4), limit=5, max_tokens=32,
                     select=("random", "complex", "similar"), orders=2, embedder="tfidf")
     with pytest.warns(UserWarning, match="TF-IDF"):
-        folder = evaluate(spec, data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=gen)
+        folder = evaluate(spec, data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=gen).folder
     results = pq.read_table(f"{folder}/results.parquet").to_pandas()
     cells = results[results.k > 0].groupby(["select", "order", "k"]).size()
     assert set(cells.index) == {(s, o, k) for s in ("random", "complex", "similar/tfidf") for o in (0, 1) for k in (2, 4)}

@@ -65,7 +65,7 @@ def test_eval_resolves_max_per_seed_stores_it_and_reuses_it(tmp_path, data_dir):
                       data_dir=str(data_dir), out=str(tmp_path / "banks"))
     gen = FakeGenerator(gsm8k_solver(), max_model_len=3000)
     spec = EvalSpec(task="gsm8k", banks=(bank,), shots=(0, 2, MAX), seeds=2, limit=4, max_tokens=64)
-    folder = evaluate(spec, data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=gen)
+    folder = evaluate(spec, data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=gen).folder
     results = pq.read_table(f"{folder}/results.parquet").to_pandas()
     maxed = results[results.k_label == MAX]
     assert set(maxed.seed) == {0, 1} and (maxed.k > 2).all() and (maxed.k < 60).all()
@@ -75,7 +75,7 @@ def test_eval_resolves_max_per_seed_stores_it_and_reuses_it(tmp_path, data_dir):
     text = open(f"{folder}/summary.md").read()
     assert "K=max" in text and "prompt tokens per K" in text
     calls = len(gen.calls)
-    unloaded = evaluate(spec, data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=None)
+    unloaded = evaluate(spec, data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=None).folder
     assert unloaded == folder and len(gen.calls) == calls  # resolutions and cells reused: no model needed
     with pytest.raises(EvalError, match="--shots"):
         evaluate(EvalSpec(task="gsm8k", banks=(bank,), shots=("most",), limit=4), data_dir=str(data_dir),
