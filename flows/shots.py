@@ -127,7 +127,9 @@ def unsupervised_rows(problems: Sequence[Problem], prov: Provenance) -> ChunkRes
     return ChunkResult(rows, ChunkStats(tried=len(problems), kept=len(rows)))
 
 
-def _normalized(text: str) -> str:
+def _rationale_key(text: str) -> str:
+    """Two rationales are duplicates when they differ only in case and whitespace. Stricter than
+    :func:`flows.problem.normalize_text` (which drops punctuation, for question matching): "3.5" and "35" differ."""
     return " ".join(text.split()).lower()
 
 
@@ -139,7 +141,7 @@ def keep_correct(candidates: Iterable[tuple[str, verifiers.Verdict]], policy: st
     limit = 1 if policy == "first" else cap
     kept = []
     for text, verdict in candidates:
-        norm = _normalized(text)
+        norm = _rationale_key(text)
         if len(kept) >= limit or not verdict.correct or norm in seen:
             continue
         seen.add(norm)
