@@ -201,6 +201,7 @@ def main() -> int:
                            "bank_shots": len(view.shots), "k": k_main, "shared_prefix_tokens": shared,
                            "longest_prompt_tokens": longest, "max_tokens": args.max_tokens,
                            "temperature": 0.0, "sweep": list(sweep), "engine_load_s": round(gen.load_seconds, 1),
+                           "block_size": llm.llm_engine.cache_config.block_size,  # MANYSHOT_BLOCK_SIZE sets it
                            "shared_prefix_by_k": {k: s for k, (s, _) in table_k.items()},
                            "minimum_prefill_tokens": minimum_prefill(k_main)}
 
@@ -368,7 +369,8 @@ def main() -> int:
               f"{summary['raw_one_call_sweep_vs_alone']:.2f}x")
     print(f"(a) prefill tokens computed (prompt less cached, from num_cached_tokens): {summary['prefill_computed']} vs "
           f"minimum {summary['prefill_minimum']} (one shared prefix + each question's tail): "
-          f"{summary['prefill_vs_minimum']:.3f}x  target <= {PREFILL_TARGET}x: {verdict(summary['pass_prefill'])}")
+          f"{summary['prefill_vs_minimum']:.3f}x  target <= {PREFILL_TARGET}x: {verdict(summary['pass_prefill'])}; "
+          f"KV block {st['block_size']} tokens (only whole blocks are shared)")
     print(f"same generated texts, raw and project: {summary['same_texts_raw_and_project']}"
           + (f"; caching off: {summary['same_texts_caching_off']}" if "same_texts_caching_off" in summary else ""))
     print(f"ablation job running: {result['machine']['ablation_running_at_start']} at start, "

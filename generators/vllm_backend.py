@@ -9,7 +9,8 @@ Prefect worker threads:
   and on CPU the worker too (vLLM keeps the uni-process executor then), so nothing is spawned.
 * On CPU: ``enforce_eager=True``; KV cache and ``max_model_len`` sized from the model and the machine
   by :mod:`generators.sizing` (``kv_cache_gib``, ``MANYSHOT_KV_CACHE_GIB`` or ``VLLM_CPU_KVCACHE_SPACE``
-  override the cache size; ``max_model_len`` or ``MANYSHOT_MAX_MODEL_LEN`` the context).
+  override the cache size; ``max_model_len`` or ``MANYSHOT_MAX_MODEL_LEN`` the context;
+  ``MANYSHOT_BLOCK_SIZE`` the KV cache block, vLLM's CPU default 128 otherwise).
 * ``HF_HUB_OFFLINE=1`` is set for the embedded models (they are local directories).
 
 Seeding: a per-request ``SamplingParams(seed=...)`` crashes the CPU engine ("CPU Generator does not
@@ -135,6 +136,9 @@ class VLLMGenerator:
             kwargs["kv_cache_memory_bytes"] = int(kv_cache_gib * (1 << 30))
         if max_model_len:
             kwargs["max_model_len"] = int(max_model_len)
+        block_size = sizing.from_environment("MANYSHOT_BLOCK_SIZE")
+        if block_size:  # KV cache block: vLLM's CPU default is 128 tokens, GPUs' 16 (see the README, Models)
+            kwargs["block_size"] = int(block_size)
         kwargs.update(engine_kwargs)
         # In-process, LLM(seed=...) reseeds this process's `random` and numpy: keep the caller's streams.
         py_state, np_state = random.getstate(), np.random.get_state()
