@@ -201,7 +201,7 @@ def main() -> int:
                            "bank_shots": len(view.shots), "k": k_main, "shared_prefix_tokens": shared,
                            "longest_prompt_tokens": longest, "max_tokens": args.max_tokens,
                            "temperature": 0.0, "sweep": list(sweep), "engine_load_s": round(gen.load_seconds, 1),
-                           "block_size": llm.llm_engine.cache_config.block_size,  # MANYSHOT_BLOCK_SIZE sets it
+                           "block_size": llm.llm_engine.vllm_config.cache_config.block_size,  # MANYSHOT_BLOCK_SIZE sets it
                            "shared_prefix_by_k": {k: s for k, (s, _) in table_k.items()},
                            "minimum_prefill_tokens": minimum_prefill(k_main)}
 

@@ -10,7 +10,7 @@ Prefect worker threads:
 * On CPU: ``enforce_eager=True``; KV cache and ``max_model_len`` sized from the model and the machine
   by :mod:`generators.sizing` (``kv_cache_gib``, ``MANYSHOT_KV_CACHE_GIB`` or ``VLLM_CPU_KVCACHE_SPACE``
   override the cache size; ``max_model_len`` or ``MANYSHOT_MAX_MODEL_LEN`` the context;
-  ``MANYSHOT_BLOCK_SIZE`` the KV cache block, vLLM's CPU default 128 otherwise).
+  ``MANYSHOT_BLOCK_SIZE`` the KV cache block, :data:`CPU_BLOCK_SIZE` otherwise).
 * ``HF_HUB_OFFLINE=1`` is set for the embedded models (they are local directories).
 
 Seeding: a per-request ``SamplingParams(seed=...)`` crashes the CPU engine ("CPU Generator does not
@@ -48,6 +48,12 @@ from generators.base import BadRequestError, Completion, GenerationError, Prompt
 from generators.models import EMBEDDED, ModelSpec, resolve_model
 
 log = logging.getLogger(__name__)
+
+# KV cache block on CPU, where vLLM's default is 128 tokens. Prefix caching reuses whole blocks only, so a
+# many-shot cell recomputes up to a block of the shared prefix per question; with 32 the long-prefix
+# benchmark computes 1.03x the minimum prefill against 1.13x with 128, at the same speed
+# (bench/results/eval_prefix_long_block32.json and eval_prefix_long.json).
+CPU_BLOCK_SIZE = 32
 
 
 def _reseed_worker(worker: Any, seed: int) -> None:
@@ -136,8 +142,8 @@ class VLLMGenerator:
             kwargs["kv_cache_memory_bytes"] = int(kv_cache_gib * (1 << 30))
         if max_model_len:
             kwargs["max_model_len"] = int(max_model_len)
-        block_size = sizing.from_environment("MANYSHOT_BLOCK_SIZE")
-        if block_size:  # KV cache block: vLLM's CPU default is 128 tokens, GPUs' 16 (see the README, Models)
+        block_size = sizing.from_environment("MANYSHOT_BLOCK_SIZE") or (CPU_BLOCK_SIZE if on_cpu else None)
+        if block_size:
             kwargs["block_size"] = int(block_size)
         kwargs.update(engine_kwargs)
         # In-process, LLM(seed=...) reseeds this process's `random` and numpy: keep the caller's streams.
