@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from flows.bank import read_bank
 from flows.metrics import with_labels
-from flows.results import Skipped, overlap_note, parse_summary_lines, skipped_and_notes
+from flows.results import Skipped, from_meta, parse_summary_lines, skipped_and_notes
 
 ANALYSIS_SUFFIXES = (".png", ".svg", ".csv", ".md", ".txt")
 
@@ -183,9 +183,10 @@ def _ablation_meta(folder: Path) -> dict[str, Any]:
     if path.exists():
         try:
             meta = json.loads(path.read_text())
-            evals = [{"task": e["task"], "folder": e["folder"], "skipped": [Skipped(**s) for s in e["skipped"]],
-                      "notes": [overlap_note(bank, n) for bank, n in e["overlaps"].items() if n]}
-                     for e in meta["evals"]]
+            evals = []
+            for e in meta["evals"]:
+                skipped, notes = from_meta(e)
+                evals.append({"task": e["task"], "folder": e["folder"], "skipped": skipped, "notes": notes})
             return {"title": meta["title"], "banks": meta["banks"], "evals": evals}
         except (ValueError, KeyError, TypeError) as exc:
             raise ReportError(f"{path} is not an ablation summary.json written by manyshot: {exc}") from None

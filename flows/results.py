@@ -92,13 +92,17 @@ def skipped_and_notes(folder: Path) -> tuple[list[Skipped], list[str]]:
     meta_path = folder / "summary.json"
     if meta_path.exists():
         try:
-            meta = json.loads(meta_path.read_text())
-            skipped = [Skipped(**s) for s in meta["skipped"]]
-            return skipped, [overlap_note(bank, n) for bank, n in meta["overlaps"].items() if n]
+            return from_meta(json.loads(meta_path.read_text()))
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{meta_path} is not a summary.json written by manyshot: {exc}") from None
     text = (folder / "summary.md").read_text() if (folder / "summary.md").exists() else ""
     return parse_summary_lines(text)
+
+
+def from_meta(meta: dict) -> tuple[list[Skipped], list[str]]:
+    """The skipped cells and overlap notes of one eval's entry in a ``summary.json`` (run or ablation folder)."""
+    return ([Skipped(**s) for s in meta["skipped"]],
+            [overlap_note(bank, n) for bank, n in meta["overlaps"].items() if n])
 
 
 def parse_summary_lines(text: str) -> tuple[list[Skipped], list[str]]:
