@@ -7,12 +7,13 @@ Layout under the banks root (``--out``, default ``runs/banks``)::
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -38,7 +39,14 @@ def bank_path(root: Path, task: str, mode: str, key: str) -> Path:
 
 
 def atomic_write(table: pa.Table, path: Path, *, exclusive: bool = False) -> bool:
-    """Write ``table`` to ``path`` via a temporary file in the same folder, then rename it into place.
+    """Write ``table`` to ``path`` as Parquet, atomically (:func:`write_file_atomic`)."""
+    return write_file_atomic(path, lambda tmp: pq.write_table(table, tmp), exclusive=exclusive)
+
+
+def write_file_atomic(path: Path, write: Callable[[str], object], *, exclusive: bool = False) -> bool:
+    """Write ``path`` through ``write(tmp)`` on a hidden temporary file in the same folder, then rename it into
+    place, so no reader ever sees a partial file (a killed writer leaves only the hidden file; see
+    :func:`remove_leftovers`).
 
     With ``exclusive`` the file is linked into place only if ``path`` does not exist yet (atomically, so of two
     concurrent writers exactly one succeeds); returns False when it already existed. Otherwise returns True.
@@ -48,7 +56,7 @@ def atomic_write(table: pa.Table, path: Path, *, exclusive: bool = False) -> boo
     os.close(fd)
     try:
         os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600; banks and cells are shared like any file
-        pq.write_table(table, tmp)
+        write(tmp)
         if not exclusive:
             os.replace(tmp, path)
             return True
@@ -60,6 +68,13 @@ def atomic_write(table: pa.Table, path: Path, *, exclusive: bool = False) -> boo
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_leftovers(path: Path) -> None:
+    """Remove the temporary files a killed writer of ``path`` left behind. Only while holding ``path``'s lock:
+    then nobody else is writing it."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"):
+        stale.unlink(missing_ok=True)
 
 
 def umask() -> int:

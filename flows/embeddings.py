@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import re
-import tempfile
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -28,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flows.bank import umask
+from flows.bank import atomic_write
 
 DEFAULT_CACHE = Path("data") / "cache" / "embeddings"
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -163,11 +161,7 @@ class EmbeddingCache:
         table = pa.table({"text_hash": list(stored),
                           "vector": pa.array([v.tolist() for v in stored.values()], pa.list_(pa.float32()))})
         table = table.replace_schema_metadata({"model": model})
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        pq.write_table(table, tmp)
-        os.chmod(tmp, 0o666 & ~umask())
-        os.replace(tmp, path)
+        atomic_write(table, path)
 
     def embed(self, embedder: Embedder, group: str, texts: Sequence[str]) -> np.ndarray:
         """Rows for ``texts`` in order; only texts not cached yet go through the model (then are stored)."""

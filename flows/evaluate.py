@@ -20,7 +20,6 @@ import uuid
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -132,26 +131,6 @@ def cells(spec: EvalSpec, views: list[BankView], selectors: dict[tuple[str, str]
                 for view in views for strategy in spec.select for order in range(spec.orders)
                 for k in shots if k != 0]
     return out
-
-
-def write_atomic(path: Path, write: Callable[[str], object]) -> None:
-    """Write ``path`` through ``write(tmp)`` on a hidden temporary file beside it, then rename it into place, so
-    no reader ever sees a partial file (a killed writer leaves only the hidden file; see :func:`remove_leftovers`)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def remove_leftovers(path: Path) -> None:
-    """Remove the temporary files a killed writer of ``path`` left behind. Only while holding ``path``'s lock:
-    then nobody else is writing it."""
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"):
-        stale.unlink(missing_ok=True)
 
 
 def read_resolution(path: Path) -> Resolution:
@@ -322,7 +301,7 @@ class CellRun:
                 self.logger.info("cell %d/%d %s: reused (made by another process)", n, self.total, cell.key)
                 current().advance(solved=_correct(path), reused=True)
                 return True
-            remove_leftovers(path)
+            banks.remove_leftovers(path)
             generator = self._model()
             current().note(f"cell {n}/{self.total} {cell.key}: generating")
             started = time.monotonic()
@@ -349,12 +328,12 @@ class CellRun:
                 return None
             if path.exists():
                 return read_resolution(path)
-            remove_leftovers(path)
+            banks.remove_leftovers(path)
             generator = self._model()
             current().note(f"finding K=max for {cell.label} seed {cell.seed}")
             resolution = resolve_max(generator, self.spec.task, shots, self.items, self.spec.max_tokens)
             blob = json.dumps(asdict(resolution) | {"max_model_len": generator.max_model_len})
-            write_atomic(path, lambda tmp: Path(tmp).write_text(blob))
+            banks.write_file_atomic(path, lambda tmp: Path(tmp).write_text(blob))
         print(f"K=max for {cell.label} seed {cell.seed}{cell.selection}: K={resolution.k} ({resolution.reason})")
         return resolution
 

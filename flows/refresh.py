@@ -21,9 +21,7 @@ and a ``manyshot bank build`` of the same configuration under the same banks roo
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -78,10 +76,7 @@ def latest_version(job_dir: Path | str) -> Path | None:
 
 
 def _point(job_dir: Path, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{POINTER}.", dir=job_dir)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(path.name + "\n")
-    os.replace(tmp, job_dir / POINTER)
+    banks.write_file_atomic(job_dir / POINTER, lambda tmp: Path(tmp).write_text(path.name + "\n"))
 
 
 def _check_previous(job: str, spec: BuildSpec, path: Path, table: pa.Table) -> None:
