@@ -157,7 +157,6 @@ class EmbeddingCache:
         return {h: np.asarray(v, dtype=np.float32) for h, v in zip(table.column("text_hash").to_pylist(), vectors)}
 
     def _write(self, path: Path, stored: dict[str, np.ndarray], model: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         table = pa.table({"text_hash": list(stored),
                           "vector": pa.array([v.tolist() for v in stored.values()], pa.list_(pa.float32()))})
         table = table.replace_schema_metadata({"model": model})

@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 # KV cache block on CPU, where vLLM's default is 128 tokens. Prefix caching reuses whole blocks only, so a
 # many-shot cell recomputes up to a block of the shared prefix per question; with 32 the long-prefix
 # benchmark computes 1.03x the minimum prefill against 1.13x with 128, at the same speed
-# (bench/results/eval_prefix_long_block32.json and eval_prefix_long.json).
+# (bench/README.md, "eval_prefix.py, long prefix").
 CPU_BLOCK_SIZE = 32
 
 
