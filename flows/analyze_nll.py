@@ -17,6 +17,7 @@ so a rerun scores only the items no checkpoint holds.
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,8 @@ from flows.report_inputs import EvalPart, Inputs, ReportError, label_key, read_i
 from flows.selection import shot_order
 from flows.tasks import TASKS
 from generators import Generator, prompt_hash
+
+log = logging.getLogger(__name__)
 
 CELLS = "analysis-nll-cells"
 CELL_SCHEMA = pa.schema([("item_id", pa.string()), ("tokens", pa.int64()), ("sum_nll", pa.float64()),
@@ -124,10 +127,12 @@ def score_cell(generator: Generator, path: Path, prompts: list[tuple[str, list, 
     if len(done) and set(done["model_id"]) != {generator.model_id}:
         raise NLLError(f"{path} holds scores of {sorted(set(done['model_id']))}, not {generator.model_id}")
     known = dict(zip(done["item_id"], done["prompt_hash"]))
-    stale = [item for item, _, hashed in prompts if item in known and known[item] != hashed]
+    stale = {item for item, _, hashed in prompts if item in known and known[item] != hashed}
     if stale:
-        raise NLLError(f"{path}: item {stale[0]} was scored with a different prompt; delete the checkpoint")
-    todo = [(item, prompt, hashed) for item, prompt, hashed in prompts if item not in known]
+        log.warning("%s: %d item(s) were scored with another prompt (changed test item or bank), e.g. %s; "
+                    "scoring them again", path.name, len(stale), sorted(stale)[0])
+        done = done[~done["item_id"].isin(stale)].reset_index(drop=True)
+    todo = [(item, prompt, hashed) for item, prompt, hashed in prompts if item not in known or item in stale]
     if todo:
         scores = generator.score([p for _, p, _ in todo], [reference(by_id[i]) for i, _, _ in todo])
         new = pd.DataFrame([{"item_id": item, "tokens": s.tokens, "sum_nll": s.sum_nll, "mean_nll": s.mean_nll,

@@ -43,9 +43,11 @@ from flows.retries import retry_model_errors
 from flows.schema import RESULT_SCHEMA, to_table, validate
 from flows.selection import SelectionError, ShotSelector, make_selectors, parse_select
 from flows.shotcounts import MAX, Resolution, ShotCount, ShotCountError, parse_shots, resolve_max
+from flows import tasks
 from generators import Generator, Sampling, load_generator, prompt_hash
 
 DEFAULT_ROOT = Path("runs") / "evals"
+ITEMS_FIELD = b"manyshot.items"  # a cell file's Parquet metadata: the items digest it was computed on
 
 
 class EvalError(ValueError):
@@ -68,11 +70,13 @@ class EvalSpec:
     orders: int = 1  # permutations of each cell's K shots (order 0 is the strategy's own)
     embedder: str = "auto"  # for the similar and diverse strategies: auto, minilm or tfidf
 
-    def key(self) -> str:
-        """The eval folder key: the items, model, sampling and verifier. Banks, shots, seeds, selections and
-        orders are left out: each cell is a file of its own named after them in the folder's ``cells/``, so any
-        sweep over the same items reuses every cell another sweep finished."""
-        config = asdict(self) | {"verifier": verifiers.VERSION}
+    def key(self, items: str) -> str:
+        """The eval folder key: the items (``items``: :func:`items_digest` of the selected test items, so changed
+        test data makes a new folder), the task's prompt definition, model, sampling and verifier. Banks, shots,
+        seeds, selections and orders are left out: each cell is a file of its own named after them in the folder's
+        ``cells/``, so any sweep over the same items reuses every cell another sweep finished."""
+        config = asdict(self) | {"verifier": verifiers.VERSION, "items": items,
+                                 "task_definition": task_digest(self.task)}
         per_cell = ("banks", "shots", "seeds", "select", "orders", "embedder")
         return banks.config_key({k: v for k, v in config.items() if k not in per_cell})
 
@@ -133,25 +137,53 @@ def cells(spec: EvalSpec, views: list[BankView], selectors: dict[tuple[str, str]
     return out
 
 
-def read_resolution(path: Path) -> Resolution:
+def items_digest(items: list[Problem]) -> str:
+    """The content key of the evaluated items: ids, question and gold answer text, subject and level, in order."""
+    return banks.config_key([(p.id, p.question, p.answer, p.subject, p.level) for p in items])
+
+
+def task_digest(name: str) -> str:
+    """The content key of what a task puts into eval prompts (its answer instruction and worked examples)."""
+    spec = tasks.task(name)
+    return banks.config_key({"answer_format": spec.answer_format, "demos": spec.demos})
+
+
+def stale_cell(path: Path, items: list[Problem], digest: str) -> str | None:
+    """Why the cell file at ``path`` cannot be reused for ``items`` (None when it can): its recorded items digest
+    differs, or (a cell written before digests were recorded) its item ids or gold answers differ."""
+    recorded = (pq.read_schema(path).metadata or {}).get(ITEMS_FIELD)
+    if recorded is not None:
+        return None if recorded.decode() == digest else "it was computed on other test items (items digest differs)"
+    rows = pq.read_table(path, columns=["item_id", "gold"]).to_pylist()
+    if {(r["item_id"], r["gold"]) for r in rows} != {(p.id, p.answer) for p in items}:
+        return "its item ids or gold answers differ from this run's test items"
+    return None
+
+
+def read_resolution(path: Path, digest: str) -> Resolution | None:
+    """A stored ``max`` resolution, or None when it was resolved for other test items (or before it recorded them)."""
     saved = json.loads(path.read_text())
+    if saved.get("items") != digest:
+        return None
     return Resolution(saved["k"], saved["prompt_tokens"], saved["reason"])
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[5, 20, 60], retry_condition_fn=retry_model_errors)
 def run_cell(spec: EvalSpec, generator: Generator, cell: Cell, items: list[Problem], selector: ShotSelector | None,
-             run_id: str) -> tuple[pa.Table | None, str | None]:
-    """Generate and score one (bank, seed, selection, order, K) cell. Returns (rows, None) or (None, skip reason)."""
+             run_id: str, digest: str) -> tuple[pa.Table | None, str | None]:
+    """Generate and score one (bank, seed, selection, order, K) cell. Returns (rows, None) or (None, skip reason);
+    the rows' Parquet metadata records ``digest``, the items' content key."""
     with signals_allowed():
-        return _score_cell(spec, generator, cell, items, selector, run_id)
+        return _score_cell(spec, generator, cell, items, selector, run_id, digest)
 
 
 def _score_cell(spec: EvalSpec, generator: Generator, cell: Cell, items: list[Problem],
-                selector: ShotSelector | None, run_id: str) -> tuple[pa.Table | None, str | None]:
+                selector: ShotSelector | None, run_id: str, digest: str) -> tuple[pa.Table | None, str | None]:
     def shots(question: str) -> list:
         return selector.shots(question, cell.k, cell.seed, cell.order) if selector and cell.k else []
 
-    prompts = [many_shot_prompt(spec.task, shots(p.question), p.question) for p in items]
+    chosen = [shots(p.question) for p in items]
+    prompts = [many_shot_prompt(spec.task, c, p.question) for p, c in zip(items, chosen)]
     tokens = [generator.count_tokens(p) for p in prompts]
     budget = generator.max_model_len - spec.max_tokens
     if max(tokens) > budget:
@@ -159,25 +191,27 @@ def _score_cell(spec: EvalSpec, generator: Generator, cell: Cell, items: list[Pr
                       f"leaves {budget} after {spec.max_tokens} generation tokens")
     sampling = Sampling(n=spec.samples, temperature=spec.temperature, max_tokens=spec.max_tokens, seed=cell.seed)
     completions = generator.generate(prompts, sampling)
-    responses = [(p, prompt, n, i, t) for p, prompt, n, c in zip(items, prompts, tokens, completions)
+    responses = [(p, prompt, n, i, t, [s.shot_id for s in ids])
+                 for p, prompt, n, c, ids in zip(items, prompts, tokens, completions, chosen)
                  for i, t in enumerate(c.texts)]
-    pairs = [(p.answer, t) for p, _, _, _, t in responses]
+    pairs = [(p.answer, t) for p, _, _, _, t, _ in responses]
     strict = verifiers.verify_many(pairs, task=spec.task, mode="strict")
     flexible = verifiers.verify_many(pairs, task=spec.task, mode="flexible")
     now = datetime.now(timezone.utc)
     source = cell.view.source if cell.view else "zero-shot"
     transfer = bool(cell.view and cell.view.task != spec.task)
     rows = []
-    for (p, prompt, n, sample, text), vs, vf in zip(responses, strict, flexible):
+    for (p, prompt, n, sample, text, shot_ids), vs, vf in zip(responses, strict, flexible):
         rows.append({"run_id": run_id, "task": spec.task, "bank": cell.label, "source": source,
                      "transfer": transfer, "k": cell.k, "seed": cell.seed, "select": cell.select,
                      "order": cell.order, "item_id": p.id,
-                     "sample": sample, "prompt_hash": prompt_hash(prompt), "prompt_tokens": n,
+                     "sample": sample, "prompt_hash": prompt_hash(prompt), "shot_ids": shot_ids, "prompt_tokens": n,
                      "response": text, "gold": p.answer, "extracted_strict": vs.extracted,
                      "extracted_flexible": vf.extracted, "correct_strict": vs.correct,
                      "correct_flexible": vf.correct, "method": vs.method, "error": vs.error,
                      "model": generator.model_id, "created_at": now})
-    return to_table(rows, RESULT_SCHEMA), None
+    table = to_table(rows, RESULT_SCHEMA)
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), ITEMS_FIELD: digest}), None
 
 
 def _check_leakage(spec: EvalSpec, views: list[BankView], test: list[Problem]) -> dict[str, set[str]]:
@@ -201,11 +235,11 @@ def evaluate(spec: EvalSpec, data_dir: str | None = None, out: str | None = None
         raise EvalError(f"--shots: {exc}") from None
     if any(k != 0 for k in shot_counts) and not spec.banks:
         raise EvalError("K > 0 needs at least one --bank")
-    folder = Path(out or DEFAULT_ROOT) / f"{spec.task}-{spec.key()}"
-    parts = folder / "cells"
-    parts.mkdir(parents=True, exist_ok=True)
     test = load_problems(spec.task, "test", data_dir)
     items = select(test, limit=spec.limit, seed=0)
+    folder = Path(out or DEFAULT_ROOT) / f"{spec.task}-{spec.key(items_digest(items))}"
+    parts = folder / "cells"
+    parts.mkdir(parents=True, exist_ok=True)
     views = bank_views(spec.banks)
     leaks = _check_leakage(spec, views, test)
     selectors = _selectors(spec, views, leaks, items)
@@ -223,7 +257,7 @@ def evaluate(spec: EvalSpec, data_dir: str | None = None, out: str | None = None
                     run.step(n, cell, wait=True)
             subjects = {p.id: p.subject for p in items if p.subject}
             return finish(spec, folder / "runs" / spec.run_key(), run.cell_files(), run.skipped_cells(), leaks,
-                          subjects)
+                          subjects, replace_stale=run.recomputed)
     except (KeyboardInterrupt, TerminationSignal) as exc:
         raise CellsInterrupted(run.progress, signal_number(exc)) from None
 
@@ -253,6 +287,8 @@ class CellRun:
         self.spec, self.items, self.parts, self.generator = spec, items, parts, metered(generator)
         self.selectors = {(label, selector.label): selector for (label, _), selector in selectors.items()}
         self.total, self.run_id = total, str(uuid.uuid4())
+        self.digest = items_digest(items)
+        self.recomputed = False  # a stale cell or resolution was made again: the run folder is rewritten
         self.progress = SweepProgress(parts, total)
         self.done: dict[int, tuple[Path, str]] = {}  # cell number -> (file, K label)
         self.skipped: dict[int, Skipped] = {}  # cell number -> why it did not run
@@ -288,25 +324,24 @@ class CellRun:
         path = self.parts / f"{cell.key}.parquet"
         self.done[n] = (path, cell.shown_k)
         self.progress.files[n] = path
-        if path.exists():
-            self.logger.info("cell %d/%d %s: reused", n, self.total, cell.key)
-            current().advance(solved=_correct(path), reused=True)
+        if self._reuse(n, cell, path, ""):
             return True
         if selector and cell.k > selector.usable:
             return self._skip(n, cell, f"bank {cell.label} has {selector.usable} usable shots, fewer than K={cell.k}")
         with claim(path, wait=wait) as got:
             if not got:
                 return False
-            if path.exists():
-                self.logger.info("cell %d/%d %s: reused (made by another process)", n, self.total, cell.key)
-                current().advance(solved=_correct(path), reused=True)
+            if self._reuse(n, cell, path, " (made by another process)"):
                 return True
+            if path.exists():
+                path.unlink()  # stale (said by _reuse): made again below
+                self.recomputed = True
             banks.remove_leftovers(path)
             generator = self._model()
             current().note(f"cell {n}/{self.total} {cell.key}: generating")
             started = time.monotonic()
             with deferred_signals():  # a signal during Prefect's task bookkeeping waits until the cell is saved
-                table, reason = run_cell(self.spec, generator, cell, self.items, selector, self.run_id)
+                table, reason = run_cell(self.spec, generator, cell, self.items, selector, self.run_id, self.digest)
                 if reason:
                     return self._skip(n, cell, reason)
                 banks.atomic_write(table, path, exclusive=True)
@@ -316,23 +351,46 @@ class CellRun:
         current().advance(solved=correct)
         return True
 
+    def _reuse(self, n: int, cell: Cell, path: Path, how: str) -> bool:
+        """Reuse the cell file at ``path`` when it exists and was made for this run's items; say why not otherwise."""
+        if not path.exists():
+            return False
+        stale = stale_cell(path, self.items, self.digest)
+        if stale:
+            self.logger.warning("cell %d/%d %s: not reused: %s; computing it again", n, self.total, cell.key, stale)
+            return False
+        self.logger.info("cell %d/%d %s: reused%s", n, self.total, cell.key, how)
+        current().advance(solved=_correct(path), reused=True)
+        return True
+
+    def _resolution(self, path: Path) -> Resolution | None:
+        """The stored resolution at ``path`` if it holds one for this run's items (a stale one is deleted)."""
+        if not path.exists():
+            return None
+        resolution = read_resolution(path, self.digest)
+        if resolution is None:
+            self.logger.warning("%s: resolved for other test items; resolving K=max again", path.name)
+            path.unlink(missing_ok=True)
+            self.recomputed = True
+        return resolution
+
     def resolve(self, cell: Cell, shots: list, *, wait: bool) -> Resolution | None:
         """The K of a ``max`` cell, read from its resolution file or computed (loading the model), stored and
         printed; None without ``wait`` while another process is computing it. Orders share their strategy's
         resolution (a permutation of the same shots has the same turns); each cell still checks its budget."""
         path = self.parts / f"{cell.label}-s{cell.seed}{replace(cell, order=0).selection}-kmax.json"
-        if path.exists():
-            return read_resolution(path)
+        if (stored := self._resolution(path)) is not None:
+            return stored
         with claim(path, wait=wait) as got:
             if not got:
                 return None
-            if path.exists():
-                return read_resolution(path)
+            if (stored := self._resolution(path)) is not None:
+                return stored
             banks.remove_leftovers(path)
             generator = self._model()
             current().note(f"finding K=max for {cell.label} seed {cell.seed}")
             resolution = resolve_max(generator, self.spec.task, shots, self.items, self.spec.max_tokens)
-            blob = json.dumps(asdict(resolution) | {"max_model_len": generator.max_model_len})
+            blob = json.dumps(asdict(resolution) | {"max_model_len": generator.max_model_len, "items": self.digest})
             banks.write_file_atomic(path, lambda tmp: Path(tmp).write_text(blob))
         print(f"K=max for {cell.label} seed {cell.seed}{cell.selection}: K={resolution.k} ({resolution.reason})")
         return resolution
@@ -353,12 +411,13 @@ def labelled(path: Path, k_label: str) -> pa.Table:
 
 
 def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], skipped: tuple[Skipped, ...],
-           leaks: dict[str, set[str]], subjects: dict[str, str] | None = None) -> EvalResult:
+           leaks: dict[str, set[str]], subjects: dict[str, str] | None = None, *,
+           replace_stale: bool = False) -> EvalResult:
     """Combine this sweep's cells (file, K label) into its run folder, written once: results.parquet, the
     summary (:class:`~flows.results.EvalResult`), the plot (with ``--orders`` N > 1 also orders.csv and
     orders.png: the accuracy spread over orders, overall and per subject) and artifacts. The folder appears
     whole (a hidden folder renamed into place); a sweep that already has one, identical by construction, leaves
-    it as it is."""
+    it as it is, unless ``replace_stale`` (this sweep recomputed stale cells): then the old folder is replaced."""
     files = [(f, label) for f, label in cell_files if f.exists()]
     if not files:
         raise EvalError(f"no cell could run: {'; '.join(s.line for s in skipped)}")
@@ -369,6 +428,8 @@ def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], ski
                         order_spread(frame, subjects) if spec.orders > 1 else None)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with claim(folder, wait=True):  # one writer at a time; leftovers of a killed one go
+        if replace_stale and folder.exists():
+            shutil.rmtree(folder)
         if not (folder / "results.parquet").exists():
             for stale in folder.parent.glob(f".{glob.escape(folder.name)}.tmp-*"):
                 shutil.rmtree(stale)

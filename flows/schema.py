@@ -59,10 +59,11 @@ class Shot:
     problem_id: str
     question: str
     rationale: str | None
+    shot_id: str | None = None  # the bank row's id (None for shots not read from a bank)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> "Shot":
-        return cls(row["problem_id"], row["question"], row["rationale"])
+        return cls(row["problem_id"], row["question"], row["rationale"], row.get("shot_id"))
 
 
 RESULT_SCHEMA = pa.schema([
@@ -79,6 +80,7 @@ RESULT_SCHEMA = pa.schema([
     _field("item_id", pa.string(), True),
     _field("sample", pa.int64(), True),
     _field("prompt_hash", pa.string(), True),
+    _field("shot_ids", pa.list_(pa.string()), False),  # the prompt's shots, in prompt order; null in older cells
     _field("prompt_tokens", pa.int64(), True),
     _field("response", pa.string(), True),
     _field("gold", pa.string(), True),
@@ -92,7 +94,7 @@ RESULT_SCHEMA = pa.schema([
     _field("created_at", pa.timestamp("us", tz="UTC"), True),
 ])
 # Nullable result columns added after the first cells were written (null reads as random selection, order 0).
-ADDED_RESULT_COLUMNS = ("select", "order")
+ADDED_RESULT_COLUMNS = ("select", "order", "shot_ids")
 
 
 class SchemaError(ValueError):

@@ -130,3 +130,20 @@ def test_cli_writes_the_analysis(results, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert f"| gsm8k | {gt} | 4 | 2 | 0.2000 |" in out
     assert str(folder / "analysis-nll.png") in out
+
+
+def test_a_checkpoint_scored_with_another_prompt_is_scored_again(results):
+    """A checkpoint row whose prompt hash differs from the eval row's (a changed test item or bank) is not trusted:
+    that item is scored again and the checkpoint updated; the other items are reused."""
+    folder, gt, _ = results
+    analyze(folder, FakeGenerator(logprob_script=turns_logprobs, model_id="stale"), limit=2, data_dir=str(DATA_DIR))
+    path = folder / CELLS / model_slug("stale") / f"{gt}-s1-k4.parquet"
+    cell = pd.read_parquet(path)
+    cell.loc[0, ["prompt_hash", "mean_nll"]] = ["0" * 16, 9.0]
+    cell.to_parquet(path, index=False)
+    again = FakeGenerator(logprob_script=turns_logprobs, model_id="stale")
+    written = analyze(folder, again, limit=2, data_dir=str(DATA_DIR))
+    assert written.scored == 1 and written.reused == 17
+    fixed = pd.read_parquet(path)
+    assert len(fixed) == 2 and fixed["mean_nll"].tolist() == pytest.approx([0.2] * 2)
+    assert "0" * 16 not in set(fixed["prompt_hash"])

@@ -102,6 +102,10 @@ def test_eval_flow_end_to_end_with_fake(tmp_path, data_dir):
     assert sorted(results.groupby(["seed", "k"]).size().index.tolist()) == [(0, 0), (0, 2), (0, 4), (1, 2), (1, 4)]
     cell = results[(results.k == 4) & (results.seed == 1)]
     assert cell["prompt_hash"].nunique() == 6 and (cell["prompt_tokens"] > 0).all()
+    bank_ids = set(pq.read_table(bank, columns=["shot_id"]).column("shot_id").to_pylist())
+    assert all(len(ids) == k and set(ids) <= bank_ids for ids, k in zip(results["shot_ids"], results["k"]))
+    two = results[(results.k == 2) & (results.seed == 1)]["shot_ids"].iloc[0]
+    assert list(cell["shot_ids"].iloc[0][:2]) == list(two)  # prompts nest: K=4 extends K=2's shots, in order
     summary = pd.read_csv(f"{folder}/summary.csv")
     assert set(summary["k"]) == {0, 2, 4} and (summary["accuracy"] == 1.0).all()
     assert (tmp_path / "evals").joinpath(folder, "accuracy.png").stat().st_size > 1000
