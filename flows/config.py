@@ -1,20 +1,20 @@
 """Build and eval configurations from plain mappings: one reader for every front-end.
 
 The CLI (its parsed flags), ablation specs (``[[banks]]`` and ``[[evals]]`` entries) and pipeline configs (bank and
-eval jobs) all turn their keys into a :class:`~flows.build.BuildSpec` with :func:`build_spec` and an
-:class:`~flows.evaluate.EvalSpec` with :func:`eval_spec`. A key that is absent takes the dataclasses' default, so
-every default exists once: in :class:`~flows.build.Selection`, :class:`~flows.shots.Rounds`,
-:class:`~flows.build.BuildSpec` and :class:`~flows.evaluate.EvalSpec`. Generators are chosen by
+eval jobs) all turn their keys into a :class:`~flows.build.flow.BuildSpec` with :func:`build_spec` and an
+:class:`~flows.evaluate.flow.EvalSpec` with :func:`eval_spec`. A key that is absent takes the dataclasses' default, so
+every default exists once: in :class:`~flows.build.flow.Selection`, :class:`~flows.build.rounds.Rounds`,
+:class:`~flows.build.flow.BuildSpec` and :class:`~flows.evaluate.flow.EvalSpec`. Generators are chosen by
 :class:`generators.GeneratorConfig`.
 """
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from flows.build import BuildSpec, Selection
-from flows.evaluate import EvalSpec
-from flows.selection import parse_select
-from flows.shots import BuildError, Rounds
+from flows.build.flow import BuildSpec, Selection
+from flows.evaluate.flow import EvalSpec
+from flows.evaluate.shot_selection import parse_select
+from flows.build.rounds import BuildError, Rounds
 
 SELECTION_KEYS = {"task": "task", "split": "split", "limit": "limit", "seed": "seed", "subjects": "subjects",
                   "levels": "levels"}

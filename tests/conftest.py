@@ -53,7 +53,7 @@ def tiny_engine():
 
 def gsm8k_solver(correct_every: int = 1):
     """A fake-model script that answers GSM8K prompts with the gold answer found in its own lookup."""
-    from flows.data import load_problems
+    from flows.core.data import load_problems
 
     answers = {p.question: p.answer for p in load_problems("gsm8k", "train", DATA_DIR)}
     answers |= {p.question: p.answer for p in load_problems("gsm8k", "test", DATA_DIR)}

@@ -7,14 +7,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import flows.build as build
-import flows.evaluate as evaluate
+import flows.build.flow as build
+import flows.evaluate.flow as evaluate
 from conftest import DATA_DIR, gsm8k_solver
 from flows.ablate import load_spec, run_ablation
-from flows.data import load_problems
-from flows.report_inputs import read_inputs
-from flows.results import Skipped
-from flows.shots import BuildError
+from flows.core.data import load_problems
+from flows.report.inputs import read_inputs
+from flows.evaluate.results import Skipped
+from flows.build.rounds import BuildError
 from generators.fake import FakeGenerator
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

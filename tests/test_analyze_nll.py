@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 
 from conftest import DATA_DIR
-from flows.analyze_nll import CELLS, NLLError, analyze, model_slug
-from flows.build import BuildSpec, Selection, build_bank
+from flows.report.nll import CELLS, NLLError, analyze, model_slug
+from flows.build.flow import BuildSpec, Selection, build_bank
 from flows.cli import main
-from flows.data import load_problems
-from flows.evaluate import EvalSpec, evaluate
-from flows.tasks import TASKS
+from flows.core.data import load_problems
+from flows.evaluate.flow import EvalSpec, evaluate
+from flows.core.tasks import TASKS
 from generators.base import Generator, Score
 from generators.fake import FakeGenerator
 from generators.openai_backend import OpenAIGenerator

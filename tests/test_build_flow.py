@@ -2,12 +2,12 @@
 import pyarrow.parquet as pq
 import pytest
 
-import flows.build as build
+import flows.build.flow as build
 import verifiers
 from conftest import bank_content, gsm8k_solver
-from flows.bank import read_bank
-from flows.build import BuildSpec, Selection, build_bank
-from flows.shots import BuildError, Rounds
+from flows.runtime.banks import read_bank
+from flows.build.flow import BuildSpec, Selection, build_bank
+from flows.build.rounds import BuildError, Rounds
 from generators.fake import FakeGenerator
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

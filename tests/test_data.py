@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.data import data_source, load_problems, select
-from flows.problem import DataError, normalize_text
+from flows.core.data import data_source, load_problems, select
+from flows.core.problem import DataError, normalize_text
 
 
 def test_real_gsm8k_and_math_load(data_dir):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import verifiers
-from flows.bank import read_bank
+from flows.runtime.banks import read_bank
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(900)]
 CLI = [str(Path(sys.executable).parent / "manyshot")]

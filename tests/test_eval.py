@@ -6,12 +6,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import gsm8k_solver
-from flows.build import BuildSpec, Selection, build_bank
-from flows.data import load_problems
-from flows.evaluate import EvalError, EvalSpec, evaluate
-from flows.manyshot import BankView, contaminated, many_shot_prompt
-from flows.selection import shot_order
-from flows.metrics import bootstrap_ci, markdown_table, summarize
+from flows.build.flow import BuildSpec, Selection, build_bank
+from flows.core.data import load_problems
+from flows.evaluate.flow import EvalError, EvalSpec, evaluate
+from flows.evaluate.prompts import BankView, contaminated, many_shot_prompt
+from flows.evaluate.shot_selection import shot_order
+from flows.evaluate.metrics import bootstrap_ci, markdown_table, summarize
 from generators.fake import FakeGenerator
 
 

@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from fake_openai import FakeOpenAI
-from flows.build import BuildSpec, Selection, build_bank
-from flows.data import load_problems
-from flows.evaluate import EvalSpec, evaluate
+from flows.build.flow import BuildSpec, Selection, build_bank
+from flows.core.data import load_problems
+from flows.evaluate.flow import EvalSpec, evaluate
 from generators import prompt_hash
 from generators.openai_backend import OpenAIGenerator
 

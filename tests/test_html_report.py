@@ -15,20 +15,20 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-import flows.build as build
-import flows.evaluate as evaluate_module
+import flows.build.flow as build
+import flows.evaluate.flow as evaluate_module
 from conftest import DATA_DIR
 from flows.ablate import run_ablation
-from flows.bank import read_bank
-from flows.build import BuildSpec, Selection, build_bank
+from flows.runtime.banks import read_bank
+from flows.build.flow import BuildSpec, Selection, build_bank
 from flows.cli import main
-from flows.data import load_problems, select
-from flows.evaluate import EvalSpec, evaluate
-from flows.html_report import write_report
-from flows.manyshot import BankView
-from flows.selection import shot_order
-from flows.report_samples import Limits
-from flows.schema import RESULT_SCHEMA, to_table
+from flows.core.data import load_problems, select
+from flows.evaluate.flow import EvalSpec, evaluate
+from flows.report.html_report import write_report
+from flows.evaluate.prompts import BankView
+from flows.evaluate.shot_selection import shot_order
+from flows.report.samples import Limits
+from flows.core.schema import RESULT_SCHEMA, to_table
 from generators.fake import FakeGenerator
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -225,7 +225,7 @@ def test_publish_report_artifacts_shows_summary_plot_and_link(results, tmp_path)
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    from flows.report_artifacts import artifact_key, publish_report_artifacts
+    from flows.report.artifacts import artifact_key, publish_report_artifacts
 
     folder = results[0]
     report = write_report(folder, tmp_path / "report.html", data_dir=str(DATA_DIR))

@@ -18,9 +18,9 @@ import pytest
 
 from conftest import bank_content
 from fake_openai import FakeOpenAI
-from flows.build import BuildSpec, Selection, build_bank
-from flows.data import load_problems, select
-from flows.shots import Rounds
+from flows.build.flow import BuildSpec, Selection, build_bank
+from flows.core.data import load_problems, select
+from flows.build.rounds import Rounds
 from generators.openai_backend import OpenAIGenerator
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(300)]

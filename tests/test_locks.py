@@ -1,4 +1,4 @@
-"""Checkpoint locks (flows.locks): exclusion between processes, release when the holder is killed, and
+"""Checkpoint locks (flows.runtime.locks): exclusion between processes, release when the holder is killed, and
 produce_missing making each checkpoint once across concurrent callers."""
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from flows.locks import FileLock, claim, lock_path, produce_missing
+from flows.runtime.locks import FileLock, claim, lock_path, produce_missing
 
 ROOT = Path(__file__).resolve().parents[1]
 
 HOLD = """
 import sys, time
-from flows.locks import FileLock
+from flows.runtime.locks import FileLock
 lock = FileLock(sys.argv[1])
 assert lock.acquire()
 print("held", flush=True)
@@ -150,7 +150,7 @@ def test_produce_missing_makes_a_checkpoint_whose_holder_died(tmp_path):
 MAKER = """
 import sys, time
 from pathlib import Path
-from flows.locks import produce_missing
+from flows.runtime.locks import produce_missing
 paths = [Path(sys.argv[1]) / f"c{i}.txt" for i in range(6)]
 def make(i):
     with open(Path(sys.argv[1]) / "log.txt", "a") as log:

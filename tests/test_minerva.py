@@ -1,13 +1,13 @@
 """The paper's MATH generation prompt: the Minerva 4-shot examples, verbatim MATH train, never bank shots."""
 import pytest
 
-from flows.build import BuildSpec, Selection, build_bank, load_selection
-from flows.bank import read_bank
-from flows.data import load_problems
-from flows.problem import normalize_text
-from flows.shots import Rounds
+from flows.build.flow import BuildSpec, Selection, build_bank, load_selection
+from flows.runtime.banks import read_bank
+from flows.core.data import load_problems
+from flows.core.problem import normalize_text
+from flows.build.rounds import Rounds
 from generators.fake import FakeGenerator
-from flows.tasks import cot_template
+from flows.core.tasks import cot_template
 from generators.prompts import MINERVA_MATH, MINERVA_MATH_IDS
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

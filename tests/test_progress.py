@@ -4,10 +4,10 @@ import re
 import pytest
 
 from conftest import gsm8k_solver
-from flows.build import BuildSpec, Selection, build_bank
-from flows.evaluate import EvalSpec, evaluate
-from flows.progress import LineRenderer, Metered, Progress, Tracker, clock_text, make_renderer, tracking
-from flows.shots import Rounds
+from flows.build.flow import BuildSpec, Selection, build_bank
+from flows.evaluate.flow import EvalSpec, evaluate
+from flows.runtime.progress import LineRenderer, Metered, Progress, Tracker, clock_text, make_renderer, tracking
+from flows.build.rounds import Rounds
 from generators.fake import FakeGenerator
 
 
@@ -174,7 +174,8 @@ task = "gsm8k"
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_ablation_lines_show_its_steps_and_the_builds_and_evals_inside(tmp_path, data_dir, capsys, monkeypatch):
-    from flows import build, evaluate as evaluation
+    from flows.build import flow as build
+    from flows.evaluate import flow as evaluation
     from flows.ablate import run_ablation
 
     monkeypatch.delenv("MANYSHOT_PROGRESS", raising=False)

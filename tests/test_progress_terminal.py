@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from flows.build import BuildSpec, Selection, build_bank
+from flows.build.flow import BuildSpec, Selection, build_bank
 from test_eval_processes import ROOT, Solver, eval_cmd
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(600), pytest.mark.usefixtures("prefect_harness")]

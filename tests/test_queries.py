@@ -1,6 +1,6 @@
 import pytest
 
-from flows.queries import DuplicateIndex, clean_query
+from flows.build.queries import DuplicateIndex, clean_query
 
 SEED = ("To make life easy, Ruby decided to order an entire pizza for each of her children and she would split one "
         "with her husband. The pizza restaurant charged $10.00 per pizza and $1.00 per topping. She also needed to "

@@ -1,11 +1,11 @@
-"""The structured result of an eval sweep (flows.results): summary.json beside summary.md, and the legacy reader."""
+"""The structured result of an eval sweep (flows.evaluate.results): summary.json beside summary.md, and the legacy reader."""
 import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from flows.results import EvalResult, Skipped, parse_summary_lines, skipped_and_notes
+from flows.evaluate.results import EvalResult, Skipped, parse_summary_lines, skipped_and_notes
 
 SUMMARY = pd.DataFrame([{"bank": "gsm8k-ground-truth-abc", "source": "ground-truth", "transfer": False, "k": 4,
                          "k_label": "4", "metric": m, "items": 10, "seeds": 1, "accuracy": 0.5, "ci_low": 0.2,

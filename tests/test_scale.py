@@ -4,9 +4,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import bank_content, gsm8k_solver
-from flows.bank import read_bank
-from flows.build import BuildSpec, Selection, build_bank, resolve_generator, sharded
-from flows.shots import BuildError, Rounds
+from flows.runtime.banks import read_bank
+from flows.build.flow import BuildSpec, Selection, build_bank, resolve_generator, sharded
+from flows.build.rounds import BuildError, Rounds
 from generators import GeneratorConfig
 from generators.fake import FakeGenerator
 

@@ -8,11 +8,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import ROOT, bank_content, gsm8k_solver
-from flows import refresh as rf
+from flows.build import refresh as rf
 from flows import schedule
-from flows.bank import list_banks, read_bank
-from flows.build import BuildSpec, Selection, build_bank
-from flows.shots import BuildError, Rounds
+from flows.runtime.banks import list_banks, read_bank
+from flows.build.flow import BuildSpec, Selection, build_bank
+from flows.build.rounds import BuildError, Rounds
 from generators.fake import FakeGenerator
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -216,7 +216,7 @@ def test_scheduled_jobs_run_from_their_json_parameters(tmp_path, data_dir):
     assert (tmp_path / "runs" / "banks" / "gt" / "gt-v0001.parquet").is_file()
     assert schedule.scheduled_bank(**params | {"data_dir": str(data_dir)})["status"] == "up-to-date"
     params = json.loads(json.dumps(schedule.job_parameters(pipeline, eval_job)))
-    with mock.patch("flows.evaluate.load_generator", return_value=FakeGenerator(gsm8k_solver())):
+    with mock.patch("flows.evaluate.flow.load_generator", return_value=FakeGenerator(gsm8k_solver())):
         results = schedule.scheduled_eval(**params | {"data_dir": str(data_dir)})
     assert Path(results).parents[2] == tmp_path / "runs" / "evals"  # runs/evals/<eval>/runs/<run>
     assert "gt-v0001" in (Path(results) / "summary.md").read_text()  # the bank job's latest version

@@ -1,15 +1,15 @@
-"""Shot selection strategies and shot orders (flows.selection), and the eval's --select / --orders."""
+"""Shot selection strategies and shot orders (flows.evaluate.shot_selection), and the eval's --select / --orders."""
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 from conftest import gsm8k_solver
-from flows.build import BuildSpec, Selection, build_bank
-from flows.evaluate import EvalError, EvalSpec, evaluate
-from flows.manyshot import BankView
-from flows.metrics import order_spread
-from flows.selection import SelectionError, ShotSelector, parse_select, permuted, shot_order
+from flows.build.flow import BuildSpec, Selection, build_bank
+from flows.evaluate.flow import EvalError, EvalSpec, evaluate
+from flows.evaluate.prompts import BankView
+from flows.evaluate.metrics import order_spread
+from flows.evaluate.shot_selection import SelectionError, ShotSelector, parse_select, permuted, shot_order
 from generators.fake import FakeGenerator
 
 
@@ -155,7 +155,7 @@ def test_eval_refuses_max_with_similar_and_unknown_strategies(tmp_path, data_dir
 
 
 def test_samples_and_analyses_keep_the_random_order_zero_rows_and_say_what_they_left_out():
-    from flows.report_inputs import default_selection
+    from flows.report.inputs import default_selection
 
     base = {"bank": "b", "k": 4, "item_id": "1"}
     old = pd.DataFrame([base, base | {"item_id": "2"}])  # cells written before select/order existed
@@ -169,7 +169,7 @@ def test_samples_and_analyses_keep_the_random_order_zero_rows_and_say_what_they_
 
 
 def test_default_lines_keep_the_random_selection_of_a_summary():
-    from flows.metrics import default_lines
+    from flows.evaluate.metrics import default_lines
 
     summary = pd.DataFrame({"bank": ["b"] * 3, "select": ["random", "complex", None], "accuracy": [0.3, 0.2, 0.1]})
     assert default_lines(summary)["accuracy"].tolist() == [0.3, 0.1]

@@ -15,11 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import bank_content, gsm8k_solver
-from flows import bank as banks
-from flows import refresh as rf
-from flows.build import BuildSpec, Selection, build_bank, chunks
-from flows.data import load_problems, select
-from flows.shots import Rounds
+from flows.runtime import banks
+from flows.build import refresh as rf
+from flows.build.flow import BuildSpec, Selection, build_bank, chunks
+from flows.core.data import load_problems, select
+from flows.build.rounds import Rounds
 from generators.fake import FakeGenerator
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -28,7 +28,7 @@ LIMIT, CHUNK = 12, 4
 
 HOLD = """
 import sys, time
-from flows.locks import FileLock
+from flows.runtime.locks import FileLock
 assert FileLock(sys.argv[1]).acquire()
 print("held", flush=True)
 time.sleep(600)

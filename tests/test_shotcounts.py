@@ -6,13 +6,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import gsm8k_solver
-from flows.build import BuildSpec, Selection, build_bank
-from flows.problem import Problem
-from flows.evaluate import EvalError, EvalSpec, evaluate
-from flows.manyshot import many_shot_prompt
-from flows.schema import Shot
-from flows.metrics import markdown_table, prompt_tokens_table, summarize
-from flows.shotcounts import MAX, ShotCountError, parse_shots, resolve_max
+from flows.build.flow import BuildSpec, Selection, build_bank
+from flows.core.problem import Problem
+from flows.evaluate.flow import EvalError, EvalSpec, evaluate
+from flows.evaluate.prompts import many_shot_prompt
+from flows.core.schema import Shot
+from flows.evaluate.metrics import markdown_table, prompt_tokens_table, summarize
+from flows.evaluate.shotcounts import MAX, ShotCountError, parse_shots, resolve_max
 from generators.fake import FakeGenerator
 
 

@@ -5,20 +5,20 @@ from collections import Counter
 import pytest
 
 import verifiers
-from flows import bank as banks
+from flows.runtime import banks
 from flows.ablate import bank_spec
-from flows.build import BuildSpec, Selection
+from flows.build.flow import BuildSpec, Selection
 from flows.cli import build_parser
 from flows.config import ConfigError, build_spec, eval_spec
-from flows.evaluate import EvalSpec
-from flows.problem import Problem
-from flows.schema import SOURCES as SHOT_SOURCES
-from flows.refresh import version_seed
+from flows.evaluate.flow import EvalSpec
+from flows.core.problem import Problem
+from flows.core.schema import SOURCES as SHOT_SOURCES
+from flows.build.refresh import version_seed
 from flows.schedule import bank_job_spec
-from flows.seeds import derive_seed, seeded_rng
-from flows.shots import BuildError, ChunkStats, Rounds, round_seed
-from flows.sources import MODES, REFRESH_MODES, SOURCES, chunks
-from flows.tasks import TASKS, cot_template
+from flows.core.seeds import derive_seed, seeded_rng
+from flows.build.rounds import BuildError, ChunkStats, Rounds, round_seed
+from flows.build.sources import MODES, REFRESH_MODES, SOURCES, chunks
+from flows.core.tasks import TASKS, cot_template
 
 # Bank keys computed by the code before the redesign (commit 6f726b0) with verifiers.VERSION = "test-version":
 # a refactor that changes one of them changes which banks users' builds reuse.

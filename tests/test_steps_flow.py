@@ -2,14 +2,14 @@
 import pyarrow.parquet as pq
 import pytest
 
-import flows.build as build
-from flows.bank import ChunkStore, read_bank
-from flows.build import BuildSpec, Selection, build_bank
+import flows.build.flow as build
+from flows.runtime.banks import ChunkStore, read_bank
+from flows.build.flow import BuildSpec, Selection, build_bank
 from flows.cli import main
-from flows.data import load_problems
-from flows.report import step_summary
-from flows.schema import ADDED_SHOT_COLUMNS
-from flows.shots import BuildError, Rounds
+from flows.core.data import load_problems
+from flows.build.bank_report import step_summary
+from flows.core.schema import ADDED_SHOT_COLUMNS
+from flows.build.rounds import BuildError, Rounds
 from generators.fake import FakeGenerator
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

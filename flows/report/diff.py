@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from flows.bank import BankError, read_bank
+from flows.runtime.banks import BankError, read_bank
 
 DIFF_LINES = 40
 

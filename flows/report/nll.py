@@ -26,14 +26,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flows.bank import atomic_write
-from flows.data import load_problems
-from flows.manyshot import BankView, contaminated, many_shot_prompt
-from flows.metrics import bootstrap_ci, default_lines, with_zero_shot
-from flows.problem import Problem
-from flows.report_inputs import EvalPart, Inputs, ReportError, label_key, read_inputs
-from flows.selection import shot_order
-from flows.tasks import TASKS
+from flows.runtime.banks import atomic_write
+from flows.core.data import load_problems
+from flows.evaluate.prompts import BankView, contaminated, many_shot_prompt
+from flows.evaluate.metrics import bootstrap_ci, default_lines, with_zero_shot
+from flows.core.problem import Problem
+from flows.report.inputs import EvalPart, Inputs, ReportError, label_key, read_inputs
+from flows.evaluate.shot_selection import shot_order
+from flows.core.tasks import TASKS
 from generators import Generator, prompt_hash
 
 CELLS = "analysis-nll-cells"

@@ -1,6 +1,6 @@
 """Pure bank-building steps: problems (and model output) in, shot rows and statistics out.
 
-No Prefect and no I/O here; :mod:`flows.build` wraps these in tasks and checkpoints them.
+No Prefect and no I/O here; :mod:`flows.build.flow` wraps these in tasks and checkpoints them.
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
 import verifiers
-from flows.problem import Problem
-from flows.seeds import derive_seed
-from flows.tasks import TASKS
+from flows.core.problem import Problem
+from flows.core.seeds import derive_seed
+from flows.core.tasks import TASKS
 from generators.base import Completion, Generator, Prompt, Sampling
 from generators.prompts import Template
 
@@ -129,7 +129,7 @@ def unsupervised_rows(problems: Sequence[Problem], prov: Provenance) -> ChunkRes
 
 def _rationale_key(text: str) -> str:
     """Two rationales are duplicates when they differ only in case and whitespace. Stricter than
-    :func:`flows.problem.normalize_text` (which drops punctuation, for question matching): "3.5" and "35" differ."""
+    :func:`flows.core.problem.normalize_text` (which drops punctuation, for question matching): "3.5" and "35" differ."""
     return " ".join(text.split()).lower()
 
 

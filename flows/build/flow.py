@@ -1,4 +1,4 @@
-"""The bank-building Prefect flow: a thin shell of tasks over the shot sources (:mod:`flows.sources`).
+"""The bank-building Prefect flow: a thin shell of tasks over the shot sources (:mod:`flows.build.sources`).
 
 Work is split into chunks of problems; each finished chunk is checkpointed as a Parquet part, so a
 killed build resumes where it stopped, and a larger ``--limit`` reuses the chunks it shares.
@@ -10,7 +10,7 @@ shipped as is). Chunk seeds depend only on the chunk index, so a sharded bank ha
 one (only ``created_at`` and ``run_id`` differ), and both use the same checkpoints and final path.
 
 The outline of a build (:func:`plan`, :func:`provenance`, :func:`run_chunks`, :func:`finish`) is shared with
-the incremental refresh (:mod:`flows.refresh`).
+the incremental refresh (:mod:`flows.build.refresh`).
 """
 from __future__ import annotations
 
@@ -27,16 +27,16 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 
 import verifiers
-from flows import bank as banks
-from flows.data import data_source, load_problems, select
-from flows.locks import FileLock, lock_path, produce_missing
-from flows.problem import Problem, normalize_text
-from flows.progress import current, metered, tracking
-from flows.report import build_report, publish
-from flows.retries import retry_model_errors
-from flows.schema import SHOT_SCHEMA, to_table
-from flows.shots import BuildError, ChunkResult, ChunkStats, Provenance, Rounds
-from flows.sources import MODES, Chunk, ShotSource, chunks, source_for
+from flows.runtime import banks
+from flows.core.data import data_source, load_problems, select
+from flows.runtime.locks import FileLock, lock_path, produce_missing
+from flows.core.problem import Problem, normalize_text
+from flows.runtime.progress import current, metered, tracking
+from flows.build.bank_report import build_report, publish
+from flows.runtime.retries import retry_model_errors
+from flows.core.schema import SHOT_SCHEMA, to_table
+from flows.build.rounds import BuildError, ChunkResult, ChunkStats, Provenance, Rounds
+from flows.build.sources import MODES, Chunk, ShotSource, chunks, source_for
 from generators import Generator, GeneratorConfig, load_generator
 
 __all__ = ["MODES", "BuildError", "BuildSpec", "Selection", "build_bank", "chunks", "sharded"]
@@ -127,7 +127,7 @@ def run_chunks(spec: BuildSpec, ref: GeneratorConfig | Generator | None, parts: 
     With ``submit`` the missing chunks are submitted to the flow's task runner at once; otherwise they run one after
     the other, and a sequential source sees each chunk's rows, reused or new, before the next chunk runs.
 
-    Each chunk is made under its checkpoint's lock (:mod:`flows.locks`), so concurrent builds of the same
+    Each chunk is made under its checkpoint's lock (:mod:`flows.runtime.locks`), so concurrent builds of the same
     configuration share the work: a chunk another process is making is skipped, then waited for and reused.
     """
     if submit and spec.source.sequential:

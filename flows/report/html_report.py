@@ -4,7 +4,7 @@ The page needs no network: CSS and JavaScript are inline, plots are PNGs embedde
 and the sample browser reads JSON embedded in the page. Sections: accuracy vs K (strict and flexible,
 95% CIs), the accuracy tables, prompt tokens per K, skipped cells with their reasons, the banks'
 provenance, a sample browser (bank, K, seed, item: question, gold, responses, extracted answers,
-verdicts and the shots that were in the prompt) and any ``analysis-*`` files (see flows/report_inputs.py).
+verdicts and the shots that were in the prompt) and any ``analysis-*`` files (see flows/report/inputs.py).
 """
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from typing import Sequence
 
 import pandas as pd
 
-from flows.metrics import LINE, line_label, plot, with_zero_shot
-from flows.report_inputs import BankInfo, EvalPart, Inputs, label_key, read_inputs
-from flows.report_page import BROWSER, page
-from flows.report_samples import Limits, eval_samples
+from flows.evaluate.metrics import LINE, line_label, plot, with_zero_shot
+from flows.report.inputs import BankInfo, EvalPart, Inputs, label_key, read_inputs
+from flows.report.page import BROWSER, page
+from flows.report.samples import Limits, eval_samples
 
 ANALYSIS_ROWS = 100
 

@@ -4,7 +4,7 @@ A :class:`ShotSource` says what of a build's configuration changes its bank (:me
 whether it needs a model, which template it generates with, what state its chunks share
 (:meth:`~ShotSource.prepare`), how one chunk of problems becomes shot rows (:meth:`~ShotSource.run_chunk`) and
 what its bank report adds. ``SOURCES`` maps each mode name (the ``source`` column of its shots) to its source;
-:mod:`flows.build` runs any of them the same way, serially or sharded.
+:mod:`flows.build.flow` runs any of them the same way, serially or sharded.
 """
 from __future__ import annotations
 
@@ -14,21 +14,21 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 import pyarrow as pa
 
-from flows import bank as banks
-from flows.data import load_problems
-from flows.problem import Problem, normalize_text
-from flows.queries import QUERY_FILTER_VERSION, DuplicateIndex, accept_queries, generate_queries, query_requests
-from flows.report import step_summary
-from flows.schema import SOURCES as SOURCE_NAMES
-from flows.schema import Shot
-from flows.shots import BuildError, ChunkResult, ChunkStats, Provenance, ground_truth_rows, reinforce_chunk, \
+from flows.runtime import banks
+from flows.core.data import load_problems
+from flows.core.problem import Problem, normalize_text
+from flows.build.queries import QUERY_FILTER_VERSION, DuplicateIndex, accept_queries, generate_queries, query_requests
+from flows.build.bank_report import step_summary
+from flows.core.schema import SOURCES as SOURCE_NAMES
+from flows.core.schema import Shot
+from flows.build.rounds import BuildError, ChunkResult, ChunkStats, Provenance, ground_truth_rows, reinforce_chunk, \
     template_prompt, unsupervised_rows
-from flows.tasks import TASKS
+from flows.core.tasks import TASKS
 from generators import Generator, Sampling
 from generators.prompts import Template
 
 if TYPE_CHECKING:
-    from flows.build import BuildSpec
+    from flows.build.flow import BuildSpec
 
 
 @dataclass(frozen=True)
@@ -214,7 +214,7 @@ def verifier_lines(table: pa.Table, stats: ChunkStats) -> dict[str, Any]:
 SOURCES: dict[str, ShotSource] = {s.mode: s for s in (GroundTruth(), Reinforced(), Unsupervised(), Generated())}
 MODES = tuple(SOURCES)
 REFRESH_MODES = tuple(m for m, s in SOURCES.items() if s.refreshable)
-assert set(MODES) == set(SOURCE_NAMES), "flows.schema.SOURCES and the shot sources disagree"
+assert set(MODES) == set(SOURCE_NAMES), "flows.core.schema.SOURCES and the shot sources disagree"
 
 
 def source_for(mode: str) -> ShotSource:

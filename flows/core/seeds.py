@@ -3,7 +3,7 @@ parts, such as ``("order", seed)`` or ``(seed, chunk, round)``, so two choices n
 and each can be reproduced on its own.
 
 Two older derivations stay as they are, because existing banks and cells are named by what they produced: the
-problem selection shuffles with ``random.Random(seed)`` (:func:`flows.data.select`; every bank key hashes the
+problem selection shuffles with ``random.Random(seed)`` (:func:`flows.core.data.select`; every bank key hashes the
 selected problems) and generated-mode chunks sample with engine seed ``seed * 1_000_003 + chunk``.
 """
 from __future__ import annotations

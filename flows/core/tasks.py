@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from flows.problem import DataError, Problem, content_id
+from flows.core.problem import DataError, Problem, content_id
 from generators.prompts import ANSWER_FORMAT, FEW_SHOT, MINERVA_MATH, Template
 
 logger = logging.getLogger(__name__)

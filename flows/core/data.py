@@ -13,8 +13,8 @@ import socket
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from flows.problem import DataError, Problem
-from flows.tasks import TASKS, task as get_task
+from flows.core.problem import DataError, Problem
+from flows.core.tasks import TASKS, task as get_task
 
 SPLITS = ("train", "test")
 

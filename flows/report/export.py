@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 import yaml
 
-from flows.bank import BankError, read_bank
-from flows.tasks import TASKS
+from flows.runtime.banks import BankError, read_bank
+from flows.core.tasks import TASKS
 
 DATA_FILE = "data/train-00000-of-00001.parquet"
 EXPORT_ENTRIES = {"README.md", "data"}

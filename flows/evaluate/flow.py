@@ -4,9 +4,9 @@ Cells run seed by seed with K ascending, so each prompt extends a prefix the eng
 cached. Finished cells are checkpointed and reused by reruns of the same configuration.
 
 Concurrent runs of the same configuration share the cells: each cell (and each ``max`` resolution) is
-made under its checkpoint's file lock (:mod:`flows.locks`); a cell another process holds is skipped at
+made under its checkpoint's file lock (:mod:`flows.runtime.locks`); a cell another process holds is skipped at
 first, then waited for and reused, or made here if that process died before writing it. Ctrl-C and
-SIGTERM raise :class:`~flows.interrupt.CellsInterrupted`, which says how many cells were kept.
+SIGTERM raise :class:`~flows.runtime.interrupt.CellsInterrupted`, which says how many cells were kept.
 """
 from __future__ import annotations
 
@@ -29,20 +29,20 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import TerminationSignal
 
 import verifiers
-from flows import bank as banks
-from flows.data import load_problems, select
-from flows.embeddings import EmbeddingError
-from flows.interrupt import CellsInterrupted, SweepProgress, deferred_signals, signal_number, signals_allowed
-from flows.locks import claim
-from flows.manyshot import BankView, contaminated, many_shot_prompt
-from flows.metrics import order_spread, plot, plot_orders, summarize
-from flows.problem import Problem
-from flows.progress import current, metered, tracking
-from flows.results import EvalResult, Skipped
-from flows.retries import retry_model_errors
-from flows.schema import RESULT_SCHEMA, to_table, validate
-from flows.selection import SelectionError, ShotSelector, make_selectors, parse_select
-from flows.shotcounts import MAX, Resolution, ShotCount, ShotCountError, parse_shots, resolve_max
+from flows.runtime import banks
+from flows.core.data import load_problems, select
+from flows.evaluate.embeddings import EmbeddingError
+from flows.runtime.interrupt import CellsInterrupted, SweepProgress, deferred_signals, signal_number, signals_allowed
+from flows.runtime.locks import claim
+from flows.evaluate.prompts import BankView, contaminated, many_shot_prompt
+from flows.evaluate.metrics import order_spread, plot, plot_orders, summarize
+from flows.core.problem import Problem
+from flows.runtime.progress import current, metered, tracking
+from flows.evaluate.results import EvalResult, Skipped
+from flows.runtime.retries import retry_model_errors
+from flows.core.schema import RESULT_SCHEMA, to_table, validate
+from flows.evaluate.shot_selection import SelectionError, ShotSelector, make_selectors, parse_select
+from flows.evaluate.shotcounts import MAX, Resolution, ShotCount, ShotCountError, parse_shots, resolve_max
 from generators import Generator, Sampling, load_generator, prompt_hash
 
 DEFAULT_ROOT = Path("runs") / "evals"
@@ -64,7 +64,7 @@ class EvalSpec:
     temperature: float = 0.0
     max_tokens: int = 512
     exclude_contaminated: bool = False
-    select: tuple[str, ...] = ("random",)  # shot selection strategies (flows.selection), one line each
+    select: tuple[str, ...] = ("random",)  # shot selection strategies (flows.evaluate.shot_selection), one line each
     orders: int = 1  # permutations of each cell's K shots (order 0 is the strategy's own)
     embedder: str = "auto"  # for the similar and diverse strategies: auto, minilm or tfidf
 
@@ -355,7 +355,7 @@ def labelled(path: Path, k_label: str) -> pa.Table:
 def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], skipped: tuple[Skipped, ...],
            leaks: dict[str, set[str]], subjects: dict[str, str] | None = None) -> EvalResult:
     """Combine this sweep's cells (file, K label) into its run folder, written once: results.parquet, the
-    summary (:class:`~flows.results.EvalResult`), the plot (with ``--orders`` N > 1 also orders.csv and
+    summary (:class:`~flows.evaluate.results.EvalResult`), the plot (with ``--orders`` N > 1 also orders.csv and
     orders.png: the accuracy spread over orders, overall and per subject) and artifacts. The folder appears
     whole (a hidden folder renamed into place); a sweep that already has one, identical by construction, leaves
     it as it is."""

@@ -9,9 +9,9 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from flows.problem import Problem, content_id, normalize_text
-from flows.seeds import seeded_rng
-from flows.tasks import TASKS
+from flows.core.problem import Problem, content_id, normalize_text
+from flows.core.seeds import seeded_rng
+from flows.core.tasks import TASKS
 from generators.base import Generator, Sampling
 from generators.prompts import generate_query_prompt
 

@@ -1,7 +1,7 @@
 """The sample browser's data: per cell and item the question, gold, responses and verdicts, and the
 shots that were in the prompt, bounded so that the report stays a few MB.
 
-Shots are reconstructed read-only with ``flows.selection.shot_order`` (test-split overlaps excluded as
+Shots are reconstructed read-only with ``flows.evaluate.shot_selection.shot_order`` (test-split overlaps excluded as
 the eval did) and checked against the prompt hash stored with every result row: a reconstruction is
 shown as "matches" only when the rebuilt prompt hashes to the row's ``prompt_hash``.
 """
@@ -12,11 +12,11 @@ from typing import Any
 
 import pandas as pd
 
-from flows.data import load_problems
-from flows.manyshot import BankView, contaminated, many_shot_prompt
-from flows.problem import Problem
-from flows.report_inputs import BankInfo, EvalPart
-from flows.selection import shot_order
+from flows.core.data import load_problems
+from flows.evaluate.prompts import BankView, contaminated, many_shot_prompt
+from flows.core.problem import Problem
+from flows.report.inputs import BankInfo, EvalPart
+from flows.evaluate.shot_selection import shot_order
 from generators import prompt_hash
 
 

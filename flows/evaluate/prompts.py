@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from flows.bank import BankError
-from flows.problem import Problem, normalize_text
-from flows.schema import Shot
+from flows.runtime.banks import BankError
+from flows.core.problem import Problem, normalize_text
+from flows.core.schema import Shot
 from generators.base import Prompt
-from flows.tasks import TASKS
+from flows.core.tasks import TASKS
 from generators.prompts import chat
 
 UNSUPERVISED_PREAMBLE = "You will be provided Problems similar to the ones below:"

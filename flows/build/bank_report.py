@@ -8,8 +8,8 @@ from typing import Any, Sequence
 import pyarrow as pa
 
 import verifiers
-from flows.problem import Problem
-from flows.shots import ChunkStats
+from flows.core.problem import Problem
+from flows.build.rounds import ChunkStats
 
 
 def _yield_by(problems: Sequence[Problem], solved: set[str], attr: str) -> dict[str, str] | str:
@@ -49,7 +49,7 @@ def step_summary(table: pa.Table, examples: int = 3, *, recompute: bool = False)
 
 def build_report(source: Any, problems: Sequence[Problem], table: pa.Table, stats: Sequence[ChunkStats],
                  ) -> dict[str, Any]:
-    """The report of a build by ``source`` (a :class:`flows.sources.ShotSource`): counts every bank has, then
+    """The report of a build by ``source`` (a :class:`flows.build.sources.ShotSource`): counts every bank has, then
     the source's own lines."""
     total = ChunkStats.total(stats)
     solved = set(table.column("problem_id").to_pylist())

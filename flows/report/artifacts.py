@@ -11,7 +11,7 @@ from pathlib import Path
 
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 
-from flows.html_report import data_uri
+from flows.report.html_report import data_uri
 
 
 def artifact_key(folder: Path) -> str:

@@ -4,8 +4,8 @@ holds a shot that is close to it, and is that the same at every K?
 For every cell and test item of a finished evaluation (or of an ablation's evaluations) the prompt's
 shots are rebuilt as the eval built them, ``shot_order(view, seed, contaminated(view, test))[:k]``, and
 checked against the row's ``prompt_hash``. The top-1 similarity is the largest cosine similarity between
-the test question and a shot's question (``flows.embeddings``). Units are (bank, seed, item) with the
-item's majority-vote score (``flows.metrics.item_scores``); accuracy per similarity bucket and K gets a
+the test question and a shot's question (``flows.evaluate.embeddings``). Units are (bank, seed, item) with the
+item's majority-vote score (``flows.evaluate.metrics.item_scores``); accuracy per similarity bucket and K gets a
 95% bootstrap CI over those units. Zero-shot rows have no shots and are left out.
 
 Writes into the folder: ``analysis-similarity.csv`` (the bucket table), ``analysis-similarity.md``
@@ -21,12 +21,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from flows.data import load_problems
-from flows.embeddings import DEFAULT_CACHE, Embedder, EmbeddingCache, make_embedder
-from flows.manyshot import BankView, contaminated, many_shot_prompt
-from flows.selection import shot_order
-from flows.metrics import bootstrap_ci, item_scores
-from flows.report_inputs import EvalPart, Inputs, ReportError, label_key, read_inputs
+from flows.core.data import load_problems
+from flows.evaluate.embeddings import DEFAULT_CACHE, Embedder, EmbeddingCache, make_embedder
+from flows.evaluate.prompts import BankView, contaminated, many_shot_prompt
+from flows.evaluate.shot_selection import shot_order
+from flows.evaluate.metrics import bootstrap_ci, item_scores
+from flows.report.inputs import EvalPart, Inputs, ReportError, label_key, read_inputs
 from generators import prompt_hash
 
 DEFAULT_EDGES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)

@@ -203,7 +203,7 @@ def make_renderer(stream: TextIO | None = None) -> Renderer:
         raise ValueError(f"MANYSHOT_PROGRESS={mode!r}: expected 0, lines, rich or auto")
     stream = stream or sys.stderr
     if mode == "rich" or (mode != "lines" and stream.isatty()):
-        from flows.progress_rich import RichRenderer
+        from flows.runtime.progress_rich import RichRenderer
 
         return RichRenderer()
     return LineRenderer(stream, interval=float(os.environ.get("MANYSHOT_PROGRESS_INTERVAL", "30")))

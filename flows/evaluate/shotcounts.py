@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from flows.problem import Problem
-from flows.manyshot import many_shot_prompt
-from flows.schema import Shot
+from flows.core.problem import Problem
+from flows.evaluate.prompts import many_shot_prompt
+from flows.core.schema import Shot
 from generators.base import Generator
 
 MAX = "max"

@@ -1,4 +1,4 @@
-"""The live terminal display of :mod:`flows.progress`: a ``rich`` progress display on stderr, one line per open
+"""The live terminal display of :mod:`flows.runtime.progress`: a ``rich`` progress display on stderr, one line per open
 bar, redrawn four times a second (so elapsed and ETA tick between updates).
 
 Log lines keep appearing above the display: rich's redirection catches writes to ``sys.stderr`` (and to
@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.text import Text
 
-from flows.progress import Renderer, Tracker
+from flows.runtime.progress import Renderer, Tracker
 
 
 class _Fields(ProgressColumn):

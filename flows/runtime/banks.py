@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flows.schema import SCHEMA_VERSION_FIELD, SHOT_SCHEMA, SchemaError, read_metadata, schema_version, validate, \
+from flows.core.schema import SCHEMA_VERSION_FIELD, SHOT_SCHEMA, SchemaError, read_metadata, schema_version, validate, \
     with_metadata
 
 DEFAULT_ROOT = Path("runs") / "banks"

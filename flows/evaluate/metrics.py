@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from flows.shotcounts import label_key
+from flows.evaluate.shotcounts import label_key
 
 GROUP = ["bank", "source", "transfer", "select", "k_label"]
 LINE = ["bank", "select", "source", "transfer"]  # one line of a table or plot

@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flows.bank import atomic_write
+from flows.runtime.banks import atomic_write
 
 DEFAULT_CACHE = Path("data") / "cache" / "embeddings"
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"

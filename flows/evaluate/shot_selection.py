@@ -25,9 +25,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from flows.manyshot import BankView
-from flows.schema import Shot
-from flows.seeds import seeded_rng
+from flows.evaluate.prompts import BankView
+from flows.core.schema import Shot
+from flows.core.seeds import seeded_rng
 
 STRATEGIES = ("random", "similar", "diverse", "complex")
 EMBEDDED = ("similar", "diverse")  # the strategies that need embeddings
@@ -180,10 +180,10 @@ def make_selectors(views: Sequence[BankView], strategies: Sequence[str], exclude
                    cache_dir: str | None = None) -> dict[tuple[str, str], ShotSelector]:
     """A selector per (bank label, strategy). The embedder (``auto``, ``minilm``, ``tfidf``) is made only when a
     strategy needs it, fitted for TF-IDF on every bank question and ``questions``, and its vectors are cached as
-    :mod:`flows.analyze_similarity` caches them (``bank-<label>`` and ``group``); ``questions`` are embedded at once."""
+    :mod:`flows.report.similarity` caches them (``bank-<label>`` and ``group``); ``questions`` are embedded at once."""
     embed, name = None, ""
     if any(s in EMBEDDED for s in strategies):
-        from flows.embeddings import DEFAULT_CACHE, EmbeddingCache, make_embedder
+        from flows.evaluate.embeddings import DEFAULT_CACHE, EmbeddingCache, make_embedder
 
         corpus = [s.question for v in views for s in v.shots] + list(questions)
         model, cache = make_embedder(embedder, corpus), EmbeddingCache(cache_dir or DEFAULT_CACHE)

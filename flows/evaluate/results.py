@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from flows.metrics import markdown_table, order_spread_table, prompt_tokens_table
+from flows.evaluate.metrics import markdown_table, order_spread_table, prompt_tokens_table
 
 _SKIP = re.compile(r"^skipped (?P<bank>.+?)-s(?P<seed>\d+)(?P<selection>-.+?)?-k(?P<k>\d+|max): (?P<why>.*)$")
 _OVERLAP = re.compile(r"^overlap with the test split: (?P<bank>.+): (?P<n>\d+) shots excluded$")

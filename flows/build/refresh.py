@@ -11,13 +11,13 @@ A refresh job keeps its banks under ``<banks root>/<job>/``::
 versions of two jobs apart.)
 
 A refresh selects the job's problems, skips those the latest version already has shots for, builds
-shots for the rest with :func:`flows.build.run_chunks` (chunked and checkpointed like ``build_bank``,
+shots for the rest with :func:`flows.build.flow.run_chunks` (chunked and checkpointed like ``build_bank``,
 optionally sharded over workers), and publishes ``v(N+1) = vN's shots + the new shots``. Each version
 samples with its own seed (:func:`version_seed`), so problems still unsolved get fresh samples. When no
 problem is left, or none of the remaining ones was solved, no version is written. Older versions are
 never touched. v1 is a plain build of the selection and uses the plain build's checkpoints, so a refresh
 and a ``manyshot bank build`` of the same configuration under the same banks root share their chunks
-(under the chunk locks of :mod:`flows.locks`, also while both run).
+(under the chunk locks of :mod:`flows.runtime.locks`, also while both run).
 """
 from __future__ import annotations
 
@@ -30,13 +30,13 @@ from typing import Any
 import pyarrow as pa
 from prefect import flow, get_run_logger
 
-from flows import bank as banks
-from flows.build import BuildSpec, chunks, empty_reason, load_selection, provenance, run_chunks, table_models
-from flows.report import build_report, publish
-from flows.schema import SHOT_SCHEMA, validate
-from flows.seeds import derive_seed
-from flows.shots import BuildError
-from flows.sources import REFRESH_MODES
+from flows.runtime import banks
+from flows.build.flow import BuildSpec, chunks, empty_reason, load_selection, provenance, run_chunks, table_models
+from flows.build.bank_report import build_report, publish
+from flows.core.schema import SHOT_SCHEMA, validate
+from flows.core.seeds import derive_seed
+from flows.build.rounds import BuildError
+from flows.build.sources import REFRESH_MODES
 from generators import Generator, GeneratorConfig
 
 POINTER = "latest"
@@ -93,7 +93,7 @@ def refresh_bank(spec: BuildSpec, job: str, data_dir: str | None = None, out: st
     """Publish the next version of job ``job``'s bank under ``<out>/<job>/`` if there is anything new.
 
     ``submit=True`` runs the chunks concurrently on the flow's task runner (give the flow a Dask runner with
-    ``refresh_bank.with_options(task_runner=flows.build.dask_runner(n))``). Returns a JSON-able summary whose
+    ``refresh_bank.with_options(task_runner=flows.build.flow.dask_runner(n))``). Returns a JSON-able summary whose
     ``status`` is ``published``, ``up-to-date`` (no problem left to try) or ``nothing-solved``.
     """
     logger = get_run_logger()

@@ -1,12 +1,12 @@
 """What ``manyshot report`` reads: an eval results folder or an ablation folder, its banks and analyses.
 
-An eval results folder (``flows/evaluate.py``: a sweep's run folder ``<eval>/runs/<run key>``, written once)
+An eval results folder (``flows/evaluate/flow.py``: a sweep's run folder ``<eval>/runs/<run key>``, written once)
 holds ``results.parquet``, ``summary.csv`` and ``summary.md``. An ablation folder (``flows/ablate.py``) holds
 ``summary.md`` (the bank paths and, per eval, its results folder), ``summary.csv`` (with ``eval_task``) and
 plots; its samples come from the run folders' results. Ablations from before run folders name the eval
 folder itself, whose ``results.parquet`` a later sweep may have rewritten: their samples come from its cell files.
 
-Skipped cells and test-split overlaps come from ``summary.json`` (:mod:`flows.results`, beside the
+Skipped cells and test-split overlaps come from ``summary.json`` (:mod:`flows.evaluate.results`, beside the
 ``summary.md`` of run and ablation folders); folders written before it existed are read from ``summary.md`` lines.
 
 Analyses: files named ``analysis-*.png``, ``.svg``, ``.csv``, ``.md`` or ``.txt`` in the folder (and
@@ -24,9 +24,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flows.bank import read_bank
-from flows.metrics import with_labels
-from flows.results import Skipped, from_meta, parse_summary_lines, skipped_and_notes
+from flows.runtime.banks import read_bank
+from flows.evaluate.metrics import with_labels
+from flows.evaluate.results import Skipped, from_meta, parse_summary_lines, skipped_and_notes
 
 ANALYSIS_SUFFIXES = (".png", ".svg", ".csv", ".md", ".txt")
 

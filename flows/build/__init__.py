@@ -1,0 +1,1 @@
+"""The bank flow: shot sources, reinforcement rounds, generated queries, refresh, the build report."""
