@@ -111,9 +111,10 @@ def real_part(args, data_dir: str, work: Path) -> dict:
     import pyarrow.parquet as pq
     from vllm import SamplingParams
 
-    from flows.build.flow import BuildSpec, Selection, build_bank
+    from flows.build.flow import build_bank
+    from flows.core.specs import BuildError, BuildSpec, Rounds, Selection
     from flows.core.data import load_problems, select
-    from flows.build.rounds import BuildError, Rounds, round_seed, template_prompt
+    from flows.build.rounds import round_seed, template_prompt
     from flows.core.tasks import cot_template
     from generators.vllm_backend import VLLMGenerator, reseed
 
@@ -272,8 +273,8 @@ def make_data(src: str, n: int, dest: Path) -> int:
 def fake_part(args, src: str, work: Path) -> dict:
     import pyarrow.parquet as pq
 
-    from flows.build.flow import BuildSpec, Selection, build_bank
-    from flows.build.rounds import Rounds
+    from flows.build.flow import build_bank
+    from flows.core.specs import BuildSpec, Rounds, Selection
     from generators.fake import FakeGenerator
 
     data_dir = work / "fake-data"
@@ -335,8 +336,8 @@ def main() -> int:
 
     from prefect.testing.utilities import prefect_test_harness
 
-    from flows.build.flow import BuildSpec, Selection, build_bank
-    from flows.build.rounds import Rounds
+    from flows.build.flow import build_bank
+    from flows.core.specs import BuildSpec, Rounds, Selection
     from generators.fake import FakeGenerator
 
     data_dir = os.environ["MANYSHOT_DATA_DIR"]

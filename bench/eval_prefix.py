@@ -147,9 +147,10 @@ def main() -> int:
     from prefect.testing.utilities import prefect_test_harness
     from vllm import SamplingParams
 
-    from flows.build.flow import BuildSpec, Selection, build_bank
+    from flows.build.flow import build_bank
+    from flows.core.specs import BuildSpec, EvalSpec, Selection
     from flows.core.data import load_problems, select
-    from flows.evaluate.flow import EvalSpec, bank_views, evaluate
+    from flows.evaluate.flow import bank_views, evaluate
     from flows.evaluate.prompts import contaminated, many_shot_prompt
     from flows.evaluate.shot_selection import shot_order
     from generators.vllm_backend import VLLMGenerator, reseed

@@ -70,8 +70,8 @@ def main() -> int:
     from distributed import LocalCluster
     from prefect.testing.utilities import prefect_test_harness
 
-    from flows.build.flow import BuildSpec, Selection, build_bank, sharded
-    from flows.build.rounds import Rounds
+    from flows.build.flow import build_bank, sharded
+    from flows.core.specs import BuildSpec, Rounds, Selection
     from generators.fake import FakeGenerator
 
     data_dir = os.environ["MANYSHOT_DATA_DIR"]

@@ -22,7 +22,7 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def _shots(text: str) -> tuple[int | str, ...]:
-    from flows.evaluate.shotcounts import ShotCountError, parse_shots
+    from flows.core.specs import ShotCountError, parse_shots
 
     try:
         return parse_shots(text)
@@ -246,9 +246,9 @@ def _bank_show(args) -> None:
 
 
 def _run(args) -> None:
-    from flows.build.flow import BuildSpec, Selection, build_bank
-    from flows.evaluate.flow import EvalSpec, evaluate
-    from flows.build.rounds import Rounds
+    from flows.build.flow import build_bank
+    from flows.core.specs import BuildSpec, EvalSpec, Rounds, Selection
+    from flows.evaluate.flow import evaluate
 
     d = RUN_DEFAULTS
     out = Path(args.out)

@@ -25,9 +25,8 @@ from typing import Any
 from prefect import flow
 
 from flows.ablate import BANK_KEYS, load_spec, run_ablation
-from flows.build.flow import BuildSpec
+from flows.core.specs import BuildError, BuildSpec, KEEP_POLICIES
 from flows.config import build_spec, eval_spec
-from flows.build.rounds import KEEP_POLICIES, BuildError
 from flows.build.sources import REFRESH_MODES
 from flows.core.tasks import TASKS
 

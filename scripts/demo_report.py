@@ -38,9 +38,10 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="manyshot-demo-prefect-"))
-    from flows.build.flow import BuildSpec, Selection, build_bank
+    from flows.build.flow import build_bank
+    from flows.core.specs import BuildSpec, EvalSpec, Selection
     from flows.core.data import load_problems
-    from flows.evaluate.flow import EvalSpec, evaluate
+    from flows.evaluate.flow import evaluate
     from flows.report.html_report import write_report
     from generators.fake import FakeGenerator
 

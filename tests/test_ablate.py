@@ -14,7 +14,7 @@ from flows.ablate import load_spec, run_ablation
 from flows.core.data import load_problems
 from flows.report.inputs import read_inputs
 from flows.evaluate.results import Skipped
-from flows.build.rounds import BuildError
+from flows.core.specs import BuildError
 from generators.fake import FakeGenerator
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -10,10 +10,11 @@ import pytest
 
 from conftest import DATA_DIR
 from flows.report.nll import CELLS, NLLError, analyze, model_slug
-from flows.build.flow import BuildSpec, Selection, build_bank
+from flows.build.flow import build_bank
+from flows.core.specs import BuildSpec, EvalSpec, Selection
 from flows.cli import main
 from flows.core.data import load_problems
-from flows.evaluate.flow import EvalSpec, evaluate
+from flows.evaluate.flow import evaluate
 from flows.core.tasks import TASKS
 from generators.base import Generator, Score
 from generators.fake import FakeGenerator

@@ -8,11 +8,12 @@ import pytest
 
 from flows.report.similarity import SimilarityError, analyze, bucket_names, parse_edges
 from flows.runtime.banks import read_bank
-from flows.build.flow import BuildSpec, Selection, build_bank
+from flows.build.flow import build_bank
+from flows.core.specs import BuildSpec, EvalSpec, Selection
 from flows.cli import main
 from flows.core.data import load_problems, select
 from flows.evaluate.embeddings import EmbeddingCache, Tfidf, minilm_available, normalise
-from flows.evaluate.flow import EvalSpec, evaluate
+from flows.evaluate.flow import evaluate
 from flows.evaluate.prompts import BankView, contaminated
 from flows.evaluate.shot_selection import shot_order
 from flows.evaluate.metrics import bootstrap_ci

@@ -6,7 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from flows.runtime.banks import BankError, ChunkStore, bank_path, config_key, list_banks, publish_bank, read_bank, write_bank
+from flows.runtime.banks import BankError, ChunkStore, bank_path, list_banks, publish_bank, read_bank, write_bank
+from flows.core.specs import config_key
 from flows.core.schema import SCHEMA_VERSION, SCHEMA_VERSION_FIELD, SHOT_SCHEMA, SchemaError, to_table, validate
 
 

@@ -6,8 +6,8 @@ import flows.build.flow as build
 import verifiers
 from conftest import bank_content, gsm8k_solver
 from flows.runtime.banks import read_bank
-from flows.build.flow import BuildSpec, Selection, build_bank
-from flows.build.rounds import BuildError, Rounds
+from flows.build.flow import build_bank
+from flows.core.specs import BuildError, BuildSpec, Rounds, Selection
 from generators.fake import FakeGenerator
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -22,9 +22,9 @@ import pytest
 
 from conftest import bank_content
 from fake_openai import FakeOpenAI
-from flows.build.flow import BuildSpec, Selection, build_bank
+from flows.build.flow import build_bank
+from flows.core.specs import BuildSpec, Rounds, Selection
 from flows.core.data import load_problems, select
-from flows.build.rounds import Rounds
 from generators.openai_backend import OpenAIGenerator
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(420)]
@@ -35,8 +35,8 @@ FALLBACK_S = 120  # release the held requests after this long even if the proces
 
 SHARDED = """
 import sys
-from flows.build.flow import BuildSpec, Selection, build_bank
-from flows.build.rounds import Rounds
+from flows.build.flow import build_bank
+from flows.core.specs import BuildSpec, Rounds, Selection
 from generators import GeneratorConfig
 url, data_dir, out, limit, chunk, samples = sys.argv[1:]
 spec = BuildSpec(mode="reinforced", model="fake-model", chunk_size=int(chunk),

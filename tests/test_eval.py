@@ -6,9 +6,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import gsm8k_solver
-from flows.build.flow import BuildSpec, Selection, build_bank
+from flows.build.flow import build_bank
+from flows.core.specs import BuildSpec, EvalError, EvalSpec, Selection
 from flows.core.data import load_problems
-from flows.evaluate.flow import EvalError, EvalSpec, evaluate
+from flows.evaluate.flow import evaluate
 from flows.evaluate.prompts import BankView, contaminated, many_shot_prompt
 from flows.evaluate.shot_selection import shot_order
 from flows.evaluate.metrics import bootstrap_ci, markdown_table, summarize

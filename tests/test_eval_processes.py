@@ -21,9 +21,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from fake_openai import FakeOpenAI
-from flows.build.flow import BuildSpec, Selection, build_bank
+from flows.build.flow import build_bank
+from flows.core.specs import BuildSpec, EvalSpec, Selection
 from flows.core.data import load_problems
-from flows.evaluate.flow import EvalSpec, evaluate
+from flows.evaluate.flow import evaluate
 from generators import prompt_hash
 from generators.openai_backend import OpenAIGenerator
 

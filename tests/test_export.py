@@ -12,12 +12,12 @@ import yaml
 import verifiers
 from conftest import gsm8k_solver
 from flows.runtime.banks import BankError, read_bank, write_bank
-from flows.build.flow import BuildSpec, Selection, build_bank
+from flows.build.flow import build_bank
+from flows.core.specs import BuildSpec, Rounds, Selection
 from flows.cli import main
 from flows.report.diff import DiffError, diff_banks, diff_tables
 from flows.report.export import DATA_FILE, ExportError, export_bank, push_to_hub, size_category
 from flows.core.schema import SHOT_SCHEMA, read_metadata, to_table
-from flows.build.rounds import Rounds
 from generators.fake import FakeGenerator
 
 

@@ -20,10 +20,11 @@ import flows.evaluate.flow as evaluate_module
 from conftest import DATA_DIR
 from flows.ablate import run_ablation
 from flows.runtime.banks import read_bank
-from flows.build.flow import BuildSpec, Selection, build_bank
+from flows.build.flow import build_bank
+from flows.core.specs import BuildSpec, EvalSpec, Selection
 from flows.cli import main
 from flows.core.data import load_problems, select
-from flows.evaluate.flow import EvalSpec, evaluate
+from flows.evaluate.flow import evaluate
 from flows.report.html_report import write_report
 from flows.evaluate.prompts import BankView
 from flows.evaluate.shot_selection import shot_order

@@ -18,9 +18,9 @@ import pytest
 
 from conftest import bank_content
 from fake_openai import FakeOpenAI
-from flows.build.flow import BuildSpec, Selection, build_bank
+from flows.build.flow import build_bank
+from flows.core.specs import BuildSpec, Rounds, Selection
 from flows.core.data import load_problems, select
-from flows.build.rounds import Rounds
 from generators.openai_backend import OpenAIGenerator
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(300)]

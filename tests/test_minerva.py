@@ -1,11 +1,11 @@
 """The paper's MATH generation prompt: the Minerva 4-shot examples, verbatim MATH train, never bank shots."""
 import pytest
 
-from flows.build.flow import BuildSpec, Selection, build_bank, load_selection
+from flows.build.flow import build_bank, load_selection
+from flows.core.specs import BuildSpec, Rounds, Selection
 from flows.runtime.banks import read_bank
 from flows.core.data import load_problems
 from flows.core.problem import normalize_text
-from flows.build.rounds import Rounds
 from generators.fake import FakeGenerator
 from flows.core.tasks import cot_template
 from generators.prompts import MINERVA_MATH, MINERVA_MATH_IDS

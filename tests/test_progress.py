@@ -4,10 +4,11 @@ import re
 import pytest
 
 from conftest import gsm8k_solver
-from flows.build.flow import BuildSpec, Selection, build_bank
-from flows.evaluate.flow import EvalSpec, evaluate
-from flows.runtime.progress import LineRenderer, Metered, Progress, Tracker, clock_text, make_renderer, tracking
-from flows.build.rounds import Rounds
+from flows.build.flow import build_bank
+from flows.core.specs import BuildSpec, EvalSpec, Rounds, Selection
+from flows.evaluate.flow import evaluate
+from flows.runtime.progress import Metered, Progress, make_renderer, tracking
+from flows.runtime.tracker import LineRenderer, Tracker, clock_text
 from generators.fake import FakeGenerator
 
 

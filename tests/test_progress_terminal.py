@@ -10,7 +10,8 @@ import subprocess
 
 import pytest
 
-from flows.build.flow import BuildSpec, Selection, build_bank
+from flows.build.flow import build_bank
+from flows.core.specs import BuildSpec, Selection
 from test_eval_processes import ROOT, Solver, eval_cmd
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(600), pytest.mark.usefixtures("prefect_harness")]

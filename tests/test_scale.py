@@ -5,8 +5,8 @@ import pytest
 
 from conftest import bank_content, gsm8k_solver
 from flows.runtime.banks import read_bank
-from flows.build.flow import BuildSpec, Selection, build_bank, resolve_generator, sharded
-from flows.build.rounds import BuildError, Rounds
+from flows.build.flow import build_bank, resolve_generator, sharded
+from flows.core.specs import BuildError, BuildSpec, Rounds, Selection
 from generators import GeneratorConfig
 from generators.fake import FakeGenerator
 

@@ -11,8 +11,8 @@ from conftest import ROOT, bank_content, gsm8k_solver
 from flows.build import refresh as rf
 from flows import schedule
 from flows.runtime.banks import list_banks, read_bank
-from flows.build.flow import BuildSpec, Selection, build_bank
-from flows.build.rounds import BuildError, Rounds
+from flows.build.flow import build_bank
+from flows.core.specs import BuildError, BuildSpec, Rounds, Selection
 from generators.fake import FakeGenerator
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

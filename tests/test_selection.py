@@ -5,8 +5,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import gsm8k_solver
-from flows.build.flow import BuildSpec, Selection, build_bank
-from flows.evaluate.flow import EvalError, EvalSpec, evaluate
+from flows.build.flow import build_bank
+from flows.core.specs import BuildSpec, EvalError, EvalSpec, Selection
+from flows.evaluate.flow import evaluate
 from flows.evaluate.prompts import BankView
 from flows.evaluate.metrics import order_spread
 from flows.evaluate.shot_selection import SelectionError, ShotSelector, parse_select, permuted, shot_order

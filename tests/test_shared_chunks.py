@@ -17,9 +17,10 @@ import pytest
 from conftest import bank_content, gsm8k_solver
 from flows.runtime import banks
 from flows.build import refresh as rf
-from flows.build.flow import BuildSpec, Selection, build_bank, chunks
+from flows.build.flow import build_bank, chunks
+from flows.build.sources import key_config
+from flows.core.specs import BuildSpec, Rounds, Selection, config_key
 from flows.core.data import load_problems, select
-from flows.build.rounds import Rounds
 from generators.fake import FakeGenerator
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -43,7 +44,7 @@ def spec(limit=LIMIT):
 def chunk_paths(out: Path, data_dir: Path) -> tuple[list[Path], list[list[str]]]:
     problems = select(load_problems("gsm8k", "train", data_dir), limit=LIMIT, seed=0)
     parts = chunks(problems, CHUNK)
-    store = banks.ChunkStore(out, banks.config_key(spec().key_config(with_limit=False)))
+    store = banks.ChunkStore(out, config_key(key_config(spec(), with_limit=False)))
     return [store.path(c.key) for c in parts], [[p.question for p in c.problems] for c in parts]
 
 

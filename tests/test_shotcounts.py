@@ -6,13 +6,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import gsm8k_solver
-from flows.build.flow import BuildSpec, Selection, build_bank
+from flows.build.flow import build_bank
+from flows.core.specs import BuildSpec, EvalError, EvalSpec, Selection, ShotCountError, MAX, parse_shots
 from flows.core.problem import Problem
-from flows.evaluate.flow import EvalError, EvalSpec, evaluate
+from flows.evaluate.flow import evaluate
 from flows.evaluate.prompts import many_shot_prompt
 from flows.core.schema import Shot
 from flows.evaluate.metrics import markdown_table, prompt_tokens_table, summarize
-from flows.evaluate.shotcounts import MAX, ShotCountError, parse_shots, resolve_max
+from flows.evaluate.shotcounts import resolve_max
 from generators.fake import FakeGenerator
 
 

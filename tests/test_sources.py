@@ -5,19 +5,17 @@ from collections import Counter
 import pytest
 
 import verifiers
-from flows.runtime import banks
 from flows.ablate import bank_spec
-from flows.build.flow import BuildSpec, Selection
+from flows.core.specs import BuildError, BuildSpec, EvalSpec, Rounds, Selection, config_key
 from flows.cli import build_parser
 from flows.config import ConfigError, build_spec, eval_spec
-from flows.evaluate.flow import EvalSpec
 from flows.core.problem import Problem
 from flows.core.schema import SOURCES as SHOT_SOURCES
 from flows.build.refresh import version_seed
 from flows.schedule import bank_job_spec
 from flows.core.seeds import derive_seed, seeded_rng
-from flows.build.rounds import BuildError, ChunkStats, Rounds, round_seed
-from flows.build.sources import MODES, REFRESH_MODES, SOURCES, chunks
+from flows.build.rounds import ChunkStats, round_seed
+from flows.build.sources import MODES, REFRESH_MODES, SOURCES, chunks, key_config, source_for
 from flows.core.tasks import TASKS, cot_template
 
 # Bank keys computed by the code before the redesign (commit 6f726b0) with verifiers.VERSION = "test-version":
@@ -44,8 +42,8 @@ def test_bank_keys_are_those_of_before_the_redesign(monkeypatch, name):
     monkeypatch.setattr(verifiers, "VERSION", "test-version")
     kwargs, key, chunk_store_key = GOLDEN_KEYS[name]
     spec = BuildSpec(**kwargs)
-    assert banks.config_key(spec.key_config()) == key
-    assert banks.config_key(spec.key_config(with_limit=False)) == chunk_store_key
+    assert config_key(key_config(spec)) == key
+    assert config_key(key_config(spec, with_limit=False)) == chunk_store_key
 
 
 def test_template_ids_and_hashes_are_unchanged():
@@ -64,9 +62,9 @@ def test_one_source_per_mode_and_what_each_needs():
     assert [m for m, s in SOURCES.items() if s.sequential] == ["generated"]
     assert set(REFRESH_MODES) == {"ground-truth", "reinforced", "unsupervised"}
     reinforced = BuildSpec(mode="reinforced", selection=Selection(task="math"))
-    assert len(reinforced.source.excluded_questions(reinforced)) == 4  # the Minerva prompt's problems
+    assert len(source_for(reinforced.mode).excluded_questions(reinforced)) == 4  # the Minerva prompt's problems
     truth = BuildSpec(mode="ground-truth", selection=Selection(task="math"))
-    assert truth.source.excluded_questions(truth) == set() and truth.source.template(truth) is None
+    assert source_for(truth.mode).excluded_questions(truth) == set() and source_for(truth.mode).template(truth) is None
 
 
 @pytest.mark.parametrize("mode", ["ground-truth", "unsupervised", "generated"])
@@ -74,12 +72,12 @@ def test_iterate_from_is_refused_outside_reinforced(mode):
     """It used to be accepted and ignored (generated mode overwrote the prompt shots with its pool)."""
     spec = BuildSpec(mode=mode, selection=Selection(task="gsm8k"), iterate_from="/x/bank.parquet")
     with pytest.raises(BuildError, match=f"iterate_from applies to reinforced builds, not '{mode}'"):
-        spec.source.prepare(spec, [], None)
+        source_for(spec.mode).prepare(spec, [], None)
 
 
 def test_unknown_mode_names_the_known_ones():
     with pytest.raises(BuildError, match="unknown mode 'silver'.*ground-truth"):
-        BuildSpec(mode="silver", selection=Selection(task="gsm8k")).source
+        source_for("silver")
 
 
 def test_chunks_keep_order_and_keys_depend_on_index_and_ids():

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -26,7 +26,6 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 
-import verifiers
 from flows.runtime import banks
 from flows.core.data import data_source, load_problems, select
 from flows.runtime.locks import FileLock, lock_path, produce_missing
@@ -35,54 +34,18 @@ from flows.runtime.progress import current, metered, tracking
 from flows.build.bank_report import build_report, publish
 from flows.runtime.retries import retry_model_errors
 from flows.core.schema import SHOT_SCHEMA, to_table
-from flows.build.rounds import BuildError, ChunkResult, ChunkStats, Provenance, Rounds
-from flows.build.sources import MODES, Chunk, ShotSource, chunks, source_for
+from flows.core.specs import BuildError, BuildSpec, config_key
+from flows.build.rounds import ChunkResult, ChunkStats, Provenance
+from flows.build.sources import MODES, Chunk, chunks, key_config, source_for
 from generators import Generator, GeneratorConfig, load_generator
 
-__all__ = ["MODES", "BuildError", "BuildSpec", "Selection", "build_bank", "chunks", "sharded"]
-
-
-@dataclass(frozen=True)
-class Selection:
-    task: str
-    split: str = "train"
-    limit: int | None = None
-    seed: int = 0
-    subjects: tuple[str, ...] = ()
-    levels: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class BuildSpec:
-    mode: str
-    selection: Selection
-    model: str = "embedded"
-    rounds: Rounds = field(default_factory=Rounds)
-    few_shot: bool = True
-    iterate_from: str | None = None
-    prompt_shots: int = 16
-    chunk_size: int = 64
-    require_valid_steps: bool = False  # reinforced: drop correct rationales with a wrong arithmetic step
-
-    @property
-    def source(self) -> ShotSource:
-        return source_for(self.mode)
-
-    def key_config(self, with_limit: bool = True) -> dict:
-        """Everything that changes a bank's content, and nothing else."""
-        config = {"mode": self.mode, **asdict(self.selection), "verifier": verifiers.VERSION,
-                  "chunk_size": self.chunk_size}
-        if not with_limit:
-            config.pop("limit")
-        if self.require_valid_steps:  # only when set, so banks built without it keep their keys
-            config["require_valid_steps"] = True
-        return config | self.source.key_config(self)
+__all__ = ["MODES", "build_bank", "chunks", "sharded"]
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_model_errors)
 def load_selection(spec: BuildSpec, data_dir: str | None) -> list[Problem]:
     sel = spec.selection
-    excluded = spec.source.excluded_questions(spec)
+    excluded = source_for(spec.mode).excluded_questions(spec)
     pool = [p for p in load_problems(sel.task, sel.split, data_dir) if normalize_text(p.question) not in excluded]
     problems = select(pool, limit=sel.limit, seed=sel.seed, subjects=sel.subjects, levels=sel.levels)
     if not problems:
@@ -94,7 +57,7 @@ def load_selection(spec: BuildSpec, data_dir: str | None) -> list[Problem]:
 def resolve_generator(spec: BuildSpec, ref: GeneratorConfig | Generator | None) -> Generator | None:
     """The generator a chunk uses, where the chunk runs: none for sources that need no model; a config (by default
     the spec's model and seed) is loaded once per process."""
-    if not spec.source.needs_model:
+    if not source_for(spec.mode).needs_model:
         return None
     if ref is None:
         ref = load_generator(spec.model, seed=spec.selection.seed)
@@ -110,7 +73,7 @@ def run_chunk(spec: BuildSpec, ref: GeneratorConfig | Generator | None, chunk: C
     generator = resolve_generator(spec, ref)
     if generator is not None:
         prov = replace(prov, model=generator.model_id)
-    return spec.source.run_chunk(spec, generator, chunk, prov, state, _round_done)
+    return source_for(spec.mode).run_chunk(spec, generator, chunk, prov, state, _round_done)
 
 
 def _round_done(message: str) -> None:
@@ -130,7 +93,7 @@ def run_chunks(spec: BuildSpec, ref: GeneratorConfig | Generator | None, parts: 
     Each chunk is made under its checkpoint's lock (:mod:`flows.runtime.locks`), so concurrent builds of the same
     configuration share the work: a chunk another process is making is skipped, then waited for and reused.
     """
-    if submit and spec.source.sequential:
+    if submit and source_for(spec.mode).sequential:
         raise BuildError(f"{spec.mode} mode de-duplicates each chunk against the chunks before it, so its chunks "
                          "cannot run in parallel; build it with build_bank (manyshot bank build)")
     logger = get_run_logger()
@@ -165,12 +128,12 @@ def run_chunks(spec: BuildSpec, ref: GeneratorConfig | Generator | None, parts: 
 
     if submit:
         _submit_missing(paths, lambda i: run_chunk.submit(spec, ref, parts[i], prov, state), save, waiting)
-    elif not spec.source.sequential:
+    elif not source_for(spec.mode).sequential:
         produce_missing(paths, run_here, on_wait=waiting)
     else:
         for i, chunk in enumerate(parts):  # in order: a chunk depends on the chunks before it
             produce_missing([paths[i]], lambda _: run_here(i), on_wait=lambda _: waiting(i))
-            spec.source.after_chunk(state, store.get(chunk.key))
+            source_for(spec.mode).after_chunk(state, store.get(chunk.key))
     for i in range(len(parts)):  # chunks another process made while this one waited
         count(i, made=False)
     tables = [store.get(c.key) for c in parts]
@@ -220,25 +183,25 @@ class Plan:
 def plan(spec: BuildSpec, data_dir: str | None, out: str | None) -> Plan:
     """Validate the spec, select the problems and derive the bank's path; then, unless that bank is already
     built, the source's shared state (and the problems left to build)."""
-    if spec.require_valid_steps and not spec.source.checks_steps:
+    if spec.require_valid_steps and not source_for(spec.mode).checks_steps:
         raise BuildError(f"require_valid_steps applies to reinforced builds, not {spec.mode!r}")
     root = Path(out) if out else banks.DEFAULT_ROOT
     problems = load_selection(spec, data_dir)
-    key_config = spec.key_config() | {"problems": banks.config_key([(p.id, p.answer) for p in problems])}
-    path = banks.bank_path(root, spec.selection.task, spec.mode, banks.config_key(key_config))
-    store = banks.ChunkStore(root, banks.config_key(spec.key_config(with_limit=False)))
+    bank_config = key_config(spec) | {"problems": config_key([(p.id, p.answer) for p in problems])}
+    path = banks.bank_path(root, spec.selection.task, spec.mode, config_key(bank_config))
+    store = banks.ChunkStore(root, config_key(key_config(spec, with_limit=False)))
     if path.exists():
         print(f"bank already built: {path}")
-        return Plan(problems, key_config, path, store, built=True)
-    state, problems = spec.source.prepare(spec, problems, data_dir)
-    return Plan(problems, key_config, path, store, state=state)
+        return Plan(problems, bank_config, path, store, built=True)
+    state, problems = source_for(spec.mode).prepare(spec, problems, data_dir)
+    return Plan(problems, bank_config, path, store, state=state)
 
 
 def provenance(spec: BuildSpec, data_dir: str | None) -> Provenance:
     """A new run's provenance; the model is filled in where a chunk runs (:func:`run_chunk`)."""
     prov = Provenance(run_id=str(uuid.uuid4()), dataset=f"{spec.selection.task}:{data_source(data_dir)}",
                       split=spec.selection.split)
-    return spec.source.provenance(spec, prov)
+    return source_for(spec.mode).provenance(spec, prov)
 
 
 def finish(spec: BuildSpec, work: Plan, table: pa.Table, stats: list[ChunkStats], run_id: str) -> str:
@@ -246,7 +209,7 @@ def finish(spec: BuildSpec, work: Plan, table: pa.Table, stats: list[ChunkStats]
     is written once: when a concurrent run of the same build wrote it first, that bank is the result."""
     if table.num_rows == 0:
         raise BuildError(empty_reason(spec, stats))
-    report = build_report(spec.source, work.problems, table, stats)
+    report = build_report(source_for(spec.mode), work.problems, table, stats)
     meta = {"config": work.key_config | {"task": spec.selection.task, "model": table_models(table)},
             "created_at": datetime.now(timezone.utc).isoformat(), "run_id": run_id, "report": report}
     if not banks.publish_bank(work.path, table, meta):

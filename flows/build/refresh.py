@@ -31,12 +31,12 @@ import pyarrow as pa
 from prefect import flow, get_run_logger
 
 from flows.runtime import banks
-from flows.build.flow import BuildSpec, chunks, empty_reason, load_selection, provenance, run_chunks, table_models
+from flows.build.flow import chunks, empty_reason, load_selection, provenance, run_chunks, table_models
 from flows.build.bank_report import build_report, publish
 from flows.core.schema import SHOT_SCHEMA, validate
 from flows.core.seeds import derive_seed
-from flows.build.rounds import BuildError
-from flows.build.sources import REFRESH_MODES
+from flows.core.specs import BuildError, BuildSpec, config_key
+from flows.build.sources import REFRESH_MODES, key_config, source_for
 from generators import Generator, GeneratorConfig
 
 POINTER = "latest"
@@ -128,16 +128,16 @@ def refresh_bank(spec: BuildSpec, job: str, data_dir: str | None = None, out: st
     n = n_prev + 1
     seed = version_seed(spec.selection.seed, n)
     run_spec = replace(spec, selection=replace(spec.selection, seed=seed))  # the selection is already made
-    work_key = banks.config_key({"refresh": job, "version": n, "previous": prev and prev.name, "seed": seed,
-                                 "config": spec.key_config(with_limit=False),
-                                 "todo": banks.config_key([p.id for p in todo])})
+    work_key = config_key({"refresh": job, "version": n, "previous": prev and prev.name, "seed": seed,
+                                 "config": key_config(spec, with_limit=False),
+                                 "todo": config_key([p.id for p in todo])})
     if prev is None:  # v1 is a plain build of the selection: share its checkpoints with `manyshot bank build`
-        store = banks.ChunkStore(job_dir.parent, banks.config_key(spec.key_config(with_limit=False)))
+        store = banks.ChunkStore(job_dir.parent, config_key(key_config(spec, with_limit=False)))
     else:
         store = banks.ChunkStore(job_dir, work_key)
     prov = provenance(spec, data_dir)
     logger.info("job %s: %d of %d selected problems to try for v%04d (seed %d)", job, len(todo), len(problems), n, seed)
-    state, todo = spec.source.prepare(spec, todo, data_dir)
+    state, todo = source_for(spec.mode).prepare(spec, todo, data_dir)
     new, stats = run_chunks(run_spec, generator, chunks(todo, spec.chunk_size), prov, state, store, submit=submit)
     solved = len(set(new.column("problem_id").to_pylist()))
     summary |= {"newly_solved": solved, "shots_added": new.num_rows, "still_unsolved": len(todo) - solved}
@@ -149,10 +149,10 @@ def refresh_bank(spec: BuildSpec, job: str, data_dir: str | None = None, out: st
 
     path = job_dir / version_name(job, n)
     combined = validate(pa.concat_tables([prev_table.replace_schema_metadata(None), new]), SHOT_SCHEMA)
-    report = build_report(spec.source, todo, new, stats)
+    report = build_report(source_for(spec.mode), todo, new, stats)
     refresh = {k: summary[k] for k in ("selected", "already_solved", "tried", "newly_solved", "still_unsolved",
                                        "shots_added")} | {"shots_total": combined.num_rows}
-    meta = {"config": spec.key_config() | {"task": spec.selection.task, "model": table_models(combined)},
+    meta = {"config": key_config(spec) | {"task": spec.selection.task, "model": table_models(combined)},
             "job": job, "version": n, "previous": prev.name if prev else None, "seed": seed,
             "created_at": datetime.now(timezone.utc).isoformat(), "run_id": prov.run_id, "report": report,
             "refresh": refresh}

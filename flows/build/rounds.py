@@ -13,16 +13,10 @@ from typing import Any, Callable, Iterable, Sequence
 import verifiers
 from flows.core.problem import Problem
 from flows.core.seeds import derive_seed
+from flows.core.specs import KEEP_POLICIES, BuildError, Rounds
 from flows.core.tasks import TASKS
 from generators.base import Completion, Generator, Prompt, Sampling
 from generators.prompts import Template
-
-KEEP_POLICIES = ("first", "all-distinct")
-
-
-class BuildError(RuntimeError):
-    """A build cannot produce a bank (empty selection, model returned nothing, ...)."""
-
 
 @dataclass
 class ChunkStats:
@@ -147,19 +141,6 @@ def keep_correct(candidates: Iterable[tuple[str, verifiers.Verdict]], policy: st
         seen.add(norm)
         kept.append((text, verdict))
     return kept
-
-
-@dataclass(frozen=True)
-class Rounds:
-    """How a build samples rationales: the defaults of every front-end (:mod:`flows.config`)."""
-
-    samples: int = 4
-    temperature: float = 0.7
-    retry_temperature: float = 1.0  # later rounds, for the problems still unsolved
-    max_tokens: int = 512
-    rounds: int = 1
-    keep: str = "first"
-    cap: int = 4  # all-distinct: most shots kept per problem
 
 
 def round_seed(base: int, chunk: int, round_: int) -> int:

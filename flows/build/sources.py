@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import pyarrow as pa
 
+import verifiers
 from flows.runtime import banks
 from flows.core.data import load_problems
 from flows.core.problem import Problem, normalize_text
@@ -21,14 +22,12 @@ from flows.build.queries import QUERY_FILTER_VERSION, DuplicateIndex, accept_que
 from flows.build.bank_report import step_summary
 from flows.core.schema import SOURCES as SOURCE_NAMES
 from flows.core.schema import Shot
-from flows.build.rounds import BuildError, ChunkResult, ChunkStats, Provenance, ground_truth_rows, reinforce_chunk, \
+from flows.core.specs import BuildError, BuildSpec, config_key
+from flows.build.rounds import ChunkResult, ChunkStats, Provenance, ground_truth_rows, reinforce_chunk, \
     template_prompt, unsupervised_rows
 from flows.core.tasks import TASKS
 from generators import Generator, Sampling
 from generators.prompts import Template
-
-if TYPE_CHECKING:
-    from flows.build.flow import BuildSpec
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ class Chunk:
     @property
     def key(self) -> str:
         """The checkpoint key (the same for serial, sharded and refresh builds)."""
-        return banks.config_key({"index": self.index, "ids": [p.id for p in self.problems], "n": len(self.problems)})
+        return config_key({"index": self.index, "ids": [p.id for p in self.problems], "n": len(self.problems)})
 
 
 def chunks(problems: Sequence[Problem], size: int) -> list[Chunk]:
@@ -221,3 +220,15 @@ def source_for(mode: str) -> ShotSource:
     if mode not in SOURCES:
         raise BuildError(f"unknown mode {mode!r}; expected one of {MODES}")
     return SOURCES[mode]
+
+
+def key_config(spec: BuildSpec, with_limit: bool = True) -> dict:
+    """Everything that changes a bank's content, and nothing else: the selection, the verifier, the chunking
+    and the mode's own part (:meth:`ShotSource.key_config`)."""
+    config = {"mode": spec.mode, **asdict(spec.selection), "verifier": verifiers.VERSION,
+              "chunk_size": spec.chunk_size}
+    if not with_limit:
+        config.pop("limit")
+    if spec.require_valid_steps:  # only when set, so banks built without it keep their keys
+        config["require_valid_steps"] = True
+    return config | source_for(spec.mode).key_config(spec)

@@ -4,8 +4,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from flows.core.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError, ValueError):
     """A dataset could not be read; the message names the file and line or the missing source."""
 
 

@@ -11,6 +11,8 @@ from typing import Any, Iterable, Mapping
 
 import pyarrow as pa
 
+from flows.core.errors import UserError
+
 SOURCES = ("ground-truth", "reinforced", "unsupervised", "generated")
 SCHEMA_VERSION = "2"  # 2: steps_checked, steps_wrong (shots) and k_label (results); version-1 files read with nulls there
 SCHEMA_VERSION_FIELD = "manyshot_schema_version"  # the metadata key with_metadata writes it under
@@ -95,7 +97,7 @@ RESULT_SCHEMA = pa.schema([
 ADDED_RESULT_COLUMNS = ("select", "order")
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError, ValueError):
     """A record or table does not match its schema."""
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from flows.core.errors import UserError
 from flows.runtime.banks import atomic_write
 
 DEFAULT_CACHE = Path("data") / "cache" / "embeddings"
@@ -36,7 +37,7 @@ TFIDF_WARNING = ("embedding with TF-IDF, not MiniLM: word overlap, not meaning. 
 _WORD = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
 
 
-class EmbeddingError(ValueError):
+class EmbeddingError(UserError, ValueError):
     """An embedder was asked for that cannot be used here (package missing, unknown name)."""
 
 

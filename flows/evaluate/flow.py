@@ -42,44 +42,11 @@ from flows.evaluate.results import EvalResult, Skipped
 from flows.runtime.retries import retry_model_errors
 from flows.core.schema import RESULT_SCHEMA, to_table, validate
 from flows.evaluate.shot_selection import SelectionError, ShotSelector, make_selectors, parse_select
-from flows.evaluate.shotcounts import MAX, Resolution, ShotCount, ShotCountError, parse_shots, resolve_max
+from flows.core.specs import MAX, EvalError, EvalSpec, ShotCount, ShotCountError, parse_shots
+from flows.evaluate.shotcounts import Resolution, resolve_max
 from generators import Generator, Sampling, load_generator, prompt_hash
 
 DEFAULT_ROOT = Path("runs") / "evals"
-
-
-class EvalError(ValueError):
-    """An evaluation cannot run as asked (contaminated bank, bad K, ...)."""
-
-
-@dataclass(frozen=True)
-class EvalSpec:
-    task: str
-    banks: tuple[str, ...] = ()
-    shots: tuple[ShotCount, ...] = (0, 4)  # integers and "max" (the largest K that fits, per bank and seed)
-    seeds: int = 1
-    limit: int | None = 50
-    model: str = "embedded"
-    samples: int = 1
-    temperature: float = 0.0
-    max_tokens: int = 512
-    exclude_contaminated: bool = False
-    select: tuple[str, ...] = ("random",)  # shot selection strategies (flows.evaluate.shot_selection), one line each
-    orders: int = 1  # permutations of each cell's K shots (order 0 is the strategy's own)
-    embedder: str = "auto"  # for the similar and diverse strategies: auto, minilm or tfidf
-
-    def key(self) -> str:
-        """The eval folder key: the items, model, sampling and verifier. Banks, shots, seeds, selections and
-        orders are left out: each cell is a file of its own named after them in the folder's ``cells/``, so any
-        sweep over the same items reuses every cell another sweep finished."""
-        config = asdict(self) | {"verifier": verifiers.VERSION}
-        per_cell = ("banks", "shots", "seeds", "select", "orders", "embedder")
-        return banks.config_key({k: v for k, v in config.items() if k not in per_cell})
-
-    def run_key(self) -> str:
-        """The key of this sweep's run folder (``runs/<run key>`` in the eval folder): everything, banks by label."""
-        config = asdict(self) | {"verifier": verifiers.VERSION, "banks": [Path(b).stem for b in self.banks]}
-        return banks.config_key(config)
 
 
 @dataclass(frozen=True)

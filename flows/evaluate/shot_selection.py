@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from flows.core.errors import UserError
 from flows.evaluate.prompts import BankView
 from flows.core.schema import Shot
 from flows.core.seeds import seeded_rng
@@ -35,7 +36,7 @@ EMBEDDED = ("similar", "diverse")  # the strategies that need embeddings
 Embed = Callable[[str, Sequence[str]], np.ndarray]  # (cache group, texts) -> L2-normalised rows
 
 
-class SelectionError(ValueError):
+class SelectionError(UserError, ValueError):
     """A selection strategy that cannot be used (unknown name, no rationales, no embedder)."""
 
 

@@ -13,43 +13,8 @@ from typing import Sequence
 from flows.core.problem import Problem
 from flows.evaluate.prompts import many_shot_prompt
 from flows.core.schema import Shot
+from flows.core.specs import MAX, order_key
 from generators.base import Generator
-
-MAX = "max"
-ShotCount = int | str
-
-
-class ShotCountError(ValueError):
-    """A shot list that cannot be used (bad word, negative K)."""
-
-
-def parse_shots(text: str | Sequence[ShotCount]) -> tuple[ShotCount, ...]:
-    """``"0,4,16,64,max"`` (or a list of ints and ``"max"``) -> ``(0, 4, 16, 64, "max")``, sorted, unique."""
-    items = text.split(",") if isinstance(text, str) else list(text)
-    out: list[ShotCount] = []
-    for item in items:
-        word = str(item).strip().lower()
-        if not word:
-            continue
-        if word == MAX:
-            out.append(MAX)
-            continue
-        try:
-            k = int(word)
-        except ValueError:
-            raise ShotCountError(f"shot counts are non-negative integers or 'max', got {item!r}") from None
-        if k < 0:
-            raise ShotCountError(f"shot counts are non-negative integers or 'max', got {k}")
-        out.append(k)
-    if not out:
-        raise ShotCountError("no shot counts given")
-    return tuple(sorted(set(out), key=order_key))
-
-
-def order_key(k: ShotCount) -> tuple[int, int]:
-    """Sort key: integers ascending, ``max`` last."""
-    return (1, 0) if k == MAX else (0, int(k))
-
 
 def label_key(label: str) -> tuple[int, int]:
     """Sort key of a K label as written in results ("0", "16", "max")."""

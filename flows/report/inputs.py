@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from flows.core.errors import UserError
 from flows.runtime.banks import read_bank
 from flows.evaluate.metrics import with_labels
 from flows.evaluate.results import Skipped, from_meta, parse_summary_lines, skipped_and_notes
@@ -31,7 +32,7 @@ from flows.evaluate.results import Skipped, from_meta, parse_summary_lines, skip
 ANALYSIS_SUFFIXES = (".png", ".svg", ".csv", ".md", ".txt")
 
 
-class ReportError(ValueError):
+class ReportError(UserError, ValueError):
     """The folder is not an eval results folder or an ablation folder, or is incomplete."""
 
 

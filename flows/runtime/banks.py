@@ -8,8 +8,6 @@ Layout under the banks root (``--out``, default ``runs/banks``)::
 from __future__ import annotations
 
 import glob
-import hashlib
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -18,20 +16,15 @@ from typing import Any, Callable, Mapping
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from flows.core.errors import UserError
 from flows.core.schema import SCHEMA_VERSION_FIELD, SHOT_SCHEMA, SchemaError, read_metadata, schema_version, validate, \
     with_metadata
 
 DEFAULT_ROOT = Path("runs") / "banks"
 
 
-class BankError(ValueError):
+class BankError(UserError, ValueError):
     """A bank could not be read or written; the message names the path."""
-
-
-def config_key(config: Mapping[str, Any]) -> str:
-    """A short stable key for a JSON-serialisable configuration."""
-    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def bank_path(root: Path, task: str, mode: str, key: str) -> Path:

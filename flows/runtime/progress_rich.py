@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.text import Text
 
-from flows.runtime.progress import Renderer, Tracker
+from flows.runtime.tracker import Renderer, Tracker
 
 
 class _Fields(ProgressColumn):
