@@ -68,6 +68,20 @@ def gsm8k_solver(correct_every: int = 1):
     return script
 
 
+def small_spec(mode: str = "reinforced", *, task: str = "gsm8k", limit: int | None = 8, seed: int = 0,
+               subjects: tuple[str, ...] = (), levels: tuple[int, ...] = (), chunk_size: int = 4, samples: int = 2,
+               rounds=1, **fields):
+    """A build spec sized for the scripted fake: 64-token rationales sampled at temperature 0.7 (1.0 in later
+    rounds). ``rounds`` is a number of rounds, or a whole :class:`~flows.core.specs.Rounds`; ``fields`` are the
+    other :class:`~flows.core.specs.BuildSpec` fields (``few_shot``, ``iterate_from``, ...)."""
+    from flows.core.specs import BuildSpec, Rounds, Selection
+
+    if not isinstance(rounds, Rounds):
+        rounds = Rounds(samples=samples, temperature=0.7, retry_temperature=1.0, max_tokens=64, rounds=rounds)
+    return BuildSpec(mode=mode, selection=Selection(task=task, limit=limit, seed=seed, subjects=subjects, levels=levels),
+                     rounds=rounds, chunk_size=chunk_size, **fields)
+
+
 def bank_content(bank):
     """A bank (path or pyarrow table) as a DataFrame in shot order, without the per-run columns
     (``created_at``, ``run_id``), for comparing two builds of the same configuration."""

@@ -7,20 +7,18 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ROOT, bank_content, gsm8k_solver
+from conftest import ROOT, bank_content, gsm8k_solver, small_spec
 from flows.build import refresh as rf
 from flows import schedule
 from flows.runtime.banks import list_banks, read_bank
 from flows.build.flow import build_bank
-from flows.core.specs import BuildError, BuildSpec, Rounds, Selection
+from flows.core.specs import BuildError
 from generators.fake import FakeGenerator
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
-def spec(mode="reinforced", limit=8, chunk_size=4, seed=0):
-    return BuildSpec(mode=mode, selection=Selection(task="gsm8k", limit=limit, seed=seed), chunk_size=chunk_size,
-                     rounds=Rounds(samples=2, temperature=0.7, retry_temperature=1.0, max_tokens=64, rounds=1))
+spec = small_spec  # 8 problems in chunks of 4, 2 samples, 1 round
 
 
 def coin_solver(p=0.5):

@@ -1,22 +1,21 @@
 """The bank-building flow with the scripted fake generator (real data, real verifiers, real Parquet)."""
+import functools
+
 import pyarrow.parquet as pq
 import pytest
 
 import flows.build.flow as build
 import verifiers
-from conftest import bank_content, gsm8k_solver
+from conftest import bank_content, gsm8k_solver, small_spec
 from flows.runtime.banks import read_bank
 from flows.build.flow import build_bank
-from flows.core.specs import BuildError, BuildSpec, Rounds, Selection
+from flows.core.specs import BuildError, Rounds
 from generators.fake import FakeGenerator
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
-def spec(mode="reinforced", limit=8, **over):
-    rounds = over.pop("rounds", Rounds(samples=3, temperature=0.7, retry_temperature=1.0, max_tokens=64, rounds=1))
-    return BuildSpec(mode=mode, selection=Selection(task="gsm8k", limit=limit, **over.pop("sel", {})),
-                     rounds=rounds, chunk_size=over.pop("chunk_size", 4), **over)
+spec = functools.partial(small_spec, samples=3)  # 8 problems in chunks of 4, 3 samples, 1 round
 
 
 @pytest.fixture(autouse=True)
@@ -100,7 +99,7 @@ def test_finished_build_is_a_noop_and_a_larger_limit_reuses_chunks(tmp_path, dat
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"mode": "bogus"}, "unknown mode 'bogus'"),
-    ({"sel": {"levels": (9,)}}, "the selection is empty"),
+    ({"levels": (9,)}, "the selection is empty"),
 ])
 def test_bad_input_writes_no_bank(tmp_path, data_dir, kwargs, message):
     with pytest.raises(BuildError, match=message):

@@ -25,7 +25,7 @@ from generators.openai_backend import OpenAIGenerator
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(300)]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MANYSHOT = ROOT / ".venv" / "bin" / "manyshot"
 LIMIT, CHUNK = 12, 4
 

@@ -30,7 +30,7 @@ from generators.openai_backend import OpenAIGenerator
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(600), pytest.mark.usefixtures("prefect_harness")]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LIMIT, SEEDS, SHOTS = 4, 3, "0,2,4"
 CELLS = 1 + SEEDS * 2  # K=0 once, then K=2 and K=4 per seed
 KEPT = re.compile(r"interrupted: (?:ablation .*?: )?(\d+) of (\d+) cells finished and kept in (\S+); "

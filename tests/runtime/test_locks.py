@@ -14,7 +14,7 @@ import pytest
 
 from flows.runtime.locks import FileLock, claim, lock_path, produce_missing
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 HOLD = """
 import sys, time

@@ -29,7 +29,7 @@ from generators.openai_backend import OpenAIGenerator
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(420)]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LIMIT, CHUNK, SAMPLES = 12, 4, 2
 FALLBACK_S = 120  # release the held requests after this long even if the processes never all met (fails)
 

@@ -1,22 +1,21 @@
 """Sharded bank builds (``build_bank(..., submit=True)``, on a local Dask cluster with ``sharded``): same rows as a
 single-worker build."""
+import functools
+
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import bank_content, gsm8k_solver
+from conftest import bank_content, gsm8k_solver, small_spec
 from flows.runtime.banks import read_bank
 from flows.build.flow import build_bank, resolve_generator, sharded
-from flows.core.specs import BuildError, BuildSpec, Rounds, Selection
+from flows.core.specs import BuildError
 from generators import GeneratorConfig
 from generators.fake import FakeGenerator
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
-def spec(mode="reinforced", limit=12, chunk_size=3, **over):
-    rounds = Rounds(samples=3, temperature=0.7, retry_temperature=1.0, max_tokens=64, rounds=2)
-    return BuildSpec(mode=mode, selection=Selection(task="gsm8k", limit=limit), rounds=rounds,
-                     chunk_size=chunk_size, **over)
+spec = functools.partial(small_spec, limit=12, chunk_size=3, samples=3, rounds=2)
 
 
 @pytest.fixture(scope="module")

@@ -112,7 +112,7 @@ def test_a_data_folder_without_datasets_falls_back_to_the_hub(monkeypatch, tmp_p
 
 
 def test_the_repository_data_folder_commits_only_its_readme():
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     assert (root / "data" / "README.md").is_file()
     ignored = subprocess.run(["git", "check-ignore", "data/gsm8k/train.jsonl", "data/cache/embeddings.npy",
                               "data/README.md"], cwd=root, capture_output=True, text=True).stdout.split()

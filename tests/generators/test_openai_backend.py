@@ -20,7 +20,7 @@ from fake_openai import FakeOpenAI, free_port
 
 pytestmark = pytest.mark.timeout(60)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FAST = dict(backoff_s=0.01, max_backoff_s=0.05, timeout_s=5.0, connect_timeout_s=1.0)
 
 

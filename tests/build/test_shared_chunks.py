@@ -14,17 +14,17 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import bank_content, gsm8k_solver
+from conftest import bank_content, gsm8k_solver, small_spec
 from flows.runtime import banks
 from flows.build import refresh as rf
 from flows.build.flow import build_bank, chunks
 from flows.build.sources import key_config
-from flows.core.specs import BuildSpec, Rounds, Selection, config_key
+from flows.core.specs import config_key
 from flows.core.data import load_problems, select
 from generators.fake import FakeGenerator
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LIMIT, CHUNK = 12, 4
 
 HOLD = """
@@ -36,9 +36,7 @@ time.sleep(600)
 """
 
 
-def spec(limit=LIMIT):
-    return BuildSpec(mode="reinforced", selection=Selection(task="gsm8k", limit=limit), chunk_size=CHUNK,
-                     rounds=Rounds(samples=2, temperature=0.7, retry_temperature=1.0, max_tokens=64, rounds=1))
+spec = functools.partial(small_spec, limit=LIMIT, chunk_size=CHUNK)
 
 
 def chunk_paths(out: Path, data_dir: Path) -> tuple[list[Path], list[list[str]]]:

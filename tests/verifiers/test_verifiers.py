@@ -167,7 +167,7 @@ def test_main_process_never_imports_sympy_for_cheap_checks():
         "assert not verifiers.verify('1/3', '0.33').correct\n"
         "assert 'sympy' not in sys.modules and 'latex2sympy2_extended' not in sys.modules\n"
     )
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root, timeout=60)
 
 

@@ -1,11 +1,14 @@
 """Step checks in bank building: the steps_* columns, the report, --require-valid-steps, and older banks."""
+import functools
+
 import pyarrow.parquet as pq
 import pytest
 
 import flows.build.flow as build
 from flows.runtime.banks import ChunkStore, read_bank
 from flows.build.flow import build_bank
-from flows.core.specs import BuildError, BuildSpec, Rounds, Selection
+from flows.core.specs import BuildError, BuildSpec, Selection
+from conftest import small_spec
 from flows.cli import main
 from flows.core.data import load_problems
 from flows.build.bank_report import step_summary
@@ -16,10 +19,7 @@ from generators.fake import FakeGenerator
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
-def spec(limit=4, rounds=1, **over):
-    return BuildSpec(mode=over.pop("mode", "reinforced"), selection=Selection(task="gsm8k", limit=limit),
-                     rounds=Rounds(samples=2, temperature=0.7, retry_temperature=1.0, max_tokens=64, rounds=rounds),
-                     chunk_size=4, **over)
+spec = functools.partial(small_spec, limit=4)  # in one chunk of 4, 2 samples
 
 
 @pytest.fixture(autouse=True)

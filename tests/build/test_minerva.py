@@ -1,8 +1,8 @@
 """The paper's MATH generation prompt: the Minerva 4-shot examples, verbatim MATH train, never bank shots."""
 import pytest
 
+from conftest import small_spec
 from flows.build.flow import build_bank, load_selection
-from flows.core.specs import BuildSpec, Rounds, Selection
 from flows.runtime.banks import read_bank
 from flows.core.data import load_problems
 from flows.core.problem import normalize_text
@@ -14,9 +14,7 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 def math_spec(limit=None, few_shot=True):
-    rounds = Rounds(samples=2, temperature=0.7, retry_temperature=1.0, max_tokens=64, rounds=1)
-    return BuildSpec(mode="reinforced", selection=Selection(task="math", limit=limit, subjects=("algebra",)),
-                     rounds=rounds, few_shot=few_shot, chunk_size=8)
+    return small_spec(task="math", subjects=("algebra",), limit=limit, chunk_size=8, few_shot=few_shot)
 
 
 def test_minerva_examples_are_math_train_reference_solutions(data_dir):
