@@ -6,6 +6,8 @@ blocks: a lazy import up the layers is still a dependency up the layers.
 import ast
 from pathlib import Path
 
+import pytest
+
 FLOWS = Path(__file__).resolve().parents[1] / "flows"
 # core lowest, then runtime, then the two journeys (which do not import each other), then the report, then the
 # front ends at the top level of flows/.
@@ -141,3 +143,20 @@ def test_the_checks_catch_a_cycle_and_an_upward_import():
              "flows.build.c": {"flows.evaluate.d"}, "flows.evaluate.d": set(), "flows.cli": {"flows.build.c"}}
     assert cycles(graph) == [["flows.core.a", "flows.runtime.b"]]
     assert upward(graph) == ["flows.build.c -> flows.evaluate.d", "flows.core.a -> flows.runtime.b"]
+
+
+def test_the_public_names_keep_the_paths_users_import_them_from():
+    import flows.build
+    import flows.evaluate
+    from flows.build import BuildSpec, build_bank, sharded
+    from flows.build.flow import build_bank as flow_build_bank, sharded as flow_sharded
+    from flows.core.specs import BuildSpec as CoreBuildSpec, EvalSpec as CoreEvalSpec
+    from flows.evaluate import EvalSpec, evaluate
+    from flows.evaluate.flow import evaluate as flow_evaluate
+
+    assert (build_bank, sharded, BuildSpec) == (flow_build_bank, flow_sharded, CoreBuildSpec)
+    assert (evaluate, EvalSpec) == (flow_evaluate, CoreEvalSpec)
+    assert all(getattr(flows.build, name) is not None for name in flows.build.__all__)
+    assert all(getattr(flows.evaluate, name) is not None for name in flows.evaluate.__all__)
+    with pytest.raises(AttributeError, match="flows.build.*has no attribute 'bogus'"):
+        flows.build.bogus
