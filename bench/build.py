@@ -13,7 +13,7 @@ build, raw), with the prefix cache reset before each, so warm-up and drift hit b
 * raw: ``generator.render(prompt)`` texts straight into the engine's ``LLM.generate`` with
   ``SamplingParams(n, temperature, top_p, max_tokens)`` and the backend's engine-level reseed to the seed
   the build uses for that chunk and round (so both paths sample exactly the same tokens; checked).
-* build: ``flows.build.build_bank`` (mode reinforced, fresh output folder each run) with the same engine,
+* build: ``flows.build.flow.build_bank`` (mode reinforced, fresh output folder each run) with the same engine,
   behind a timing proxy. Overhead = build wall time - time inside ``generate`` - time inside
   ``verifiers.verify_many``: Prefect, data loading, row building, Parquet. Target: throughput (generated
   tokens per wall second) >= 0.9x raw, overhead <= 5% of wall.
@@ -49,12 +49,14 @@ OVERHEAD_TARGET = 0.05  # Prefect + Parquet (+ data, rows) <= 5% of build wall t
 def instrumented():
     """Time the pipeline's stages by wrapping module attributes in this process only (no project file changes).
 
-    verify: ``verifiers.verify_many`` (flows.shots calls it through the module); rows: ``reinforce_chunk`` as
-    flows.sources calls it, minus generate and verify; parquet: ``ChunkStore.put/get/stats`` and ``write_bank``;
-    data: ``load_problems`` and ``select`` as flows.build calls them.
+    verify: ``verifiers.verify_many`` (flows.build.rounds calls it through the module); rows: ``reinforce_chunk`` as
+    flows.build.sources calls it, minus generate and verify; parquet: ``ChunkStore.put/get/stats`` and ``write_bank``;
+    data: ``load_problems`` and ``select`` as flows.build.flow calls them.
     """
     import verifiers
-    from flows import bank, build, sources
+    from flows.runtime import banks as bank
+    from flows.build import flow as build
+    from flows.build import sources
 
     patches = [(verifiers, "verify_many", "verify"), (sources, "reinforce_chunk", "reinforce"),
                (bank.ChunkStore, "put", "parquet"), (bank.ChunkStore, "get", "parquet"),
@@ -109,10 +111,11 @@ def real_part(args, data_dir: str, work: Path) -> dict:
     import pyarrow.parquet as pq
     from vllm import SamplingParams
 
-    from flows.build import BuildSpec, Selection, build_bank
-    from flows.data import load_problems, select
-    from flows.shots import BuildError, Rounds, round_seed, template_prompt
-    from flows.tasks import cot_template
+    from flows.build.flow import build_bank
+    from flows.core.specs import BuildError, BuildSpec, Rounds, Selection
+    from flows.core.data import load_problems, select
+    from flows.build.rounds import round_seed, template_prompt
+    from flows.core.tasks import cot_template
     from generators.vllm_backend import VLLMGenerator, reseed
 
     rounds = Rounds(samples=args.samples, temperature=0.7, retry_temperature=1.0, max_tokens=args.max_tokens,
@@ -231,7 +234,7 @@ class Solver:
 
     def __call__(self, prompt, sample, rng):
         if self.data_dir not in _GOLD:
-            from flows.data import load_problems
+            from flows.core.data import load_problems
 
             _GOLD[self.data_dir] = {p.question: p.answer for p in load_problems("gsm8k", "train", self.data_dir)}
         return f"Step {sample}: compute it.\nThe answer is {_GOLD[self.data_dir][prompt[-1]['content']]}"
@@ -270,8 +273,8 @@ def make_data(src: str, n: int, dest: Path) -> int:
 def fake_part(args, src: str, work: Path) -> dict:
     import pyarrow.parquet as pq
 
-    from flows.build import BuildSpec, Selection, build_bank
-    from flows.shots import Rounds
+    from flows.build.flow import build_bank
+    from flows.core.specs import BuildSpec, Rounds, Selection
     from generators.fake import FakeGenerator
 
     data_dir = work / "fake-data"
@@ -333,8 +336,8 @@ def main() -> int:
 
     from prefect.testing.utilities import prefect_test_harness
 
-    from flows.build import BuildSpec, Selection, build_bank
-    from flows.shots import Rounds
+    from flows.build.flow import build_bank
+    from flows.core.specs import BuildSpec, Rounds, Selection
     from generators.fake import FakeGenerator
 
     data_dir = os.environ["MANYSHOT_DATA_DIR"]

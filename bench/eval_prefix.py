@@ -14,7 +14,7 @@ so prefill dominates as in a many-shot prompt. Every measurement starts from a c
 
 * (b) raw: the rendered prompt texts (``generator.render``) straight into the caching engine's
   ``LLM.generate``, with the backend's engine-level reseed and equivalent ``SamplingParams``.
-* (a) project: ``flows.evaluate.evaluate`` with ``shots=(K,)`` on the same caching engine (fresh output
+* (a) project: ``flows.evaluate.flow.evaluate`` with ``shots=(K,)`` on the same caching engine (fresh output
   folder each run). Runs go raw, project, raw (``--repeats 2``: raw, project, raw, project, raw).
 * (c) caching off: the same flow on a second engine started with ``enable_prefix_caching=False``.
 * (d) the flow with ``shots=--sweep`` against the flow with only the largest K; plus, for reference, the
@@ -57,9 +57,9 @@ TASK = "gsm8k"
 def instrumented(gen):
     """Time the flow's stages by wrapping attributes in this process only (no project file changes):
     the engine's ``LLM.generate`` (instance attribute; also records cached prompt tokens per call),
-    ``verifiers.verify_many`` and ``flows.evaluate.finish`` (results.parquet, summary, plot, artifacts)."""
+    ``verifiers.verify_many`` and ``flows.evaluate.flow.finish`` (results.parquet, summary, plot, artifacts)."""
     import verifiers
-    from flows import evaluate as ev
+    from flows.evaluate import flow as ev
 
     llm = gen.engine
     inner = llm.generate
@@ -147,11 +147,12 @@ def main() -> int:
     from prefect.testing.utilities import prefect_test_harness
     from vllm import SamplingParams
 
-    from flows.build import BuildSpec, Selection, build_bank
-    from flows.data import load_problems, select
-    from flows.evaluate import EvalSpec, bank_views, evaluate
-    from flows.manyshot import contaminated, many_shot_prompt
-    from flows.selection import shot_order
+    from flows.build.flow import build_bank
+    from flows.core.specs import BuildSpec, EvalSpec, Selection
+    from flows.core.data import load_problems, select
+    from flows.evaluate.flow import bank_views, evaluate
+    from flows.evaluate.prompts import contaminated, many_shot_prompt
+    from flows.evaluate.shot_selection import shot_order
     from generators.vllm_backend import VLLMGenerator, reseed
 
     data_dir = os.environ["MANYSHOT_DATA_DIR"]

@@ -4,7 +4,7 @@ a realistic per-call latency (real vLLM servers are too heavy for a 2-core box).
     .venv/bin/python bench/scale.py [--limit 48] [--chunk-size 4] [--latency 0.75]
 
 Runs, in one process and on the same problems: the serial ``build_bank``; ``build_bank`` sharded
-(``flows.build.sharded``) on a local Dask cluster with 1 worker; and with 2 workers. Clusters are started (and
+(``flows.build.flow.sharded``) on a local Dask cluster with 1 worker; and with 2 workers. Clusters are started (and
 their workers' imports done) before the clock starts. Checks that every bank has the same rows (ignoring created_at and run_id), prints a table, writes bench/results/scale.json.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ class Solver:
 
     def __call__(self, prompt, sample, rng):
         if self.data_dir not in _ANSWERS:
-            from flows.data import load_problems
+            from flows.core.data import load_problems
 
             _ANSWERS[self.data_dir] = {p.question: p.answer for p in load_problems("gsm8k", "train", self.data_dir)}
         gold = _ANSWERS[self.data_dir].get(prompt[-1]["content"])
@@ -45,7 +45,7 @@ class Solver:
 
 
 def _warm(data_dir: str) -> None:
-    import flows.build  # noqa: F401  (prefect, verifiers, sympy: seconds of imports per fresh worker)
+    import flows.build.flow  # noqa: F401  (prefect, verifiers, sympy: seconds of imports per fresh worker)
     import verifiers
 
     verifiers.verify("4", "The answer is 4", task="gsm8k")
@@ -70,8 +70,8 @@ def main() -> int:
     from distributed import LocalCluster
     from prefect.testing.utilities import prefect_test_harness
 
-    from flows.build import BuildSpec, Selection, build_bank, sharded
-    from flows.shots import Rounds
+    from flows.build.flow import build_bank, sharded
+    from flows.core.specs import BuildSpec, Rounds, Selection
     from generators.fake import FakeGenerator
 
     data_dir = os.environ["MANYSHOT_DATA_DIR"]

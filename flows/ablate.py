@@ -17,15 +17,15 @@ from typing import Any
 import pandas as pd
 from prefect import flow
 
-from flows.build import BuildSpec, build_bank
+from flows.build.flow import build_bank
+from flows.core.specs import BuildError, BuildSpec
 from flows.config import BUILD_KEYS, build_spec, eval_spec
-from flows.evaluate import evaluate
-from flows.html_report import write_report
-from flows.interrupt import CellsInterrupted
-from flows.progress import current, tracking
-from flows.results import EvalResult
-from flows.report_artifacts import publish_report_artifacts
-from flows.shots import BuildError
+from flows.evaluate.flow import evaluate
+from flows.report.html_report import write_report
+from flows.runtime.interrupt import CellsInterrupted
+from flows.runtime.progress import current, tracking
+from flows.evaluate.results import EvalResult
+from flows.report.artifacts import publish_report_artifacts
 from generators import load_generator
 
 BANK_KEYS = (BUILD_KEYS - {"model"}) | {"name"}

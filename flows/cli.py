@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from flows.schema import SOURCES
-from flows.tasks import TASKS
+from flows.core.schema import SOURCES
+from flows.core.tasks import TASKS
 
 S = argparse.SUPPRESS  # options left out take the defaults of flows.config's specs (one place)
 # The main job: a reinforced bank of 192 problems x 4 samples keeps about 75 shots (the GSM8K yield is ~39%),
@@ -24,7 +24,7 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def _shots(text: str) -> tuple[int | str, ...]:
-    from flows.shotcounts import ShotCountError, parse_shots
+    from flows.core.specs import ShotCountError, parse_shots
 
     try:
         return parse_shots(text)
@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _analyze_nll(args) -> str:
     import time
 
-    from flows.analyze_nll import analyze, markdown
+    from flows.report.nll import analyze, markdown
     from generators import load_generator
 
     t0 = time.monotonic()
@@ -177,7 +177,7 @@ def _analyze_nll(args) -> str:
 
 
 def _analyze_similarity(args) -> str:
-    from flows.analyze_similarity import analyze, parse_edges
+    from flows.report.similarity import analyze, parse_edges
 
     written = analyze(args.dir, edges=parse_edges(args.buckets), embedder=args.embedder, cache_dir=args.cache_dir,
                       data_dir=args.data_dir, bank_dirs=args.bank_dir)
@@ -186,7 +186,7 @@ def _analyze_similarity(args) -> str:
 
 
 def _bank_build(args) -> str:
-    from flows.build import build_bank
+    from flows.build.flow import build_bank
     from flows.config import BUILD_KEYS, build_spec
 
     spec = build_spec({k: v for k, v in vars(args).items() if k in BUILD_KEYS}, "manyshot bank build")
@@ -203,14 +203,14 @@ def _generator(args):
 
 def _eval(args) -> str:
     from flows.config import EVAL_KEYS, eval_spec
-    from flows.evaluate import evaluate
+    from flows.evaluate.flow import evaluate
 
     spec = eval_spec({k: v for k, v in vars(args).items() if k in EVAL_KEYS}, "manyshot eval")
     return str(evaluate(spec, data_dir=args.data_dir, out=args.out, generator=_generator(args)).folder)
 
 
 def _bank_list(args) -> None:
-    from flows.bank import DEFAULT_ROOT, list_banks
+    from flows.runtime.banks import DEFAULT_ROOT, list_banks
 
     rows = list_banks(args.dir or DEFAULT_ROOT)
     if not rows:
@@ -223,8 +223,8 @@ def _bank_list(args) -> None:
 def _bank_show(args) -> None:
     import json
 
-    from flows.bank import read_bank
-    from flows.schema import SCHEMA_VERSION, SCHEMA_VERSION_FIELD
+    from flows.runtime.banks import read_bank
+    from flows.core.schema import SCHEMA_VERSION, SCHEMA_VERSION_FIELD
 
     table, meta = read_bank(args.path)
     df = table.to_pandas()
@@ -235,7 +235,7 @@ def _bank_show(args) -> None:
         print(f"{key}: {json.dumps(meta.get(key), indent=1, default=str)}")
     print(f"provenance: model={df['model'].iloc[0]} template={df['template_id'].iloc[0]} "
           f"verifier={df['verifier_version'].iloc[0]} split={df['split'].iloc[0]}")
-    from flows.report import step_summary
+    from flows.build.bank_report import step_summary
 
     steps = step_summary(table)
     if steps:
@@ -248,9 +248,9 @@ def _bank_show(args) -> None:
 
 
 def _run(args) -> None:
-    from flows.build import BuildSpec, Selection, build_bank
-    from flows.evaluate import EvalSpec, evaluate
-    from flows.shots import Rounds
+    from flows.build.flow import build_bank
+    from flows.core.specs import BuildSpec, EvalSpec, Rounds, Selection
+    from flows.evaluate.flow import evaluate
 
     d = RUN_DEFAULTS
     out = Path(args.out)
@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     from prefect.exceptions import TerminationSignal
 
     from flows.errors import USER_ERRORS
-    from flows.interrupt import describe, exit_code, install_handlers, start_prefect_server_shielded
+    from flows.runtime.interrupt import describe, exit_code, install_handlers, start_prefect_server_shielded
 
     # SIGTERM takes Ctrl-C's path (finished cells and chunks kept, a note, exit 143); `serve` keeps Prefect's.
     restore = install_handlers() if args.command != "serve" else None
@@ -296,11 +296,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "bank" and args.bank_command == "list":
             _bank_list(args)
         elif args.command == "bank" and args.bank_command == "export":
-            from flows.export import export_command
+            from flows.report.export import export_command
 
             export_command(args.path, args.to, force=args.force, repo_id=args.push_to_hub, private=args.private)
         elif args.command == "bank" and args.bank_command == "diff":
-            from flows.diff import diff_command
+            from flows.report.diff import diff_command
 
             print(diff_command(args.a, args.b, as_json=args.json, limit=args.limit, diffs=args.diffs))
         elif args.command == "bank":
@@ -322,8 +322,8 @@ def main(argv: list[str] | None = None) -> int:
 
             print(run_ablation(args.config, data_dir=args.data_dir, out=args.out, endpoints=tuple(args.endpoint)))
         elif args.command == "report":
-            from flows.html_report import write_report
-            from flows.report_samples import Limits
+            from flows.report.html_report import write_report
+            from flows.report.samples import Limits
 
             print(write_report(args.dir, args.out, data_dir=args.data_dir, bank_dirs=args.bank_dir,
                                limits=Limits(items=args.sample_items)))

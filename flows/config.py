@@ -1,20 +1,18 @@
 """Build and eval configurations from plain mappings: one reader for every front-end.
 
 The CLI (its parsed flags), ablation specs (``[[banks]]`` and ``[[evals]]`` entries) and pipeline configs (bank and
-eval jobs) all turn their keys into a :class:`~flows.build.BuildSpec` with :func:`build_spec` and an
-:class:`~flows.evaluate.EvalSpec` with :func:`eval_spec`. A key that is absent takes the dataclasses' default, so
-every default exists once: in :class:`~flows.build.Selection`, :class:`~flows.shots.Rounds`,
-:class:`~flows.build.BuildSpec` and :class:`~flows.evaluate.EvalSpec`. Generators are chosen by
+eval jobs) all turn their keys into a :class:`~flows.core.specs.BuildSpec` with :func:`build_spec` and an
+:class:`~flows.core.specs.EvalSpec` with :func:`eval_spec`. A key that is absent takes the dataclasses' default, so
+every default exists once: in :class:`~flows.core.specs.Selection`, :class:`~flows.core.specs.Rounds`,
+:class:`~flows.core.specs.BuildSpec` and :class:`~flows.core.specs.EvalSpec`. Generators are chosen by
 :class:`generators.GeneratorConfig`.
 """
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from flows.build import BuildSpec, Selection
-from flows.evaluate import EvalSpec
-from flows.selection import parse_select
-from flows.shots import BuildError, Rounds
+from flows.core.specs import BuildError, BuildSpec, EvalSpec, Rounds, Selection
+from flows.evaluate.shot_selection import parse_select
 
 SELECTION_KEYS = {"task": "task", "split": "split", "limit": "limit", "seed": "seed", "subjects": "subjects",
                   "levels": "levels"}

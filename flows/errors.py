@@ -1,13 +1,9 @@
-"""Errors that mean bad input or an unusable model, reported to the user without a traceback."""
-from flows.bank import BankError
-from flows.problem import DataError
-from flows.embeddings import EmbeddingError
-from flows.evaluate import EvalError
-from flows.report_inputs import ReportError
-from flows.schema import SchemaError
-from flows.selection import SelectionError
-from flows.shots import BuildError
+"""Errors that mean bad input or an unusable model, reported to the user without a traceback.
+
+Every layer of flows raises a subclass of :class:`flows.core.errors.UserError` for these; the model backends raise
+their own.
+"""
+from flows.core.errors import UserError
 from generators.base import BadRequestError, GenerationError
 
-USER_ERRORS = (BankError, DataError, EmbeddingError, EvalError, ReportError, SchemaError, SelectionError, BuildError,
-               BadRequestError, GenerationError)
+USER_ERRORS = (UserError, BadRequestError, GenerationError)

@@ -3,10 +3,10 @@
 
 Job kinds and the (JSON-serialisable) wrapper flows that run them:
 
-* ``bank``     -> :func:`scheduled_bank`: an incremental, versioned refresh (:mod:`flows.refresh`) of
+* ``bank``     -> :func:`scheduled_bank`: an incremental, versioned refresh (:mod:`flows.build.refresh`) of
   ``<out>/banks/<job>/``; the bank keys are those of an ablation ``[[banks]]`` entry, plus ``workers``
-  (chunks sharded over a local Dask cluster, :func:`flows.build.sharded`) and ``chunk_size``.
-* ``eval``     -> :func:`scheduled_eval`: :func:`flows.evaluate.evaluate` of bank jobs' latest versions
+  (chunks sharded over a local Dask cluster, :func:`flows.build.flow.sharded`) and ``chunk_size``.
+* ``eval``     -> :func:`scheduled_eval`: :func:`flows.evaluate.flow.evaluate` of bank jobs' latest versions
   (or bank paths) into ``<out>/evals``.
 * ``ablation`` -> :func:`scheduled_ablation`: :func:`flows.ablate.run_ablation` of an ablation spec.
 
@@ -25,11 +25,10 @@ from typing import Any
 from prefect import flow
 
 from flows.ablate import BANK_KEYS, load_spec, run_ablation
-from flows.build import BuildSpec
+from flows.core.specs import BuildError, BuildSpec, KEEP_POLICIES
 from flows.config import build_spec, eval_spec
-from flows.shots import KEEP_POLICIES, BuildError
-from flows.sources import REFRESH_MODES
-from flows.tasks import TASKS
+from flows.build.sources import REFRESH_MODES
+from flows.core.tasks import TASKS
 
 KINDS = ("bank", "eval", "ablation")
 TOP_KEYS = {"out", "data_dir", "model", "endpoints", "timezone", "jobs"}
@@ -112,7 +111,7 @@ def check_job(job: dict[str, Any], where: str = "job", scheduled: bool = True) -
     if not isinstance(name, str) or not name:
         raise PipelineError(f"{where}: missing key 'name'")
     where = f"{where} {name!r}"
-    from flows.refresh import JOB_NAME
+    from flows.build.refresh import JOB_NAME
 
     if not JOB_NAME.match(name):
         raise PipelineError(f"{where}: name may only use letters, digits, '.', '_' and '-' (it names folders)")
@@ -228,8 +227,8 @@ def _generator_config(job: dict, model: str, endpoints: list[str] | None, seed: 
 def scheduled_bank(job: dict, out: str, data_dir: str | None = None, model: str = "embedded",
                    endpoints: list[str] | None = None) -> dict:
     """Refresh the bank of a ``bank`` job: publish ``<out>/banks/<name>/<name>-vNNNN.parquet`` if anything is new."""
-    from flows.refresh import refresh_bank
-    from flows.build import dask_runner
+    from flows.build.refresh import refresh_bank
+    from flows.build.flow import dask_runner
 
     check_job(job, scheduled=False)
     spec, workers = bank_job_spec(job, model)
@@ -241,7 +240,7 @@ def scheduled_bank(job: dict, out: str, data_dir: str | None = None, model: str 
 
 def resolve_banks(refs: list[str], out: str) -> tuple[str, ...]:
     """Bank job names -> their latest published version; paths stay paths (and must exist)."""
-    from flows.refresh import latest_version
+    from flows.build.refresh import latest_version
 
     paths = []
     for ref in refs:
@@ -262,7 +261,7 @@ def resolve_banks(refs: list[str], out: str) -> tuple[str, ...]:
 def scheduled_eval(job: dict, out: str, data_dir: str | None = None, model: str = "embedded",
                    endpoints: list[str] | None = None) -> str:
     """Evaluate the latest versions of the job's banks into ``<out>/evals``; returns the results folder."""
-    from flows.evaluate import evaluate
+    from flows.evaluate.flow import evaluate
 
     check_job(job, scheduled=False)
     entry = {k: v for k, v in job.items() if k in KIND_KEYS["eval"]}

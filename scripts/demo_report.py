@@ -38,10 +38,11 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="manyshot-demo-prefect-"))
-    from flows.build import BuildSpec, Selection, build_bank
-    from flows.data import load_problems
-    from flows.evaluate import EvalSpec, evaluate
-    from flows.html_report import write_report
+    from flows.build.flow import build_bank
+    from flows.core.specs import BuildSpec, EvalSpec, Selection
+    from flows.core.data import load_problems
+    from flows.evaluate.flow import evaluate
+    from flows.report.html_report import write_report
     from generators.fake import FakeGenerator
 
     out = Path(args.out)

@@ -15,7 +15,7 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
     "${sudo[@]}" apt-get update -qq
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   else
-    echo "setup: chromium is not installed and apt-get needs root; tests/test_html_report.py will skip its browser test" >&2
+    echo "setup: chromium is not installed and apt-get needs root; tests/report/test_html_report.py will skip its browser test" >&2
   fi
 fi
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then

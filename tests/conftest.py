@@ -53,7 +53,7 @@ def tiny_engine():
 
 def gsm8k_solver(correct_every: int = 1):
     """A fake-model script that answers GSM8K prompts with the gold answer found in its own lookup."""
-    from flows.data import load_problems
+    from flows.core.data import load_problems
 
     answers = {p.question: p.answer for p in load_problems("gsm8k", "train", DATA_DIR)}
     answers |= {p.question: p.answer for p in load_problems("gsm8k", "test", DATA_DIR)}
@@ -66,6 +66,20 @@ def gsm8k_solver(correct_every: int = 1):
             return f"Let me think. 2 + 2 = 4.\nThe answer is {gold}1"
         return f"Reasoning for sample {sample}.\nThe answer is {gold}"
     return script
+
+
+def small_spec(mode: str = "reinforced", *, task: str = "gsm8k", limit: int | None = 8, seed: int = 0,
+               subjects: tuple[str, ...] = (), levels: tuple[int, ...] = (), chunk_size: int = 4, samples: int = 2,
+               rounds=1, **fields):
+    """A build spec sized for the scripted fake: 64-token rationales sampled at temperature 0.7 (1.0 in later
+    rounds). ``rounds`` is a number of rounds, or a whole :class:`~flows.core.specs.Rounds`; ``fields`` are the
+    other :class:`~flows.core.specs.BuildSpec` fields (``few_shot``, ``iterate_from``, ...)."""
+    from flows.core.specs import BuildSpec, Rounds, Selection
+
+    if not isinstance(rounds, Rounds):
+        rounds = Rounds(samples=samples, temperature=0.7, retry_temperature=1.0, max_tokens=64, rounds=rounds)
+    return BuildSpec(mode=mode, selection=Selection(task=task, limit=limit, seed=seed, subjects=subjects, levels=levels),
+                     rounds=rounds, chunk_size=chunk_size, **fields)
 
 
 def bank_content(bank):

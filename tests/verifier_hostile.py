@@ -1,4 +1,4 @@
-"""Hostile inputs for the verifiers package (see tests/test_verifiers_safety.py and bench/verify.py)."""
+"""Hostile inputs for the verifiers package (see tests/verifiers/test_verifiers_safety.py and bench/verify.py)."""
 from __future__ import annotations
 
 

@@ -1,0 +1,115 @@
+"""The sample browser's data: per cell and item the question, gold, responses and verdicts, and the
+shots that were in the prompt, bounded so that the report stays a few MB.
+
+Shots are reconstructed read-only with ``flows.evaluate.shot_selection.shot_order`` (test-split overlaps excluded as
+the eval did) and checked against the prompt hash stored with every result row: a reconstruction is
+shown as "matches" only when the rebuilt prompt hashes to the row's ``prompt_hash``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from flows.core.data import load_problems
+from flows.evaluate.prompts import BankView, contaminated, many_shot_prompt
+from flows.core.problem import Problem
+from flows.report.inputs import BankInfo, EvalPart
+from flows.evaluate.shot_selection import shot_order
+from generators import prompt_hash
+
+
+@dataclass(frozen=True)
+class Limits:
+    items: int = 40        # items per cell in the browser (the same items in every cell)
+    samples: int = 4       # responses per item and cell
+    text: int = 1500       # characters of a response or question
+    shot_text: int = 600   # characters of a shot's question or rationale
+
+
+def clip(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [truncated: {len(text) - limit} more characters]"
+
+
+def _views(banks: dict[str, BankInfo]) -> dict[str, BankView]:
+    return {label: BankView.from_rows(label, info.table.to_pylist())
+            for label, info in banks.items() if info.table is not None}
+
+
+def _shots(view: BankView, seeds_and_k: dict[int, int], test: list[Problem], limits: Limits) -> dict[str, Any]:
+    """The bank's shot texts (those used by some cell) and each seed's order, as indexes into them."""
+    exclude = contaminated(view, test)
+    texts, index, orders, full = [], {}, {}, {}
+    for seed, kmax in sorted(seeds_and_k.items()):
+        full[seed] = shot_order(view, seed, exclude)
+        order = []
+        for shot in full[seed][:kmax]:
+            if shot.problem_id not in index:
+                index[shot.problem_id] = len(texts)
+                texts.append([shot.problem_id, clip(shot.question, limits.shot_text),
+                              clip(shot.rationale, limits.shot_text)])
+            order.append(index[shot.problem_id])
+        orders[str(seed)] = order
+    return {"status": "found", "texts": texts, "orders": orders, "excluded": len(exclude)}, full
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
+
+
+def _verdict_rows(group: pd.DataFrame, limits: Limits) -> list[list[Any]]:
+    rows = []
+    for r in group.sort_values("sample").head(limits.samples).itertuples():
+        rows.append([int(r.sample), clip(r.response, limits.text), _text(r.extracted_strict),
+                     _text(r.extracted_flexible),
+                     bool(r.correct_strict), bool(r.correct_flexible), int(r.prompt_tokens)])
+    return rows
+
+
+def eval_samples(part: EvalPart, banks: dict[str, BankInfo], limits: Limits,
+                 data_dir: str | None = None) -> dict[str, Any]:
+    """The browser's data for one evaluation (JSON-ready)."""
+    results = part.results
+    if results.empty:
+        return {"task": part.task, "cells": [], "items": [], "questions": {}, "gold": {}, "rows": {},
+                "shots": {}, "note": "; ".join(part.notes) or "no result rows"}
+    test = load_problems(part.task, "test", data_dir)
+    by_id = {p.id: p for p in test}
+    items = list(dict.fromkeys(results["item_id"]))[:limits.items]
+    shown = results[results["item_id"].isin(items)]
+    cells = shown[["bank", "seed", "k", "k_label"]].drop_duplicates().sort_values(["bank", "seed", "k"])
+    views = _views(banks)
+    shots, orders = {}, {}
+    for bank, g in cells[cells["bank"] != "none"].groupby("bank"):
+        if bank not in views:
+            where = banks[bank].searched if bank in banks else []
+            shots[bank] = {"status": f"bank file not found (looked at: {', '.join(where) or 'nowhere'})"}
+            continue
+        shots[bank], orders[bank] = _shots(views[bank], g.groupby("seed")["k"].max().to_dict(), test, limits)
+    rows, hashes, out_cells = {}, {}, []
+    for cell in cells.itertuples():
+        view = views.get(cell.bank)
+        key = f"{cell.bank}-s{cell.seed}-k{cell.k_label}"
+        out_cells.append({"key": key, "bank": cell.bank, "seed": int(cell.seed), "k": int(cell.k),
+                          "label": cell.k_label})
+        in_cell = shown[(shown["bank"] == cell.bank) & (shown["seed"] == cell.seed) & (shown["k_label"] == cell.k_label)]
+        rows[key], hashes[key] = {}, {}
+        for item, g in in_cell.groupby("item_id", sort=False):
+            rows[key][item] = _verdict_rows(g, limits)
+            problem = by_id.get(item)
+            if cell.bank != "none" and view is None:
+                hashes[key][item] = "bank not found"
+            elif problem is None:
+                hashes[key][item] = "item not in the test split"
+            else:
+                prompt = many_shot_prompt(part.task, orders[cell.bank][int(cell.seed)][:int(cell.k)] if view else [],
+                                          problem.question)
+                hashes[key][item] = "matches" if prompt_hash(prompt) == g["prompt_hash"].iloc[0] else "differs"
+    return {"task": part.task, "cells": out_cells, "items": items,
+            "questions": {i: clip(by_id[i].question, limits.text) for i in items if i in by_id},
+            "gold": {i: str(g) for i, g in shown.groupby("item_id")["gold"].first().items()},
+            "rows": rows, "prompt_check": hashes, "shots": shots,
+            "total_items": int(results["item_id"].nunique()), "note": "; ".join(part.notes)}

@@ -1,0 +1,3 @@
+"""What the flows run on: bank and checkpoint files, file locks, progress display, interrupts, retries.
+
+Imports only flows.core."""
