@@ -14,7 +14,7 @@ from typing import Iterable
 
 from verifiers import pool
 from verifiers.compare import compare, method_name, numeric_leaf_eq
-from verifiers.extract import check_task_mode, extract_answer, find_answer, is_response
+from verifiers.extract import bare_answer, check_task_mode, extract_answer, find_answer, is_response
 from verifiers.normalize import normalize
 from verifiers.numeric import Undefined, parse_number
 from verifiers.sanitize import InputRejected, check_answer_length, clean_text
@@ -29,14 +29,14 @@ _NAN = re.compile(r"(?i)(?<![A-Za-z\\])nan(?![A-Za-z])")
 def _gold_answer(gold: str, task: str) -> str | None:
     if is_response(gold):
         return extract_answer(gold, task, "strict")
-    return gold.strip()
+    return bare_answer(gold)
 
 
 def _pred_answer(pred: str, task: str, mode: str) -> tuple[str, str] | None:
     """(answer, how it was found), or None when the response commits to none."""
     if is_response(pred):
         return find_answer(pred, task, mode)
-    return pred.strip(), "bare"
+    return bare_answer(pred), "bare"
 
 
 def _check_numbers(node) -> None:
