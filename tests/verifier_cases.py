@@ -727,3 +727,14 @@ _flex(one("last_commitment", "255", _R255, False))
 _flex(one("last_commitment", "10455", _R255, True))
 _flex(one("truncated", "24", "First, 48 / 2 = 24 cupcakes per class. Then each of the", True, "gsm8k"))
 _flex(one("truncated", "48", "First, 48 / 2 = 24 cupcakes per class. Then each of the", False, "gsm8k"))
+
+# issue 27: more hard negatives written against the rules above
+_add(one("short_statement", "5", "x exceeds 5", False))
+_add(one("short_statement", "10", "Half of 10", False))
+_add(one("short_statement", "5", "AB + BC = 5", False))
+_add(one("last_commitment", "7", "We get $\\boxed{7}$.\n\nNote that the answer is in simplest form since 7 is prime.", True))
+_add(one("relations", "5", "x = 2 + 3 = 5", False))  # a chain of equalities is refused, true or not
+_add(one("relations", "6", "x = 2 + 3 = 6", False))
+_add(one("final_sentence", "3", "So $s = 3$.\nFinal Answer: Jane started the garden 3 hours ago.", True))
+_add(one("final_sentence", "3", "So $s = 3$.\nFinal Answer: Jane started more than 3 hours ago.", False))
+_add(one("final_sentence", "5", "So it is small.\nFinal Answer: The total divided by 5.", False))

@@ -9,9 +9,11 @@
   (``$x = \\boxed{2}$ and $y = \\boxed{3}$``); a label that is a step word ("then", "so", ...)
   breaks the run. Identical boxes count once.
 * A short statement ("We find that $x < 3$.", "The largest $n$ is 34") states the value it ends
-  on: a math group or a number (with up to three unit words), when its lead-in has a word of
-  prose, no digit, no math outside ``$...$`` (``AB = 5`` is an equation, not a statement), no
-  question mark and no hedge or negation ("not", "about", "between", "or", ...).
+  on: a math group or a number (with up to three unit words), when its lead-in ends with a
+  stating word (a copula, "that", "answer", "has", "gets", "makes", ... or a colon; not needed
+  after "Final Answer:"), and has no digit, no math outside ``$...$`` (``AB = 5`` is an equation, not a statement), no
+  question mark and no hedge, negation or comparison ("not", "about", "between", "or", "more",
+  "half", "divided", ...).
 
 Everything here is a linear scan of the text; nothing is evaluated.
 """
@@ -37,7 +39,10 @@ _STEP_WORDS = frozenset("""then so thus hence therefore but not wait actually al
 _HEDGE = re.compile(
     r"(?i)\b(?:not|no|never|none|isn't|aren't|cannot|can't|if|unless|maybe|perhaps|possibly|probably|approximately"
     r"|about|around|roughly|nearly|almost|between|than|least|most|over|under|except|or|wrong|incorrect|guess"
-    r"|suppose|assume|try|whether|either)\b|\?")
+    r"|suppose|assume|try|whether|either|more|less|greater|fewer|smaller|larger|bigger|exceeds?|above|below|within"
+    r"|beyond|up|half|twice|double|triple|times|divided|multiplied|plus|minus|per)\b|\?")
+_STATING = re.compile(r"(?i)(?:\b(?:is|are|was|were|be|becomes|equals|remains|that|answer|has|have|had|get|gets|got"
+                      r"|obtain|find|makes|made|earns|costs|gives|yields)|:)[*_\s]*$")
 _NOT_PROSE = re.compile(r"[=<>+^_|\\{}]")
 _PROSE_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
 _STATED_NUMBER = re.compile(
@@ -140,9 +145,10 @@ def trailing_group(line: str) -> tuple[int, str] | None:
     return None
 
 
-def stated_value(statement: str) -> str | None:
+def stated_value(statement: str, committed: bool = False) -> str | None:
     """The value a one-sentence statement ends on, or None when it does not end on one or its
-    lead-in is not plain prose (see the module docstring)."""
+    lead-in is not plain prose (see the module docstring). A ``committed`` statement (one after
+    "Final Answer:") needs no stating word before its value."""
     if not _PROSE_WORD.search(statement):
         return None  # plain numbers and formulas leave at once
     line = statement.strip().rstrip(".!*").rstrip()
@@ -157,7 +163,7 @@ def stated_value(statement: str) -> str | None:
             return None
         lead, value = line[:m.start()], m["n"]
     outside = re.sub(r"\$[^$]*\$|\\\(.*?\\\)", " ", lead)
-    if not value.strip() or not _PROSE_WORD.search(outside) or _HEDGE.search(lead) or _NOT_PROSE.search(outside) \
-            or re.search(r"[0-9]", lead):
+    if not value.strip() or not _PROSE_WORD.search(outside) or not (committed or _STATING.search(lead)) or _HEDGE.search(lead) \
+            or _NOT_PROSE.search(outside) or re.search(r"[0-9]", lead):
         return None
     return value.strip()

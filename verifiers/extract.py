@@ -34,6 +34,7 @@ _COPULA = re.compile(r"(?i)(?:\b(?:is|are|was|were|equals|be|becomes)|=|:)[*_\s]
 _PROSE_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
 _TEXT_GROUP = re.compile(r"\\(?:text|mbox|textbf|mathrm|textrm)\{[^{}]*\}")
 _NAMES_VALUE = re.compile(r"[0-9$\\]")
+_TRAILING_UNITS = re.compile(r"(?<=[0-9$}])(?:\s+[A-Za-z]+\.?){1,3}\s*$")
 _COMMIT_MARK = re.compile(r"\\boxed|\\fbox|####|(?i:\banswer\b[*_\s]*(?:is\b|:|=))")
 
 
@@ -87,14 +88,22 @@ def _committed(text: str, pattern: re.Pattern, segment, after: int) -> tuple[int
         if quoted(text, m.start()) or withdrawn(text, m.end()):
             continue
         answer = segment(text[m.end():m.end() + _SEGMENT_CHARS])
-        if after < 0 or _NAMES_VALUE.search(answer):
+        if after < 0 or _reads_as_value(answer):
             return m.start(), answer
     return None
 
 
+def _reads_as_value(answer: str) -> bool:
+    """Whether an answer after a box names a value ("$8$", "10,455 dollars") rather than remarking
+    on it ("correct", "in simplest form since 7 is prime")."""
+    core = _TRAILING_UNITS.sub("", answer)
+    core = re.sub(r"\$[^$]*\$|\\\(.*?\\\)|\\text\{[^{}]*\}", " ", core)
+    return _NAMES_VALUE.search(answer) is not None and not _PROSE_WORD.search(core)
+
+
 def _phrase_segment(tail: str) -> str:
     answer = _math_segment(tail)
-    return stated_value(answer) or answer
+    return stated_value(answer, committed=True) or answer
 
 
 def _hashes_segment(tail: str) -> str:
