@@ -1,8 +1,9 @@
 """Which boxes and short statements a response commits to (the rules of docs/verifiers.md).
 
-* A box followed in its own sentence by a word that withdraws it ("x = \\boxed{3}, which is
-  impossible") and a box or answer phrase inside quotation marks on its line (quoted from the
-  question) are not commitments.
+* A box or answer phrase followed in its own clause, or in a next sentence that refers back to
+  it ("This is impossible."), by a word that withdraws it ("x = \\boxed{3}, which is
+  impossible"), and one inside quotation marks on its line (quoted from the question), are not
+  commitments.
 * Several boxes count together when only separators stand between them: commas, semicolons,
   "and"/"or", math delimiters, spacing, at most one label word on either side of the separator
   (``\\boxed{1} red and \\boxed{2} blue``) or a variable with ``=`` before the next box
@@ -27,6 +28,7 @@ _WITHDRAWN = re.compile(
     r"(?i)\b(?:impossible|contradict(?:s|ion)?|invalid|not valid|not possible|extraneous|reject(?:ed)?|wrong"
     r"|incorrect|not correct|not the answer|does(?:n't| not) (?:work|satisfy|hold)|can(?:'t|not) be)\b")
 _WITHDRAW_WINDOW = 160
+_BACK_REFERENCE = re.compile(r"(?i)(?:but |however,? )?(?:this|that|it|which)\b")
 _CLAUSE_END = re.compile(r"[.!?;](?:\s|$)|\n|\(")
 _GAP_DROP = re.compile(r"\$|\\[()\[\]]|\\q?quad(?![A-Za-z])|\\[,;:! ]|\\text\{\s*(and|or|,)\s*\}|~")
 _LABEL = r"[A-Za-z]{1,15}"
@@ -97,13 +99,25 @@ def boxes(text: str) -> list[tuple[int, int, str | None]]:
             pos = end + 1
 
 
+def _withdraws(clause: str) -> bool:
+    m = _WITHDRAWN.search(clause)
+    return m is not None and not re.search(r"[0-9$\\]", clause[:m.start()])
+
+
 def withdrawn(text: str, end: int) -> bool:
-    """Whether the rest of the sentence after ``end`` takes the value back ("... which is
-    impossible") before it names any other value (digit or math) or opens a parenthesis."""
-    window = text[end:end + _WITHDRAW_WINDOW].lstrip(" $}.")
+    """Whether the rest of the clause after ``end``, or a next sentence that refers back to it
+    ("This is impossible."), takes the value back before naming any other value (digit or math)."""
+    window = text[end:end + _WITHDRAW_WINDOW].lstrip(" $}")
     stop = _CLAUSE_END.search(window)
-    m = _WITHDRAWN.search(window if stop is None else window[:stop.start()])
-    return m is not None and not re.search(r"[0-9$\\]", window[:m.start()])
+    if stop is None:
+        return _withdraws(window)
+    if _withdraws(window[:stop.start()]):
+        return True
+    following = window[stop.end():].lstrip()
+    if window[stop.start()] == "(" or not _BACK_REFERENCE.match(following):
+        return False
+    after = _CLAUSE_END.search(following)
+    return _withdraws(following if after is None else following[:after.start()])
 
 
 def quoted(text: str, start: int) -> bool:

@@ -1,8 +1,12 @@
 """Finding the final answer in a model response.
 
-Strict mode takes only a committed final answer: the last ``\\boxed{...}`` (or ``\\fbox``);
-without a box, the last "The (final) answer is ..." / "Answer: ..." or the last ``#### ...``,
-whichever starts later. An unclosed last box means no answer (a truncated response).
+Strict mode takes only a committed final answer, and the one committed to last wins: the final
+``\\boxed{...}`` (or ``\\fbox``, joined with the boxes only separators divide from it), the last
+"The (final) answer is ..." / "Answer: ..." and the last ``#### ...``, whichever starts later; a
+phrase or ``####`` after the box counts only when it names a value. Quoted and withdrawn
+commitments do not count (:mod:`verifiers.commit`); "Answer: <sentence>" gives the value the
+sentence ends on. An unclosed last box means no answer (a truncated response). A bare answer
+that is a short statement ("We find that $x < 3$.") gives the value it ends on (:func:`bare_answer`).
 
 Flexible mode then tries a closing statement: a last line that ends by stating a value after a
 copula ("so the probability is $\\frac{2}{7}$.", "The total is 2,300 dollars."); then the last
