@@ -278,11 +278,9 @@ def _separated(text: str) -> list[str]:
 
 def _atom(text: str, level: int) -> Node:
     braces = _enclosed(text, r"\{", r"\}")
-    if braces or _enclosed(text, "{", "}"):
-        items = [p for p in _separated(text[2:-2] if braces else text[1:-1]) if p.strip()]
-        if not braces and len(items) == 1:
-            return _parse(items[0].strip(), level + 1)  # {5}: a LaTeX group
-        return Seq("set", _items(items, level))
+    if braces or (_enclosed(text, "{", "}") and len(_separated(text[1:-1])) > 1):
+        inner = text[2:-2] if braces else text[1:-1]  # a bare group without separators ({{7*7}}) stays opaque
+        return Seq("set", _items([p for p in _separated(inner) if p.strip()], level))
     if text[0] in "([" and text[-1] in ")]" and _enclosed(text, text[0], text[-1]):
         inner = _separated(text[1:-1])
         if len(inner) == 1:
