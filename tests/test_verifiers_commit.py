@@ -32,7 +32,8 @@ def test_final_box(text, content):
 def test_final_box_edges():
     assert final_box("no box here") is None
     assert final_box(r"\boxed{3}, which is impossible") is None
-    assert final_box(r"So \boxed{5} ... final: \boxed{12") == (len(r"So \boxed{5} ... final: "), None)
+    assert final_box(r"So \boxed{5} ... final: \boxed{12") == (len(r"So \boxed{5} ... final: "), None, False)
+    assert final_box(r"\boxed{1}, \boxed{2}")[2] and not final_box(r"\boxed{1}, \boxed{1}")[2]
 
 
 @pytest.mark.parametrize("rest, expected", [

@@ -2,8 +2,9 @@
 
 * A box or answer phrase followed in its own clause, or in a next sentence that refers back to
   it ("This is impossible."), by a word that withdraws it ("x = \\boxed{3}, which is
-  impossible"), and one inside quotation marks on its line (quoted from the question), are not
-  commitments.
+  impossible"), one inside quotation marks on its line (quoted from the question), and an answer
+  phrase in a question ("Is the answer 24?") are not commitments; nor, after a box, is an answer
+  phrase in a check ("We may check our answer: ...").
 * Several boxes count together when only separators stand between them: commas, semicolons,
   "and"/"or", math delimiters, spacing, at most one label word on either side of the separator
   (``\\boxed{1} red and \\boxed{2} blue``) or a variable with ``=`` before the next box
@@ -26,10 +27,12 @@ _BOX_COMMANDS = (r"\boxed", r"\fbox")
 _SENTENCE_END = re.compile(r"[.!?](?:\s|$)|\n")
 _WITHDRAWN = re.compile(
     r"(?i)\b(?:impossible|contradict(?:s|ion)?|invalid|not valid|not possible|extraneous|reject(?:ed)?|wrong"
-    r"|incorrect|not correct|not the answer|does(?:n't| not) (?:work|satisfy|hold)|can(?:'t|not) be)\b")
+    r"|incorrect|not correct|not the answer|does(?:n't| not) (?:work|satisfy|hold))\b")
 _WITHDRAW_WINDOW = 160
 _BACK_REFERENCE = re.compile(r"(?i)(?:but |however,? )?(?:this|that|it|which)\b")
-_CLAUSE_END = re.compile(r"[.!?;](?:\s|$)|\n|\(")
+_CLAUSE_END = re.compile(r"[.!?;](?:\s|$)|\n|\(|\b(?:because|since)\b")
+_CHECKING = re.compile(r"(?i)\b(?:check|checking|verify|verifying|confirm|confirming)\b")
+_QUOTE = re.compile(r"``|''|\"|\u201c|\u201d")
 _GAP_DROP = re.compile(r"\$|\\[()\[\]]|\\q?quad(?![A-Za-z])|\\[,;:! ]|\\text\{\s*(and|or|,)\s*\}|~")
 _LABEL = r"[A-Za-z]{1,15}"
 _GAP = re.compile(
@@ -105,8 +108,9 @@ def _withdraws(clause: str) -> bool:
 
 
 def withdrawn(text: str, end: int) -> bool:
-    """Whether the rest of the clause after ``end``, or a next sentence that refers back to it
-    ("This is impossible."), takes the value back before naming any other value (digit or math)."""
+    """Whether the rest of the clause after ``end`` (up to a sentence end, a parenthesis,
+    "because" or "since"), or a next sentence that refers back to it ("This is impossible."),
+    takes the value back before naming any other value (digit or math)."""
     window = text[end:end + _WITHDRAW_WINDOW].lstrip(" $}")
     stop = _CLAUSE_END.search(window)
     if stop is None:
@@ -114,16 +118,33 @@ def withdrawn(text: str, end: int) -> bool:
     if _withdraws(window[:stop.start()]):
         return True
     following = window[stop.end():].lstrip()
-    if window[stop.start()] == "(" or not _BACK_REFERENCE.match(following):
+    if not _SENTENCE_END.match(stop.group()) or not _BACK_REFERENCE.match(following):
         return False
     after = _CLAUSE_END.search(following)
     return _withdraws(following if after is None else following[:after.start()])
 
 
+def asked(text: str, end: int) -> bool:
+    """Whether the sentence of an answer phrase ending at ``end`` is a question ("Is it a
+    coincidence that the answer is 24?")."""
+    stop = re.search(r"[.!?](?:\s|$)|\n", text[end:end + _WITHDRAW_WINDOW])
+    return stop is not None and stop.group().startswith("?")
+
+
+def checking(text: str, start: int) -> bool:
+    """Whether the sentence before ``start`` is checking a value ("We may check our answer: ...")."""
+    before = text[max(0, start - _WITHDRAW_WINDOW):start]
+    ends = list(_SENTENCE_END.finditer(before))
+    return _CHECKING.search(before[ends[-1].end():] if ends else before) is not None
+
+
 def quoted(text: str, start: int) -> bool:
-    """Whether ``start`` lies inside quotation marks opened earlier on its line."""
-    line = text[text.rfind("\n", 0, start) + 1:start]
-    return line.count('"') % 2 == 1 or line.count("\u201c") > line.count("\u201d")
+    """Whether ``start`` lies inside quotation marks opened earlier on its line (``"..."``,
+    TeX's ````...''`` or ``"...''``, and curly quotes)."""
+    inside = False
+    for mark in _QUOTE.findall(text, text.rfind("\n", 0, start) + 1, start):
+        inside = (not inside) if mark == '"' else mark in ("``", "\u201c")
+    return inside
 
 
 def _joins(gap: str) -> bool:
@@ -131,13 +152,14 @@ def _joins(gap: str) -> bool:
     return m is not None and not any(w and w.lower() in _STEP_WORDS for w in (m["after"], m["before"]))
 
 
-def final_box(text: str) -> tuple[int, str | None] | None:
+def final_box(text: str) -> tuple[int, str | None, bool] | None:
     """(start, content) of the boxed answer a response commits to last: the last box that is
     neither withdrawn nor quoted, joined with the boxes before it that only separators divide
-    from it; content is None when the last box is unclosed (a truncated response)."""
+    from it, and whether that took several boxes; content is None when the last box is unclosed
+    (a truncated response)."""
     found = boxes(text)
     if found and found[-1][2] is None:
-        return found[-1][0], None
+        return found[-1][0], None, False
     kept = [i for i, (start, end, _) in enumerate(found) if not quoted(text, start) and not withdrawn(text, end)]
     if not kept:
         return None
@@ -146,7 +168,7 @@ def final_box(text: str) -> tuple[int, str | None] | None:
     while first - 1 in kept_set and _joins(text[found[first - 1][1]:found[first][0]]):
         first -= 1
     contents = list(dict.fromkeys(content.strip() for _, _, content in found[first:kept[-1] + 1]))
-    return found[first][0], ", ".join(contents)
+    return found[first][0], ", ".join(contents), len(contents) > 1
 
 
 def trailing_group(line: str) -> tuple[int, str] | None:

@@ -12,7 +12,7 @@ from typing import Callable
 from verifiers.numeric import parse_digits, parse_number
 from verifiers.poly import polynomial_equal
 from verifiers.relations import equations_proportional
-from verifiers.structure import BaseN, Choice, Equation, Leaf, Matrix, Node, Seq, Text, Union, split_top
+from verifiers.structure import Alternatives, BaseN, Choice, Equation, Leaf, Matrix, Node, Seq, Text, Union, split_top
 
 LeafEq = Callable[[Leaf, Leaf, set], "bool | None"]
 
@@ -152,8 +152,27 @@ def _compare_special(g: Node, p: Node, used: set) -> bool | None:
     return None
 
 
+def _alternatives(g: Node, p: Alternatives, leaf_eq: LeafEq, used: set) -> bool | None:
+    """Several boxes: equal to ``g`` as a list, or when every box is equal to ``g``."""
+    whole = compare(g, Seq("list", p.parts), leaf_eq, used)
+    if whole:
+        return True
+    each: bool | None = True
+    for part in p.parts:
+        result = compare(g, part, leaf_eq, used)
+        if result is False:
+            each = False
+            break
+        each = None if result is None else each
+    if each is True:
+        return True
+    return None if None in (whole, each) else False
+
+
 def compare(g: Node, p: Node, leaf_eq: LeafEq, used: set) -> bool | None:
     """Whether prediction ``p`` matches gold ``g``; None if ``leaf_eq`` could not decide."""
+    if isinstance(p, Alternatives):
+        return _alternatives(g, p, leaf_eq, used)
     if isinstance(g, Equation) and isinstance(p, Equation):
         if g.lhs != p.lhs:
             return _same_relation(_sides(g), _sides(p), used)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from verifiers.commit import boxes, final_box, quoted, stated_value, trailing_group, withdrawn
+from verifiers.commit import asked, boxes, checking, final_box, quoted, stated_value, trailing_group, withdrawn
 
 TASKS = ("math", "gsm8k")
 MODES = ("strict", "flexible")
@@ -89,7 +89,9 @@ def _committed(text: str, pattern: re.Pattern, segment, after: int) -> tuple[int
     for m in reversed(list(pattern.finditer(text))):
         if m.start() <= after:
             return None
-        if quoted(text, m.start()) or withdrawn(text, m.end()):
+        if quoted(text, m.start()) or withdrawn(text, m.end()) or asked(text, m.end()):
+            continue
+        if after >= 0 and checking(text, m.start()):
             continue
         answer = segment(text[m.end():m.end() + _SEGMENT_CHARS])
         if after < 0 or _reads_as_value(answer):
@@ -145,7 +147,7 @@ def _strict(text: str, task: str) -> tuple[str, str] | None:
                                         (_committed(text, _HASHES, _hashes_segment, after), "hashes"))
              if c is not None]
     if box is not None:
-        found.append(box + ("boxed",))
+        found.append((box[0], box[1], "boxes" if box[2] else "boxed"))
     _, answer, how = max(found, key=lambda c: c[0]) if found else (0, None, None)
     answer = _for_task(answer, task)
     return None if answer is None else (answer, how)

@@ -44,6 +44,14 @@ class Seq:
 
 
 @dataclass(frozen=True)
+class Alternatives:
+    """The contents of several boxes a response commits to together: equal to a gold answer as
+    a list, or when every one of them is equal to it (one answer boxed in two forms)."""
+
+    parts: tuple
+
+
+@dataclass(frozen=True)
 class Union:
     parts: tuple
 
@@ -75,7 +83,7 @@ class Text:
     text: str
 
 
-Node = Leaf | Seq | Union | Matrix | Equation | BaseN | Choice | Text
+Node = Leaf | Seq | Union | Matrix | Equation | BaseN | Choice | Text | Alternatives
 
 _CHOICE = re.compile(r"\(?([A-J])\)?")
 _BASE_N = re.compile(r"(?:\\text\{)?([0-9A-Za-z]+)\}?_\{?\(?([0-9]{1,2})\)?\}?")
