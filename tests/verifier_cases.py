@@ -753,3 +753,5 @@ _add(one("last_commitment", "24", "So the sum is $\\boxed{24}$.\n\nChallenge: Is
 _add(one("last_commitment", "44", "So $17^{-1} \\equiv \\boxed{44} \\pmod{83}$.\n\nWe may check our answer: $17 \\cdot 44 = 748$.", True))
 _add(one("last_commitment", "5", "Is the answer 5? Let us see.", False))
 _add(one("last_commitment", "2\\sqrt{22}", "This gives $\\boxed{2\\sqrt{22}}$, which cannot be simplified further.", True))
+_add(one("last_commitment", "12", "So the answer is 12.\n\nWait, that's wrong. Let me redo the sum.", False, "gsm8k"))
+_add(one("last_commitment", "12", "So the answer is 12.\n\nWait, let me double-check: 5 + 7 = 12. Yes.", True, "gsm8k"))

@@ -29,7 +29,7 @@ _WITHDRAWN = re.compile(
     r"(?i)\b(?:impossible|contradict(?:s|ion)?|invalid|not valid|not possible|extraneous|reject(?:ed)?|wrong"
     r"|incorrect|not correct|not the answer|does(?:n't| not) (?:work|satisfy|hold))\b")
 _WITHDRAW_WINDOW = 160
-_BACK_REFERENCE = re.compile(r"(?i)(?:but |however,? )?(?:this|that|it|which)\b")
+_BACK_REFERENCE = re.compile(r"(?i)(?:(?:but|however|wait|hmm|no|oops),? )?(?:this|that|it|which)\b")
 _CLAUSE_END = re.compile(r"[.!?;](?:\s|$)|\n|\(|\b(?:because|since)\b")
 _CHECKING = re.compile(r"(?i)\b(?:check|checking|verify|verifying|confirm|confirming)\b")
 _QUOTE = re.compile(r"``|''|\"|\u201c|\u201d")

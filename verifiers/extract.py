@@ -84,8 +84,8 @@ def _math_segment(tail: str) -> str:
 
 
 def _committed(text: str, pattern: re.Pattern, segment, after: int) -> tuple[int, str] | None:
-    """(start, answer) of the last match of ``pattern`` that is neither quoted nor withdrawn; with a
-    box at ``after`` (>= 0), only a match after it that names a value (a digit or LaTeX) counts."""
+    """(start, answer) of the last match of ``pattern`` that is not quoted, withdrawn or asked; with
+    a box at ``after`` (>= 0), only a match after it, not in a check, that names a value counts."""
     for m in reversed(list(pattern.finditer(text))):
         if m.start() <= after:
             return None
