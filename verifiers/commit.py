@@ -13,9 +13,9 @@
 * A short statement ("We find that $x < 3$.", "The largest $n$ is 34") states the value it ends
   on: a math group or a number (with up to three unit words), when its lead-in ends with a
   stating word (a copula, "that", "answer", "has", "gets", "makes", ... or a colon; not needed
-  after "Final Answer:"), and has no digit, no math outside ``$...$`` (``AB = 5`` is an equation, not a statement), no
-  question mark and no hedge, negation or comparison ("not", "about", "between", "or", "more",
-  "half", "divided", ...).
+  after "Final Answer:"), and has no digit, no math outside ``$...$`` (``AB = 5`` is an
+  equation, not a statement), no question mark and no hedge, negation or comparison ("not",
+  "about", "between", "or", "more", "half", "divided", ...).
 
 Everything here is a linear scan of the text; nothing is evaluated.
 """
