@@ -246,7 +246,7 @@ def main() -> None:
         "hostile": {"verifiers": ours_hostile, "math_verify": mv_hostile_summary},
         "misjudged": disagreements,
     }, indent=2))
-    print(f"\nwrote {args.out.relative_to(ROOT)}")
+    print(f"\nwrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -449,20 +449,20 @@ _PROBES_RESPONSE = [
  ("18", "The answer is: $18.00", "gsm8k", True), ("1000", "#### $1,000", "gsm8k", True),
  ("18", "18", "gsm8k", True), ("18", "18 dollars", "gsm8k", True), ("18", "$18", "gsm8k", True),
  ("18", "Janet makes $18.\nThe answer is 18 dollars.", "gsm8k", True),
- ("18", "Janet makes $18.", "gsm8k", False),
+ ("18", "Janet makes $18.", "gsm8k", True),  # issue 27: a short statement states its value
  ("18", "The answer is 9 * 2 = 18", "gsm8k", True),
- ("5", "I think it's 4. Actually \\boxed{5}. Hmm wait it should be 4 so the answer is 4.", "math", True),
- (r"\frac{1}{2}", "The probability is $\\frac{1}{2}$.", "math", False),
+ ("5", "I think it's 4. Actually \\boxed{5}. Hmm wait it should be 4 so the answer is 4.", "math", False),  # issue 27: the last commitment wins
+ (r"\frac{1}{2}", "The probability is $\\frac{1}{2}$.", "math", True),  # issue 27: short statement
  ("2", r"The answer is \(2\).", "math", True), ("2", "The answer is **2**.", "math", True),
  ("7", "The final answer is 7", "gsm8k", True),
  ("7", "Answer: 7\nExplanation: we computed 3+4.", "math", True),
  ("10", "#### 10\nThe answer is 11", "gsm8k", False),
- ("3", "So there are 3.", "math", False),
+ ("3", "So there are 3.", "math", True),  # issue 27: short statement
  (r"\text{(D)}", "The correct option is (D).", "math", False),
  (r"\text{(D)}", "The answer is D.", "math", True),
  ("12", "The answer is $\\boxed{12}$ cm.", "math", True),
  ("1,2", "The roots are $\\boxed{1, 2}$", "math", True),
- ("1,2", "The roots are $\\boxed{1}$ and $\\boxed{2}$", "math", False),
+ ("1,2", "The roots are $\\boxed{1}$ and $\\boxed{2}$", "math", True),  # issue 27: boxes joined by "and"
 ]
 for _gold, _pred, _task, _expected in _PROBES_RESPONSE:
     _add(one("probe_response", _gold, _pred, _expected, _task))
@@ -581,7 +581,7 @@ _add(both("polynomial", r"3x \cdot y", "3yx", True))
 _add(both("polynomial", "2f(x)", "2xf", False))
 _add(both("polynomial", "2i", "i+i", True))
 _add(both("polynomial", "A - B", "a - b", False))
-_add(one("no_answer", "0", "So there are 0.", False))
+_add(one("short_statement", "0", "So there are 0.", True))  # issue 27: a short statement states its value
 _add(one("no_answer", "0", "not 0", False))
 _add(one("no_answer", "0", "no 0", False))
 _add(one("no_answer", "1", "exp0", False))
@@ -595,3 +595,163 @@ _add(both("polynomial", r"\frac{22}{7}", r"\pi", False))
 _add(both("polynomial", r"\frac{d}{dx}x^2", "x", False))
 _add(both("intervals", r"(-\infty, 2)", r"(-\infty, \infty)", False))
 _add(both("intervals", r"(2, \infty)", r"(2, 3)", False))
+
+
+# issue 27: several boxes that together are the answer (only separators between them), next to
+# boxes that are steps, a box withdrawn in its own sentence, and a box quoted on its line
+_add(one("multi_boxed", r"\{1,2,3\}", r"The solutions are \boxed{1}, \boxed{2}, \boxed{3}.", True))
+_add(one("multi_boxed", "(2,2),(6,2)", r"The pairs are $\boxed{(2,2)}$ and $\boxed{(6,2)}$.", True))
+_add(one("multi_boxed", r"\boxed{1} red and \boxed{2} blue", r"\boxed{1,2}", True))
+_add(one("multi_boxed", "2,3", "So $x = \\boxed{2}$ and $y = \\boxed{3}$.", True))
+_add(one("multi_boxed", r"\{-3,3\}", r"Hence $x=\boxed{3}$ or $x=\boxed{-3}$.", True))
+_add(one("multi_boxed", "4", r"The answer is \boxed{4}, \boxed{4}.", True))
+_add(one("multi_boxed", r"\{1,2,3\}", r"The solutions are \boxed{1}, \boxed{2}.", False))
+_add(one("multi_boxed", r"\{1,2\}", r"The solutions are \boxed{1}, \boxed{2}, \boxed{3}.", False))
+_add(one("multi_boxed", "3", r"The solutions are \boxed{1}, \boxed{2}, \boxed{3}.", False))
+_add(one("multi_boxed", r"\boxed{1} red and \boxed{2} blue", r"\boxed{1,3}", False))
+_add(one("multi_boxed", "5", r"First we get $\boxed{4}$, then $\boxed{5}$.", True))
+_add(one("multi_boxed", "4,5", r"First we get $\boxed{4}$, then $\boxed{5}$.", False))
+_add(one("multi_boxed", "4,5", "The sum is $\\boxed{4}$.\nThe product is $\\boxed{5}$.", False))
+_add(one("multi_boxed", "5", r"So $x = \boxed{3}$, so $y = \boxed{5}$.", True))
+_add(one("multi_boxed", "3,5", r"So $x = \boxed{3}$, so $y = \boxed{5}$.", False))
+_add(one("multi_boxed", "2", "Suppose $x = \\boxed{3}$, which is impossible since $x$ is even. So $x = \\boxed{2}$.", True))
+_add(one("multi_boxed", "3", "If $x = \\boxed{3}$ then $x^2 = 9 > 5$, a contradiction.\nSo $x = \\boxed{2}$.", False))
+_add(one("multi_boxed", "5", "Then $x = \\boxed{3}$, which is impossible.", False))
+_add(one("multi_boxed", "5", "So $x=\\boxed{5}$ (the root $x=-1$ is extraneous).", True))
+_add(one("multi_boxed", "5", "So $x=\\boxed{5}$, since $x=-1$ is extraneous.", True))
+_add(one("multi_boxed", "7", 'The problem says "put the answer in \\boxed{3}" but we get 7.', False))
+_add(one("multi_boxed", "3", 'The problem says "put the answer in \\boxed{3}" but we get 7.', False))
+
+# issue 27: the answer a response commits to last wins (a later answer phrase over an earlier box)
+_R255 = "The first sum is $\\boxed{255}$. Adding the second part gives $10{,}200$ more.\nThe final answer is $10,455$."
+_add(one("last_commitment", "255", _R255, False))
+_add(one("last_commitment", "10455", _R255, True))
+_add(one("last_commitment", "7", "We get $\\boxed{7}$.\nChecking: $3+4=7$, so the answer is correct.", True))
+_add(one("last_commitment", "7", "We get $\\boxed{7}$. So the answer is $7$ because $3 + 4 = 7$.", True))
+_add(one("last_commitment", "8", "We get $\\boxed{7}$. Wait, the answer is $8$.", True))
+_add(one("last_commitment", "7", "We get $\\boxed{7}$. Wait, the answer is $8$.", False))
+_add(one("last_commitment", "12", "Tom claims the answer is 12, which is wrong.\n#### 15", False, "gsm8k"))
+_add(one("last_commitment", "15", "Tom claims the answer is 12, which is wrong.\n#### 15", True, "gsm8k"))
+_add(one("last_commitment", "15", 'So there are 15 apples. #### 15\nNote: the question says "the answer is 12".', True, "gsm8k"))
+_add(one("last_commitment", "12", 'So there are 15 apples. #### 15\nNote: the question says "the answer is 12".', False, "gsm8k"))
+_add(one("last_commitment", "12", "So the answer is 12, which is impossible. We retry.", False))
+
+# issue 27: a label on the left of the value (segments, ratios, angles); an expression is not a label
+_add(one("labelled", "1", "|AB| = 1", True))
+_add(one("labelled", "2", "|AB| = 1", False))
+_add(one("labelled", "11:21", "V_1 : V_2 = 11:21", True))
+_add(one("labelled", "11:21", "V_1 : V_2 = 21:11", False))
+_add(one("labelled", "5", "AB = 5", True))
+_add(one("labelled", "5", "AB = 6", False))
+_add(one("labelled", r"AB = 5", "5", True))
+_add(one("labelled", "30", r"m\angle ABC = 30^\circ", True))
+_add(one("labelled", r"\sqrt{2}", r"\overline{AC} = \sqrt{2}", True))
+_add(one("labelled", "1", "k = 1", True))
+_add(one("labelled", "10", "2x = 10", False))
+_add(one("labelled", "5", "x + y = 5", False))
+_add(one("labelled", "6", "ab = 6", False))
+
+# issue 27: set and list notation
+_add(both("set_notation", "(0,0,0)", "(0;0;0)", True))
+_add(both("set_notation", "(1,2,3)", "(1;2;3)", True))
+_add(both("set_notation", "(1,2,3)", "(1;3;2)", False))
+_add(both("set_notation", "(0.5,1)", "(0,5;1)", False))
+_add(both("set_notation", r"\{-3,3\}", "{-3, 3}", True))
+_add(both("set_notation", r"\{-3,3\}", "{-3, 4}", False))
+_add(both("set_notation", r"\{1,2,3\}", "{1, 2}", False))
+_add(both("set_notation", "(1,2)", "{1, 2}", False))
+_add(both("set_notation", r"\{-3,3\}", r"\pm 3", True))
+_add(both("set_notation", "3", r"\pm 3", False))
+_add(both("set_notation", r"\{-3,3\}", r"x = \pm 3", True))
+_add(both("set_notation", r"\{-3,3\}", "x=3 or x=-3", True))
+_add(both("set_notation", r"\{-3,3\}", r"x = 3 \text{ or } x = -3", True))
+_add(both("set_notation", "3", "x=3 or x=-3", False))
+_add(both("set_notation", "2,3", "2 or 3", True))
+_add(both("set_notation", "2,3", "2 or 4", False))
+
+# issue 27: "Final Answer:" followed by a sentence
+_add(one("final_sentence", "34", "So n cannot exceed 34.\nFinal Answer: The largest $n$ is 34.", True))
+_add(one("final_sentence", "35", "So n cannot exceed 34.\nFinal Answer: The largest $n$ is 34.", False))
+_add(one("final_sentence", r"\frac{2}{7}", "Count the cases.\nFinal Answer: The probability is $\\frac{2}{7}$.", True))
+_add(one("final_sentence", "7", "Count the cases.\nFinal Answer: The probability is $\\frac{2}{7}$.", False))
+_add(one("final_sentence", "34", "So n cannot exceed 34.\nFinal Answer: The largest $n$ is not 34.", False))
+_add(one("final_sentence", "34", "So n is small.\nFinal Answer: The largest $n$ is between 30 and 34.", False))
+_add(one("final_sentence", "12", "Final Answer: She has 12 apples.", True, "gsm8k"))
+_add(one("final_sentence", "12", "Final Answer: She has about 12 apples.", False, "gsm8k"))
+
+# issue 27: short statements (fewer than four prose words) are read for the value they end on
+_add(one("short_statement", "9", "Answer $ 9 $", True))
+_add(one("short_statement", "8", "Answer $ 9 $", False))
+_add(one("short_statement", "x<3", "We find that $x < 3$.", True))
+_add(one("short_statement", "x>3", "We find that $x < 3$.", False))
+_add(one("short_statement", "4096", "The count is $4{,}096$.", True))
+_add(one("short_statement", "3", "So there are 3.", True))
+_add(one("short_statement", "3", "Not $3$.", False))
+_add(one("short_statement", "3", "Is it $3$?", False))
+_add(one("short_statement", "3", "Approximately $3$.", False))
+_add(one("short_statement", "3", "Between $2$ and $3$.", False))
+_add(one("short_statement", "3", "It is 2 or 3.", False))
+_add(one("short_statement", "3", "More than $3$.", False))
+
+# issue 27: relations equal after algebra (linear inequalities, line equations)
+_add(both("relations", "x<1", "-x>-1", True))
+_add(both("relations", "x<1", "x>1", False))
+_add(both("relations", "x<1", "-x<-1", False))
+_add(both("relations", r"x \le 2", r"2x + 3 \le 7", True))
+_add(both("relations", r"x \le 2", r"2x + 3 < 7", False))
+_add(both("relations", r"(-\infty, 2]", r"-3x \ge -6", True))
+_add(both("relations", r"y = -\frac{1}{2}x + \frac{3}{4}", "2x + 4y - 3 = 0", True))
+_add(both("relations", r"y = -\frac{1}{2}x + \frac{3}{2}", "2x + 4y - 3 = 0", False))
+_add(both("relations", "y = 2x + 1", "2x - y + 1 = 0", True))
+_add(both("relations", "y = 2x + 1", "2x + y + 1 = 0", False))
+_add(both("relations", "x = 2", "2x = 4", True))
+_add(both("relations", "x = 2", "y = 2", False))
+_add(both("relations", "x = 2", "x^2 = 4", False))
+_add(both("relations", r"x^2 < 4", "x < 2", False))
+
+# issue 27: formatting and thousands written by LaTeX, with ambiguous look-alikes refused
+_add(both("formatting_latex", "125", r"125\textnormal{ miles}", True))
+_add(both("formatting_latex", "125", r"126\textnormal{ miles}", False))
+_add(both("formatting_latex", "11111100", r"11,\! 111,\! 100", True))
+_add(both("formatting_latex", "1111100", r"11,\! 111,\! 100", False))
+_add(both("formatting_latex", "1250", r"1,\! 25", False))
+_add(both("formatting_latex", "1.5", "1,5", False))
+_add(both("formatting_latex", "1.250", "1,250", False))
+_add(one("formatting_latex", "11111100", "Adding them up.\n#### 11,\\! 111,\\! 100", True, "gsm8k"))
+
+# issue 27, flexible mode: short statements and answer sentences read like strict mode; a response cut
+# off before it commits still scores by its last number (lm-eval's flexible-extract, see docs/verifiers.md)
+_flex(one("short_statement", "4096", "The count is $4{,}096$.", True))
+_flex(one("short_statement", "4097", "The count is $4{,}096$.", False))
+_flex(one("last_commitment", "255", _R255, False))
+_flex(one("last_commitment", "10455", _R255, True))
+_flex(one("truncated", "24", "First, 48 / 2 = 24 cupcakes per class. Then each of the", True, "gsm8k"))
+_flex(one("truncated", "48", "First, 48 / 2 = 24 cupcakes per class. Then each of the", False, "gsm8k"))
+
+# issue 27: more hard negatives written against the rules above
+_add(one("short_statement", "5", "x exceeds 5", False))
+_add(one("short_statement", "10", "Half of 10", False))
+_add(one("short_statement", "5", "AB + BC = 5", False))
+_add(one("last_commitment", "7", "We get $\\boxed{7}$.\n\nNote that the answer is in simplest form since 7 is prime.", True))
+_add(one("relations", "5", "x = 2 + 3 = 5", False))  # a chain of equalities is refused, true or not
+_add(one("relations", "6", "x = 2 + 3 = 6", False))
+_add(one("final_sentence", "3", "So $s = 3$.\nFinal Answer: Jane started the garden 3 hours ago.", True))
+_add(one("final_sentence", "3", "So $s = 3$.\nFinal Answer: Jane started more than 3 hours ago.", False))
+_add(one("final_sentence", "5", "So it is small.\nFinal Answer: The total divided by 5.", False))
+_add(both("set_notation", "5", "{5}", False))  # a bare group is opaque (template syntax must never pass)
+_add(both("set_notation", "5", "{6}", False))
+_add(one("multi_boxed", "3", "So $x = \\boxed{3}$. This is impossible, so we try again.", False))
+_add(one("multi_boxed", "5", "So $x = \\boxed{5}$. The other root is extraneous.", True))
+_add(one("multi_boxed", "5", "So $x = \\boxed{5}$. This is the only root, since $x = -1$ is extraneous.", True))
+_add(one("multi_boxed", "-34+12x", r"We obtain $\boxed{12x-34}$, or $\boxed{-34+12x}$.", True))
+_add(one("multi_boxed", "-34+12x", r"We obtain $\boxed{12x-34}$, or $\boxed{-34+13x}$.", False))
+_add(one("multi_boxed", r"\frac{2}{5}", r"Hence $x$ must be $\boxed{3}$ or $\boxed{\frac{2}{5}}$.", False))
+_add(one("multi_boxed", r"\{3,\frac{2}{5}\}", r"Hence $x$ must be $\boxed{3}$ or $\boxed{\frac{2}{5}}$.", True))
+_add(one("multi_boxed", "6", r"The line meets the circles at $\boxed{6}$ points, because it is impossible to meet more.", True))
+_add(one("multi_boxed", "6", "We find ``the sum'' is $\\boxed{6}$.", True))
+_add(one("last_commitment", "24", "So the sum is $\\boxed{24}$.\n\nChallenge: Is it a coincidence that the answer is 24?", True))
+_add(one("last_commitment", "44", "So $17^{-1} \\equiv \\boxed{44} \\pmod{83}$.\n\nWe may check our answer: $17 \\cdot 44 = 748$.", True))
+_add(one("last_commitment", "5", "Is the answer 5? Let us see.", False))
+_add(one("last_commitment", "2\\sqrt{22}", "This gives $\\boxed{2\\sqrt{22}}$, which cannot be simplified further.", True))
+_add(one("last_commitment", "12", "So the answer is 12.\n\nWait, that's wrong. Let me redo the sum.", False, "gsm8k"))
+_add(one("last_commitment", "12", "So the answer is 12.\n\nWait, let me double-check: 5 + 7 = 12. Yes.", True, "gsm8k"))

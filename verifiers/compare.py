@@ -11,7 +11,8 @@ from typing import Callable
 
 from verifiers.numeric import parse_digits, parse_number
 from verifiers.poly import polynomial_equal
-from verifiers.structure import BaseN, Choice, Equation, Leaf, Matrix, Node, Seq, Text, Union
+from verifiers.relations import equations_proportional
+from verifiers.structure import Alternatives, BaseN, Choice, Equation, Leaf, Matrix, Node, Seq, Text, Union, split_top
 
 LeafEq = Callable[[Leaf, Leaf, set], "bool | None"]
 
@@ -25,6 +26,24 @@ def method_name(used: set) -> str:
         if name in used:
             return name
     return "structure"
+
+
+def _sides(node: Node) -> tuple[str, str] | None:
+    """(lhs, rhs) of an equation whose right side is one expression, or None."""
+    if isinstance(node, Equation):
+        return (node.lhs, node.rhs.latex) if isinstance(node.rhs, Leaf) else None
+    if isinstance(node, Leaf):
+        parts = split_top(node.latex, "=")
+        return (parts[0], parts[1]) if len(parts) == 2 and all(parts) else None
+    return None
+
+
+def _same_relation(g: tuple[str, str] | None, p: tuple[str, str] | None, used: set) -> bool:
+    """Two equations with different left sides: equal only as proportional polynomial
+    equations (:mod:`verifiers.relations`), decided in-process; anything else is unequal."""
+    same = None if g is None or p is None else equations_proportional(g, p)
+    used.add("structure" if same is None else "polynomial")
+    return bool(same)
 
 
 def numeric_leaf_eq(a: Leaf, b: Leaf, used: set) -> bool | None:
@@ -42,7 +61,8 @@ def numeric_leaf_eq(a: Leaf, b: Leaf, used: set) -> bool | None:
     if (x is None) != (y is None) and _WORD.search(a.latex if x is None else b.latex):
         used.add("structure")
         return False  # words beside a number ("not 0", "So there are 0") are not an expression equal to it
-    same = polynomial_equal(a.latex, b.latex)
+    sides = _sides(a), _sides(b)
+    same = equations_proportional(*sides) if all(sides) else polynomial_equal(a.latex, b.latex)
     if same is not None:
         used.add("polynomial")
     return same
@@ -132,13 +152,34 @@ def _compare_special(g: Node, p: Node, used: set) -> bool | None:
     return None
 
 
+def _alternatives(g: Node, p: Alternatives, leaf_eq: LeafEq, used: set) -> bool | None:
+    """Several boxes: equal to ``g`` as a list, or when every box is equal to ``g``."""
+    whole = compare(g, Seq("list", p.parts), leaf_eq, used)
+    if whole:
+        return True
+    each: bool | None = True
+    for part in p.parts:
+        result = compare(g, part, leaf_eq, used)
+        if result is False:
+            each = False
+            break
+        each = None if result is None else each
+    if each is True:
+        return True
+    return None if None in (whole, each) else False
+
+
 def compare(g: Node, p: Node, leaf_eq: LeafEq, used: set) -> bool | None:
     """Whether prediction ``p`` matches gold ``g``; None if ``leaf_eq`` could not decide."""
+    if isinstance(p, Alternatives):
+        return _alternatives(g, p, leaf_eq, used)
     if isinstance(g, Equation) and isinstance(p, Equation):
         if g.lhs != p.lhs:
-            used.add("structure")
-            return False
+            return _same_relation(_sides(g), _sides(p), used)
         return compare(g.rhs, p.rhs, leaf_eq, used)
+    for eq, other in ((g, p), (p, g)):
+        if isinstance(eq, Equation) and isinstance(other, Leaf) and _sides(other) and _sides(eq):
+            return _same_relation(_sides(g), _sides(p), used)
     if isinstance(g, Equation):
         return compare(g.rhs, p, leaf_eq, used)
     if isinstance(p, Equation):

@@ -1,8 +1,12 @@
 """Finding the final answer in a model response.
 
-Strict mode takes only a committed final answer: the last ``\\boxed{...}`` (or ``\\fbox``);
-without a box, the last "The (final) answer is ..." / "Answer: ..." or the last ``#### ...``,
-whichever starts later. An unclosed last box means no answer (a truncated response).
+Strict mode takes only a committed final answer, and the one committed to last wins: the final
+``\\boxed{...}`` (or ``\\fbox``, joined with the boxes only separators divide from it), the last
+"The (final) answer is ..." / "Answer: ..." and the last ``#### ...``, whichever starts later; a
+phrase or ``####`` after the box counts only when it names a value. Quoted and withdrawn
+commitments do not count (:mod:`verifiers.commit`); "Answer: <sentence>" gives the value the
+sentence ends on. An unclosed last box means no answer (a truncated response). A bare answer
+that is a short statement ("We find that $x < 3$.") gives the value it ends on (:func:`bare_answer`).
 
 Flexible mode then tries a closing statement: a last line that ends by stating a value after a
 copula ("so the probability is $\\frac{2}{7}$.", "The total is 2,300 dollars."); then the last
@@ -15,15 +19,17 @@ from __future__ import annotations
 
 import re
 
+from verifiers.commit import asked, boxes, checking, final_box, quoted, stated_value, trailing_group, withdrawn
+
 TASKS = ("math", "gsm8k")
 MODES = ("strict", "flexible")
 MAX_BARE_CHARS = 1_000
 _CLOSING_CHARS = 300
+_SEGMENT_CHARS = 4 * MAX_BARE_CHARS
 
-_BOX_COMMANDS = (r"\boxed", r"\fbox")
 _ANSWER_PHRASE = re.compile(r"(?i)\banswer\b[*_\s]*(?:is\b[*_\s]*:?|:|=)[*_\s]*")
 _HASHES = re.compile(r"####[ \t]*")
-_DIGITS = r"[0-9](?:[0-9]|(?:,|\{,\}|,\\!)(?=[0-9]))*"
+_DIGITS = r"[0-9](?:[0-9]|(?:,|\{,\}|,\\!\s?)(?=[0-9]))*"
 _NUMBER = re.compile(rf"-?\$?{_DIGITS}(?:\.[0-9]+)?")
 _FRACTION_TAIL = re.compile(r"\s*/\s*[0-9]+|\s+[0-9]+\s*/\s*[0-9]+|\s*\\[dt]?frac\s*(?:\{[0-9]+\}\{[0-9]+\}|[0-9]{2})")
 _FRACTION = re.compile(r"-?(?:[0-9]+\s*)?\\[dt]?frac\s*(?:\{-?[0-9]+\}\{[0-9]+\}|[0-9]{2})|-?[0-9]+(?:\s+[0-9]+)?\s*/\s*[0-9]+")
@@ -31,6 +37,8 @@ _STATED_NUMBER = re.compile(rf"(?:\\?\$)?(?P<n>-?{_DIGITS}(?:\.[0-9]+)?)\$?(?:\s
 _COPULA = re.compile(r"(?i)(?:\b(?:is|are|was|were|equals|be|becomes)|=|:)[*_\s]*$")
 _PROSE_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
 _TEXT_GROUP = re.compile(r"\\(?:text|mbox|textbf|mathrm|textrm)\{[^{}]*\}")
+_NAMES_VALUE = re.compile(r"[0-9$\\]")
+_TRAILING_UNITS = re.compile(r"(?<=[0-9$}])(?:\s+[A-Za-z]+\.?){1,3}\s*$")
 _COMMIT_MARK = re.compile(r"\\boxed|\\fbox|####|(?i:\banswer\b[*_\s]*(?:is\b|:|=))")
 
 
@@ -50,52 +58,11 @@ def is_response(text: str) -> bool:
     return len(_PROSE_WORD.findall(prose)) >= 4
 
 
-def matching_brace(text: str, open_index: int) -> int | None:
-    """Index of the ``}`` closing the ``{`` at ``open_index`` (escaped braces skipped), or None."""
-    depth = 0
-    i = open_index
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return None
-
-
-def _next_box(text: str, pos: int) -> int:
-    found = [i for i in (text.find(cmd, pos) for cmd in _BOX_COMMANDS) if i >= 0]
-    return min(found) if found else -1
-
-
 def last_boxed(text: str) -> tuple[int, str | None] | None:
     """(start, content) of the last outermost box command (boxes nested in it are part of its
     content); content is None when that box is unclosed. Linear in ``len(text)``."""
-    last = None
-    pos = 0
-    while True:
-        start = _next_box(text, pos)
-        if start < 0:
-            return last
-        i = start + (len(r"\boxed") if text.startswith(r"\boxed", start) else len(r"\fbox"))
-        while i < len(text) and text[i] == " ":
-            i += 1
-        if i < len(text) and text[i] == "{":
-            end = matching_brace(text, i)
-            if end is None:
-                return start, None
-            last, pos = (start, text[i + 1:end]), end + 1
-        else:
-            token = re.match(r"[^\s$]+", text[i:i + 200])
-            last = (start, token.group() if token else None)
-            pos = i + (len(token.group()) if token else 0) + 1
+    found = boxes(text)
+    return (found[-1][0], found[-1][2]) if found else None
 
 
 def _first_line(text: str) -> str:
@@ -116,22 +83,37 @@ def _math_segment(tail: str) -> str:
     return line.strip().strip("*").strip()
 
 
-def _phrase_candidate(text: str) -> tuple[int, str] | None:
-    last = None
-    for last in _ANSWER_PHRASE.finditer(text):
-        pass
-    if last is None:
-        return None
-    return last.start(), _math_segment(text[last.end():])
+def _committed(text: str, pattern: re.Pattern, segment, after: int) -> tuple[int, str] | None:
+    """(start, answer) of the last match of ``pattern`` that is not quoted, withdrawn or asked; with
+    a box at ``after`` (>= 0), only a match after it, not in a check, that names a value counts."""
+    for m in reversed(list(pattern.finditer(text))):
+        if m.start() <= after:
+            return None
+        if quoted(text, m.start()) or withdrawn(text, m.end()) or asked(text, m.end()):
+            continue
+        if after >= 0 and checking(text, m.start()):
+            continue
+        answer = segment(text[m.end():m.end() + _SEGMENT_CHARS])
+        if after < 0 or _reads_as_value(answer):
+            return m.start(), answer
+    return None
 
 
-def _hashes_candidate(text: str) -> tuple[int, str] | None:
-    last = None
-    for last in _HASHES.finditer(text):
-        pass
-    if last is None:
-        return None
-    return last.start(), _first_line(text[last.end():]).strip()
+def _reads_as_value(answer: str) -> bool:
+    """Whether an answer after a box names a value ("$8$", "10,455 dollars") rather than remarking
+    on it ("correct", "in simplest form since 7 is prime")."""
+    core = _TRAILING_UNITS.sub("", answer)
+    core = re.sub(r"\$[^$]*\$|\\\(.*?\\\)|\\text\{[^{}]*\}", " ", core)
+    return _NAMES_VALUE.search(answer) is not None and not _PROSE_WORD.search(core)
+
+
+def _phrase_segment(tail: str) -> str:
+    answer = _math_segment(tail)
+    return stated_value(answer, committed=True) or answer
+
+
+def _hashes_segment(tail: str) -> str:
+    return _first_line(tail).strip()
 
 
 def _gsm8k_number(segment: str) -> str | None:
@@ -155,33 +137,33 @@ def _for_task(answer: str | None, task: str) -> str | None:
 
 
 def _strict(text: str, task: str) -> tuple[str, str] | None:
-    """Committed answer: the last box wins; else the later of '#### ...' and 'answer is ...'."""
-    boxed = last_boxed(text)
-    if boxed is not None:
-        answer, how = boxed[1], "boxed"
-    else:
-        found = [c + (how,) for c, how in ((_phrase_candidate(text), "answer_phrase"),
-                                            (_hashes_candidate(text), "hashes")) if c is not None]
-        _, answer, how = max(found, key=lambda c: c[0]) if found else (0, None, None)
+    """Committed answer: the last of the final box (with the boxes joined to it), "answer is ..."
+    and "#### ..."; an unclosed last box means no answer (a truncated response)."""
+    box = final_box(text)
+    if box is not None and box[1] is None:
+        return None
+    after = box[0] if box is not None else -1
+    found = [c + (how,) for c, how in ((_committed(text, _ANSWER_PHRASE, _phrase_segment, after), "answer_phrase"),
+                                        (_committed(text, _HASHES, _hashes_segment, after), "hashes"))
+             if c is not None]
+    if box is not None:
+        found.append((box[0], box[1], "boxes" if box[2] else "boxed"))
+    _, answer, how = max(found, key=lambda c: c[0]) if found else (0, None, None)
     answer = _for_task(answer, task)
     return None if answer is None else (answer, how)
 
 
-def _trailing_group(line: str) -> tuple[int, str] | None:
-    """(start, content) of a ``$...$`` / ``\\(...\\)`` / ``\\[...\\]`` group that ends ``line``."""
-    for opener, closer in (("$$", "$$"), (r"\(", r"\)"), (r"\[", r"\]"), ("$", "$")):
-        if line.endswith(closer) and not line.endswith("\\" + closer):
-            start = line.rfind(opener, 0, len(line) - len(closer))
-            if start >= 0 and not line[:start].endswith("\\"):
-                return start, line[start + len(opener):len(line) - len(closer)]
-    return None
+def bare_answer(text: str) -> str:
+    """A bare answer as it is compared: the value a short statement ends on ("We find that
+    $x < 3$.", see :func:`verifiers.commit.stated_value`), else the whole text."""
+    return stated_value(text) or text.strip()
 
 
 def _closing_statement(text: str) -> str | None:
     """The value a response's last line ends by stating after a copula: "... is $x$." or
     "The total is 2,300 dollars."; None for anything else."""
     line = text[-_CLOSING_CHARS:].rstrip().rsplit("\n", 1)[-1].strip().rstrip(".!*").rstrip()
-    group = _trailing_group(line)
+    group = trailing_group(line)
     if group is not None:
         before, value = line[:group[0]], group[1]
     else:

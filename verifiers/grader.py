@@ -14,11 +14,11 @@ from typing import Iterable
 
 from verifiers import pool
 from verifiers.compare import compare, method_name, numeric_leaf_eq
-from verifiers.extract import check_task_mode, extract_answer, find_answer, is_response
+from verifiers.extract import bare_answer, check_task_mode, extract_answer, find_answer, is_response
 from verifiers.normalize import normalize
 from verifiers.numeric import Undefined, parse_number
 from verifiers.sanitize import InputRejected, check_answer_length, clean_text
-from verifiers.structure import Leaf, Node, parse_answer
+from verifiers.structure import Alternatives, Leaf, Node, Seq, parse_answer
 from verifiers.verdict import Verdict
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -29,14 +29,14 @@ _NAN = re.compile(r"(?i)(?<![A-Za-z\\])nan(?![A-Za-z])")
 def _gold_answer(gold: str, task: str) -> str | None:
     if is_response(gold):
         return extract_answer(gold, task, "strict")
-    return gold.strip()
+    return bare_answer(gold)
 
 
 def _pred_answer(pred: str, task: str, mode: str) -> tuple[str, str] | None:
     """(answer, how it was found), or None when the response commits to none."""
     if is_response(pred):
         return find_answer(pred, task, mode)
-    return pred.strip(), "bare"
+    return bare_answer(pred), "bare"
 
 
 def _check_numbers(node) -> None:
@@ -63,7 +63,7 @@ class _SymbolicJob:
     extraction: str = "bare"
 
 
-def _grade(gold: str, pred: str, task: str) -> Verdict | _SymbolicJob:
+def _grade(gold: str, pred: str, task: str, several: bool = False) -> Verdict | _SymbolicJob:
     check_answer_length(gold)
     check_answer_length(pred)
     g, p = normalize(gold, task), normalize(pred, task)
@@ -74,6 +74,8 @@ def _grade(gold: str, pred: str, task: str) -> Verdict | _SymbolicJob:
     if _NAN.search(g) or _NAN.search(p):
         return Verdict(False, "rejected", pred, "undefined_value: nan")
     gold_shape, pred_shape = parse_answer(g), parse_answer(p)
+    if several and isinstance(pred_shape, Seq) and pred_shape.kind == "list":
+        pred_shape = Alternatives(pred_shape.items)  # several boxes (verifiers.commit)
     _check_numbers(gold_shape)
     _check_numbers(pred_shape)
     if g == p:
@@ -99,7 +101,7 @@ def _cheap(gold: str, pred: str, task: str, mode: str) -> Verdict | _SymbolicJob
     if not gold_answer:
         return Verdict(False, "rejected", extracted, "empty_gold", how)
     try:
-        outcome = _grade(gold_answer, extracted, task)
+        outcome = _grade(gold_answer, extracted, task, several=how == "boxes")
     except InputRejected as exc:
         return Verdict(False, "rejected", extracted, str(exc), how)
     except Undefined as exc:

@@ -3,7 +3,7 @@
 The canonical form is what exact matching compares and what :mod:`verifiers.structure` splits.
 Only presentation is dropped here (math delimiters, ``\\boxed``, spacing commands, ``\\left``/
 ``\\right``, ``\\dfrac``, units and words after a value, degrees, currency, thousands separators
-including LaTeX's ``1{,}250`` and ``1,\\!250``, trailing punctuation); percent signs become ``\\%`` and are dropped per value later.
+including LaTeX's ``1{,}250``, ``1,\\!250`` and ``1,\\! 250``, trailing punctuation); percent signs become ``\\%`` and are dropped per value later.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import re
 from verifiers.extract import last_boxed
 
 _WRAPPERS = (("$$", "$$"), ("$", "$"), (r"\(", r"\)"), (r"\[", r"\]"))
-_LATEX_THOUSANDS = re.compile(r"(?<=[0-9]),\\!(?=[0-9]{3}(?![0-9]))")
+_LATEX_THOUSANDS = re.compile(r"(?<=[0-9]),\\!\s?(?=[0-9]{3}(?![0-9]))")
 _SPACING = re.compile(r"(\\\\)|\\[!,;:> ]|\\q?quad\b|\\(?:en|thin|med|thick)space\b|~")
 _SIZING = re.compile(r"\\(?:left|right|[bB]igg?[lr]?|middle)(?![A-Za-z])\.?")
 _DROP = re.compile(r"\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits|mathstrut)(?![A-Za-z])")
@@ -21,7 +21,7 @@ _FRAC_SHORT = re.compile(r"\\frac\s*([0-9A-Za-z])\s*([0-9A-Za-z])")
 _FRAC_SHORT_NUM = re.compile(r"\\frac\s*([0-9A-Za-z])\s*\{")
 _FRAC_SHORT_DEN = re.compile(r"\\frac(\{[^{}]*\})\s*([0-9A-Za-z])")
 _SQRT_SHORT = re.compile(r"\\sqrt\s*([0-9A-Za-z])")
-_TEXT_CMD = re.compile(r"\\(?:textbf|textit|textrm|textsf|texttt|mbox|mathrm|mathbf|mathit|mathsf|emph|hbox)\s*\{")
+_TEXT_CMD = re.compile(r"\\(?:textnormal|textbf|textit|textrm|textsf|texttt|mbox|mathrm|mathbf|mathit|mathsf|emph|hbox)\s*\{")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree(?![A-Za-z])|\\text\{\s*degrees?\s*\}|(?<=[0-9}\s])degrees?\b")
 _PERCENT = re.compile(r"\\?%|\\text\{\s*percent\s*\}|(?<=[0-9}\s])percent\b")
 _CONNECTIVE = re.compile(r"\s*(?:\\text\{\s*(?:and|or)\s*\}|(?<=\S)\s+(?:and|or)\s+(?=\S))\s*")

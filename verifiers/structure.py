@@ -2,7 +2,8 @@
 intervals (ordered, bracket kinds kept), unions, matrices, equations, base-n numerals,
 multiple-choice letters, text, and leaves (single expressions left to numeric/symbolic checks).
 
-The real line minus finitely many exact numbers (``\\mathbb{R}\\setminus\\{1\\}``, ``x\\ne 1``) becomes
+A linear inequality in one variable is solved to its interval (``-x > -1`` is ``(-\\infty,1)``,
+:mod:`verifiers.relations`). The real line minus finitely many exact numbers (``\\mathbb{R}\\setminus\\{1\\}``, ``x\\ne 1``) becomes
 the union of open intervals between them. This is string work only (no evaluation); it runs in
 the main process and in the workers.
 """
@@ -12,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from verifiers.numeric import Undefined, parse_number
+from verifiers.relations import linear_bound
 from verifiers.sanitize import InputRejected
 
 MAX_NESTING = 60
@@ -39,6 +41,14 @@ class Seq:
     items: tuple
     left: str = ""
     right: str = ""
+
+
+@dataclass(frozen=True)
+class Alternatives:
+    """The contents of several boxes a response commits to together: equal to a gold answer as
+    a list, or when every one of them is equal to it (one answer boxed in two forms)."""
+
+    parts: tuple
 
 
 @dataclass(frozen=True)
@@ -73,7 +83,7 @@ class Text:
     text: str
 
 
-Node = Leaf | Seq | Union | Matrix | Equation | BaseN | Choice | Text
+Node = Leaf | Seq | Union | Matrix | Equation | BaseN | Choice | Text | Alternatives
 
 _CHOICE = re.compile(r"\(?([A-J])\)?")
 _BASE_N = re.compile(r"(?:\\text\{)?([0-9A-Za-z]+)\}?_\{?\(?([0-9]{1,2})\)?\}?")
@@ -81,8 +91,11 @@ _TEXT = re.compile(r"[A-Za-z][A-Za-z '\-]*[A-Za-z]\.?")
 _WORD = re.compile(r"[A-Za-z]{2}")
 _REALS_MINUS = re.compile(r"\(-\\infty,\\infty\)(?:\\setminus|\\backslash|-)(\\\{.*\\\})")
 _VARIABLE = r"(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?[A-Za-z0-9]+\}?)?'*"
+_POINTS = r"[A-Z]{2,4}"
+_LABEL = (rf"{_POINTS}|\|(?:{_POINTS}|{_VARIABLE})\||\\overline\{{{_POINTS}\}}|m?\\angle ?[A-Z]{{1,3}}"
+          rf"|(?:{_VARIABLE}|{_POINTS}):(?:{_VARIABLE}|{_POINTS})")
 _SIMPLE_LHS = re.compile(
-    rf"{_VARIABLE}(?:\([A-Za-z]\))?|\\text\{{[^{{}}]*\}}|\({_VARIABLE}(?:,{_VARIABLE})+\)"
+    rf"{_VARIABLE}(?:\([A-Za-z]\))?|\\text\{{[^{{}}]*\}}|\({_VARIABLE}(?:,{_VARIABLE})+\)|{_LABEL}"
 )
 _MATRIX = re.compile(r"\\begin\{([pbB]?matrix|smallmatrix|array)\}(?:\{[lcr|]*\})?(.*)\\end\{\1\}", re.S)
 _RELATION = re.compile(r"\\le(?![A-Za-z])|\\ge(?![A-Za-z])|<|>")
@@ -171,7 +184,7 @@ def _parse(text: str, level: int) -> Node:
     m = _CHOICE.fullmatch(text)
     if m and (text[0] == "(") == (text[-1] == ")"):
         return Choice(m[1])
-    parts = [p for p in split_top(text, ",") if p.strip()]
+    parts = [p for p in _separated(text) if p.strip()]
     if len(parts) > 1:
         items = _items(parts, level)
         return Seq("list", items)
@@ -244,7 +257,10 @@ def _inequality(text: str) -> Node | None:
             a, b = b, a
             op = {r"\le": r"\ge", r"\ge": r"\le", "<": ">", ">": "<"}[op]
         if not _SIMPLE_LHS.fullmatch(a):
-            return None
+            solved = linear_bound(a, op, b)
+            if solved is None:
+                return None
+            op, b = solved
         if op in upper:
             return Seq("bracket", (Leaf("-" + _INFINITY), Leaf(b)), "(", upper[op])
         return Seq("bracket", (Leaf(b), Leaf(_INFINITY)), "[" if op == r"\ge" else "(", ")")
@@ -258,12 +274,23 @@ def _inequality(text: str) -> Node | None:
     return None
 
 
+def _separated(text: str) -> list[str]:
+    """Items separated by top-level commas, or by semicolons when there is no top-level comma
+    (``(0;0;0)``); both at once is refused (one item), since ``(0,5;1)`` may use decimal commas."""
+    parts = split_top(text, ",")
+    semi = split_top(text, ";")
+    if len(semi) > 1:
+        return semi if len(parts) == 1 else [text]
+    return parts
+
+
 def _atom(text: str, level: int) -> Node:
-    if _enclosed(text, r"\{", r"\}"):
-        inner = [p for p in split_top(text[2:-2], ",") if p.strip()]
-        return Seq("set", _items(inner, level))
+    braces = _enclosed(text, r"\{", r"\}")
+    if braces or (_enclosed(text, "{", "}") and len(_separated(text[1:-1])) > 1):
+        inner = text[2:-2] if braces else text[1:-1]  # a bare group without separators ({{7*7}}) stays opaque
+        return Seq("set", _items([p for p in _separated(inner) if p.strip()], level))
     if text[0] in "([" and text[-1] in ")]" and _enclosed(text, text[0], text[-1]):
-        inner = split_top(text[1:-1], ",")
+        inner = _separated(text[1:-1])
         if len(inner) == 1:
             return _parse(inner[0].strip(), level + 1) if text[0] == "(" and text[-1] == ")" else Leaf(text)
         return Seq("bracket", _items(inner, level), text[0], text[-1])

@@ -14,7 +14,7 @@ class Verdict:
     (``no_answer``, ``rejected``, ``error``). ``extracted`` is the answer taken from the prediction, ``error``
     describes a failure (``timeout``, ``parse_error: ...``, ...). An error is never correct.
     ``extraction`` says where the answer came from: ``bare`` (the prediction was an answer, not
-    a response), ``boxed``, ``answer_phrase``, ``hashes``, or in flexible mode only
+    a response), ``boxed``, ``boxes`` (several boxes together), ``answer_phrase``, ``hashes``, or in flexible mode only
     ``closing_statement`` and ``last_number``; None when no answer was taken.
     """
 
