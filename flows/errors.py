@@ -3,11 +3,12 @@ from flows.bank import BankError
 from flows.problem import DataError
 from flows.embeddings import EmbeddingError
 from flows.evaluate import EvalError
+from flows.paired import PairedError
 from flows.report_inputs import ReportError
 from flows.schema import SchemaError
 from flows.selection import SelectionError
 from flows.shots import BuildError
 from generators.base import BadRequestError, GenerationError
 
-USER_ERRORS = (BankError, DataError, EmbeddingError, EvalError, ReportError, SchemaError, SelectionError, BuildError,
-               BadRequestError, GenerationError)
+USER_ERRORS = (BankError, DataError, EmbeddingError, EvalError, PairedError, ReportError, SchemaError, SelectionError,
+               BuildError, BadRequestError, GenerationError)

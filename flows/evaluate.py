@@ -35,7 +35,8 @@ from flows.embeddings import EmbeddingError
 from flows.interrupt import CellsInterrupted, SweepProgress, deferred_signals, signal_number, signals_allowed
 from flows.locks import claim
 from flows.manyshot import BankView, contaminated, many_shot_prompt
-from flows.metrics import order_spread, plot, plot_orders, summarize
+from flows.metrics import line_label, order_spread, plot, plot_orders, summarize
+from flows.paired import paired_differences
 from flows.problem import Problem
 from flows.progress import current, metered, tracking
 from flows.results import EvalResult, Skipped
@@ -67,18 +68,21 @@ class EvalSpec:
     select: tuple[str, ...] = ("random",)  # shot selection strategies (flows.selection), one line each
     orders: int = 1  # permutations of each cell's K shots (order 0 is the strategy's own)
     embedder: str = "auto"  # for the similar and diverse strategies: auto, minilm or tfidf
+    reference: str | None = None  # the bank label paired differences are shown against (None: flows.paired's pick)
 
     def key(self) -> str:
         """The eval folder key: the items, model, sampling and verifier. Banks, shots, seeds, selections and
         orders are left out: each cell is a file of its own named after them in the folder's ``cells/``, so any
         sweep over the same items reuses every cell another sweep finished."""
         config = asdict(self) | {"verifier": verifiers.VERSION}
-        per_cell = ("banks", "shots", "seeds", "select", "orders", "embedder")
+        per_cell = ("banks", "shots", "seeds", "select", "orders", "embedder", "reference")
         return banks.config_key({k: v for k, v in config.items() if k not in per_cell})
 
     def run_key(self) -> str:
         """The key of this sweep's run folder (``runs/<run key>`` in the eval folder): everything, banks by label."""
         config = asdict(self) | {"verifier": verifiers.VERSION, "banks": [Path(b).stem for b in self.banks]}
+        if self.reference is None:  # sweeps without a reference keep the run folders they had before it existed
+            del config["reference"]
         return banks.config_key(config)
 
 
@@ -209,6 +213,9 @@ def evaluate(spec: EvalSpec, data_dir: str | None = None, out: str | None = None
     views = bank_views(spec.banks)
     leaks = _check_leakage(spec, views, test)
     selectors = _selectors(spec, views, leaks, items)
+    lines = {v.label for v in views} | {line_label(label, s.label) for (label, _), s in selectors.items()}
+    if spec.reference is not None and spec.reference not in lines:
+        raise EvalError(f"--reference {spec.reference!r} is none of the banks: {', '.join(sorted(lines)) or 'none'}")
     todo = cells(spec, views, selectors)
     run = CellRun(spec, items, selectors, parts, generator, len(todo))
     try:
@@ -355,7 +362,7 @@ def labelled(path: Path, k_label: str) -> pa.Table:
 def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], skipped: tuple[Skipped, ...],
            leaks: dict[str, set[str]], subjects: dict[str, str] | None = None) -> EvalResult:
     """Combine this sweep's cells (file, K label) into its run folder, written once: results.parquet, the
-    summary (:class:`~flows.results.EvalResult`), the plot (with ``--orders`` N > 1 also orders.csv and
+    summary and paired comparisons (:class:`~flows.results.EvalResult`), the plot (with ``--orders`` N > 1 also orders.csv and
     orders.png: the accuracy spread over orders, overall and per subject) and artifacts. The folder appears
     whole (a hidden folder renamed into place); a sweep that already has one, identical by construction, leaves
     it as it is."""
@@ -366,7 +373,8 @@ def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], ski
     frame = results.to_pandas()
     result = EvalResult(spec.task, spec.model, folder, summarize(frame), skipped,
                         {label: len(ids) for label, ids in leaks.items()},
-                        order_spread(frame, subjects) if spec.orders > 1 else None)
+                        order_spread(frame, subjects) if spec.orders > 1 else None,
+                        paired_differences(frame), spec.reference)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with claim(folder, wait=True):  # one writer at a time; leftovers of a killed one go
         if not (folder / "results.parquet").exists():
