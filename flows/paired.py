@@ -204,11 +204,17 @@ def explanation(reference: str | None, metric: str = "strict") -> str:
             "observed discordance.")
 
 
-def markdown(paired: pd.DataFrame, reference: str | None, metric: str = "strict") -> str:
-    """The paired differences as a markdown table, after a line on what the columns mean."""
+def markdown(paired: pd.DataFrame, wanted: str | None = None, metric: str = "strict") -> str:
+    """The paired differences against ``wanted`` (:func:`reference_line`) as a markdown table, after a line on what
+    the columns mean. A sweep checks its reference before it runs, so a wanted bank missing here ran no cell (all
+    skipped): that is said, and the default reference taken."""
+    try:
+        reference, missing = reference_line(paired, wanted), ""
+    except PairedError as exc:
+        reference, missing = reference_line(paired), f"{exc} (it ran no cell); "
     rows = display_rows(paired, reference, metric)
     if not rows:
         return "(no two cells share items)"
     table = ["| " + " | ".join(HEADER) + " |", "|---" * len(HEADER) + "|"]
     table += ["| " + " | ".join(r) + " |" for r in rows]
-    return explanation(reference, metric) + "\n\n" + "\n".join(table)
+    return missing + explanation(reference, metric) + "\n\n" + "\n".join(table)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from flows.metrics import markdown_table, order_spread_table, prompt_tokens_table
-from flows.paired import markdown as paired_markdown, reference_line
+from flows.paired import markdown as paired_markdown
 
 _SKIP = re.compile(r"^skipped (?P<bank>.+?)-s(?P<seed>\d+)(?P<selection>-.+?)?-k(?P<k>\d+|max): (?P<why>.*)$")
 _OVERLAP = re.compile(r"^overlap with the test split: (?P<bank>.+): (?P<n>\d+) shots excluded$")
@@ -73,7 +73,7 @@ class EvalResult:
         """The summary's markdown without its title: tables, then overlap and skip lines."""
         orders = (["accuracy spread over shot orders (strict):", order_spread_table(self.orders)]
                   if self.orders is not None else [])
-        paired = (["### Paired differences", paired_markdown(self.paired, reference_line(self.paired, self.reference))]
+        paired = (["### Paired differences", paired_markdown(self.paired, self.reference)]
                   if self.paired is not None else [])
         return "\n\n".join(["strict:", markdown_table(self.summary, "strict"),
                             "flexible:", markdown_table(self.summary, "flexible"),

@@ -13,7 +13,7 @@ from conftest import DATA_DIR
 from flows.build import BuildSpec, Selection, build_bank
 from flows.data import load_problems, select
 from flows.evaluate import EvalError, EvalSpec, evaluate
-from flows.paired import (PairedError, against, detectable_difference, items_needed, mcnemar_exact,
+from flows.paired import (PairedError, against, detectable_difference, items_needed, markdown, mcnemar_exact,
                           paired_bootstrap, paired_differences, read_paired, reference_line)
 from generators.fake import FakeGenerator
 
@@ -90,6 +90,9 @@ def test_reference_defaults_to_ground_truth_then_human_cot_then_the_first_bank()
     assert reference_line(paired(("b", "reinforced"), ("a", "unsupervised")), "b") == "b"
     with pytest.raises(PairedError, match="'c' is none of the banks compared: a, b"):
         reference_line(paired(("b", "reinforced"), ("a", "unsupervised")), "c")
+    text = markdown(paired(("b", "reinforced"), ("a", "unsupervised")), "c")  # c's cells were all skipped
+    assert text.startswith("reference 'c' is none of the banks compared: a, b (it ran no cell); strict, paired on ")
+    assert "reference: a." in text and "| 4 | b | a | 3 | 66.7% | 66.7% | +0.0% (+0.0% to +0.0%) | 0/0 | 1 | - |" in text
 
 
 def test_against_turns_each_pair_so_the_reference_is_the_baseline():
