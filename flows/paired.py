@@ -75,10 +75,11 @@ def detectable_difference(items: int, discordance: float, *, z_alpha: float = Z_
     ``n = (z_a * sqrt(psi) + z_b * sqrt(psi - d^2))^2 / d^2`` items to detect a difference ``d`` at discordance
     ``psi``. Solved for ``d`` at ``n = items`` (the positive root of the quadratic):
     ``d = sqrt(psi) * (z_a * sqrt(n) + z_b * sqrt(n + z_b^2 - z_a^2)) / (n + z_b^2)``, about
-    ``2.80 * sqrt(psi / n)`` for large n. NaN without discordant items (no rate to plan with). A value above
-    ``psi`` means no difference is detectable at that discordance (d cannot exceed psi).
+    ``2.80 * sqrt(psi / n)`` for large n. NaN without discordant items (no rate to plan with) and below
+    ``z_a^2 - z_b^2`` (3.1) items, where the quadratic has no root. A value above ``psi`` means no difference is
+    detectable at that discordance (d cannot exceed psi).
     """
-    if items <= 0 or discordance <= 0:
+    if discordance <= 0 or items + z_power ** 2 - z_alpha ** 2 < 0:
         return math.nan
     n = items
     return math.sqrt(discordance) * (z_alpha * math.sqrt(n) + z_power * math.sqrt(n + z_power ** 2 - z_alpha ** 2)) \

@@ -47,7 +47,8 @@ def test_detectable_difference_on_a_known_case():
     assert items_needed(detectable_difference(100, 0.2), 0.2) == pytest.approx(100)
     assert detectable_difference(10 ** 6, 0.1) == pytest.approx((1.959964 + 0.841621) * math.sqrt(0.1 / 10 ** 6),
                                                                 rel=1e-3)
-    assert math.isnan(detectable_difference(50, 0.0))
+    assert math.isnan(detectable_difference(50, 0.0)) and math.isnan(detectable_difference(3, 0.5))
+    assert detectable_difference(4, 0.5) > 0.5  # four items: nothing detectable, the difference cannot exceed 0.5
 
 
 def rows(bank: str, source: str, k: int, scores: dict[str, list[bool]]) -> list[dict]:
