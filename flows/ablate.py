@@ -3,7 +3,8 @@
 A bank whose task differs from the eval task is a transfer cell (e.g. MATH shots on GSM8K).
 Banks are reused by their configuration key and eval cells by their checkpoints, so a rerun only
 does what is missing. ``endpoints = [...]`` in the spec (or ``--endpoint``) uses OpenAI-compatible
-servers instead of an in-process engine, for the builds and the evals.
+servers instead of an in-process engine, for the builds and the evals. ``reference = "NAME"`` (top level or per
+eval; ``--reference`` overrides both) names the bank, by its spec name, that paired differences are shown against.
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ from flows.report.artifacts import publish_report_artifacts
 from generators import load_generator
 
 BANK_KEYS = (BUILD_KEYS - {"model"}) | {"name"}
-EVAL_ENTRY_KEYS = {"task", "banks", "limit", "shots", "seeds", "max_tokens", "select", "orders", "embedder"}
+EVAL_ENTRY_KEYS = {"task", "banks", "limit", "shots", "seeds", "max_tokens", "select", "orders", "embedder",
+                   "reference"}
 
 
 def bank_spec(entry: dict[str, Any], model: str, built: dict[str, str] | None = None) -> BuildSpec:
@@ -66,8 +68,10 @@ def load_spec(path: str | Path) -> dict[str, Any]:
 
 @flow(name="ablate", validate_parameters=False, log_prints=True)
 def run_ablation(config: str, data_dir: str | None = None, out: str | None = None,
-                 endpoints: tuple[str, ...] = ()) -> str:
+                 endpoints: tuple[str, ...] = (), reference: str | None = None) -> str:
     spec = load_spec(config)
+    if reference is not None:
+        spec = spec | {"evals": [e | {"reference": reference} for e in spec["evals"]]}
     root = Path(out or spec.get("out", "runs"))
     model = spec.get("model", "embedded")
     endpoints = endpoints or tuple(spec.get("endpoints", ()))
@@ -90,7 +94,10 @@ def _run_ablation(spec: dict[str, Any], config: str, data_dir: str | None, root:
     for i, e in enumerate(spec["evals"], start=1):
         chosen = tuple(paths[n] for n in e.get("banks", list(paths)))
         defaults = {k: spec[k] for k in EVAL_ENTRY_KEYS - {"task", "banks"} if k in spec}
-        evaluation = eval_spec(defaults | e | {"banks": chosen, "model": model}, f"{config}: eval {i}")
+        entry = defaults | e | {"banks": chosen, "model": model}
+        if entry.get("reference") in paths:  # a spec name; the eval knows banks by their file's label
+            entry["reference"] = Path(paths[entry["reference"]]).stem
+        evaluation = eval_spec(entry, f"{config}: eval {i}")
         try:
             results.append(evaluate(evaluation, data_dir=data_dir, out=str(root / "evals"), generator=generator))
         except CellsInterrupted as exc:  # name the eval: the banks and the evals before it are finished
@@ -106,11 +113,14 @@ def _run_ablation(spec: dict[str, Any], config: str, data_dir: str | None, root:
 
 
 def write_summary(target: Path, config: str, paths: dict[str, str], results: list[EvalResult]) -> None:
-    """The ablation folder's summary.csv (every eval's rows, with ``eval_task``), summary.json (bank paths and, per
-    eval, its run folder, skipped cells and overlaps), summary.md and one plot per eval."""
+    """The ablation folder's summary.csv and paired.csv (every eval's rows, with ``eval_task``), summary.json (bank
+    paths and, per eval, its run folder, skipped cells and overlaps), summary.md and one plot per eval."""
     pd.concat([r.summary.assign(eval_task=r.task) for r in results]).to_csv(target / "summary.csv", index=False)
+    paired = [r.paired.assign(eval_task=r.task) for r in results if r.paired is not None]
+    if paired:
+        pd.concat(paired).to_csv(target / "paired.csv", index=False)
     evals = [{"task": r.task, "folder": str(r.folder), "skipped": [asdict(s) for s in r.skipped],
-              "overlaps": r.overlaps} for r in results]
+              "overlaps": r.overlaps, "reference": r.reference} for r in results]
     meta = {"title": f"ablation {config}", "banks": paths, "evals": evals}
     (target / "summary.json").write_text(json.dumps(meta, indent=1) + "\n")
     sections = []

@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run each cell in N orders of the same K shots and report the accuracy spread (default 1)")
     e.add_argument("--embedder", choices=("auto", "minilm", "tfidf"), default=S,
                    help="question embeddings for --select similar/diverse (auto: MiniLM when installed, else TF-IDF)")
+    e.add_argument("--reference", default=S, metavar="LABEL",
+                   help="bank label to show paired differences against (default: the ground-truth bank, else the "
+                   "first)")
     e.add_argument("--out", default=None, help="results folder root (default runs/evals)")
 
     a = sub.add_parser("ablate", help="run an ablation grid from a TOML spec")
@@ -118,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", default=None)
     a.add_argument("--endpoint", action="append", default=[],
                    help="OpenAI-compatible server URL (repeatable); overrides the spec's endpoints")
+    a.add_argument("--reference", default=None, metavar="NAME",
+                   help="bank (spec name or label) to show paired differences against; overrides the spec's")
     _no_progress(a)
 
     s = sub.add_parser("serve", help="serve the scheduled jobs of a pipeline config (Prefect deployments)")
@@ -139,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default: $MANYSHOT_DATA_DIR, else the Hugging Face hub)")
     rp.add_argument("--bank-dir", action="append", default=[], help="another folder to look for banks in (repeatable)")
     rp.add_argument("--sample-items", type=int, default=40, help="items per cell in the sample browser (default 40)")
+    rp.add_argument("--reference", default=None, metavar="LABEL",
+                    help="bank (label or ablation spec name) to show paired differences against (default: the "
+                    "ground-truth bank, else the first)")
 
     an = sub.add_parser("analyze", help="analyses of a finished eval or ablation (tables and plots in its folder)")
     an_sub = an.add_subparsers(dest="analysis", required=True)
@@ -320,13 +328,14 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "ablate":
             from flows.ablate import run_ablation
 
-            print(run_ablation(args.config, data_dir=args.data_dir, out=args.out, endpoints=tuple(args.endpoint)))
+            print(run_ablation(args.config, data_dir=args.data_dir, out=args.out, endpoints=tuple(args.endpoint),
+                               reference=args.reference))
         elif args.command == "report":
             from flows.report.html_report import write_report
             from flows.report.samples import Limits
 
             print(write_report(args.dir, args.out, data_dir=args.data_dir, bank_dirs=args.bank_dir,
-                               limits=Limits(items=args.sample_items)))
+                               limits=Limits(items=args.sample_items), reference=args.reference))
         elif args.command == "analyze":
             print(_analyze_nll(args) if args.analysis == "nll" else _analyze_similarity(args))
     except USER_ERRORS as exc:

@@ -22,7 +22,7 @@ SPEC_KEYS = {"mode": "mode", "model": "model", "iterate_from": "iterate_from", "
              "chunk_size": "chunk_size", "require_valid_steps": "require_valid_steps"}
 BUILD_KEYS = set(SELECTION_KEYS) | set(ROUNDS_KEYS) | set(SPEC_KEYS) | {"zero_shot"}
 EVAL_KEYS = {"task", "banks", "shots", "seeds", "limit", "model", "samples", "temperature", "max_tokens",
-             "exclude_contaminated", "select", "orders", "embedder"}
+             "exclude_contaminated", "select", "orders", "embedder", "reference"}
 TUPLES = {"subjects", "levels", "banks", "shots"}
 
 

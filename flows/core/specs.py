@@ -1,7 +1,7 @@
 """What a build or an evaluation is asked to do: the specs every front end fills in (:mod:`flows.config`).
 
-A :class:`BuildSpec` (problems :class:`Selection`, sampling :class:`Rounds`) is what :mod:`flows.build` turns into a
-bank; an :class:`EvalSpec` (with its shot counts, :data:`ShotCount`) is what :mod:`flows.evaluate` sweeps. Their
+A :class:`BuildSpec` (problems :class:`Selection`, sampling :class:`Rounds`) is what :mod:`flows.build.flow` turns into a
+bank; an :class:`EvalSpec` (with its shot counts, :data:`ShotCount`) is what :mod:`flows.evaluate.flow` sweeps. Their
 keys are :func:`config_key` hashes, so a spec names its bank or eval folder the same from every front end.
 """
 from __future__ import annotations
@@ -121,6 +121,7 @@ class EvalSpec:
     select: tuple[str, ...] = ("random",)  # shot selection strategies (flows.evaluate.shot_selection), one line each
     orders: int = 1  # permutations of each cell's K shots (order 0 is the strategy's own)
     embedder: str = "auto"  # for the similar and diverse strategies: auto, minilm or tfidf
+    reference: str | None = None  # the bank label paired differences are shown against (None: flows.evaluate.paired's pick)
 
     def key(self, items: str, task_definition: str) -> str:
         """The eval folder key: the items' content (``items``, a digest of the selected test items, so changed test
@@ -129,10 +130,12 @@ class EvalSpec:
         after them in the folder's ``cells/``, so any sweep over the same items reuses every cell another sweep
         finished."""
         config = asdict(self) | {"verifier": verifiers.VERSION, "items": items, "task_definition": task_definition}
-        per_cell = ("banks", "shots", "seeds", "select", "orders", "embedder")
+        per_cell = ("banks", "shots", "seeds", "select", "orders", "embedder", "reference")
         return config_key({k: v for k, v in config.items() if k not in per_cell})
 
     def run_key(self) -> str:
         """The key of this sweep's run folder (``runs/<run key>`` in the eval folder): everything, banks by label."""
         config = asdict(self) | {"verifier": verifiers.VERSION, "banks": [Path(b).stem for b in self.banks]}
+        if self.reference is None:  # sweeps without a reference keep the run folders they had before it existed
+            del config["reference"]
         return config_key(config)

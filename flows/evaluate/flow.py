@@ -35,7 +35,8 @@ from flows.evaluate.embeddings import EmbeddingError
 from flows.runtime.interrupt import CellsInterrupted, SweepProgress, deferred_signals, signal_number, signals_allowed
 from flows.runtime.locks import claim
 from flows.evaluate.prompts import BankView, contaminated, many_shot_prompt
-from flows.evaluate.metrics import order_spread, plot, plot_orders, summarize
+from flows.evaluate.metrics import line_label, order_spread, plot, plot_orders, summarize
+from flows.evaluate.paired import paired_differences
 from flows.core.problem import Problem
 from flows.runtime.progress import current, metered, tracking
 from flows.evaluate.results import EvalResult, Skipped
@@ -208,6 +209,9 @@ def evaluate(spec: EvalSpec, data_dir: str | None = None, out: str | None = None
     views = bank_views(spec.banks)
     leaks = _check_leakage(spec, views, test)
     selectors = _selectors(spec, views, leaks, items)
+    lines = {v.label for v in views} | {line_label(label, s.label) for (label, _), s in selectors.items()}
+    if spec.reference is not None and spec.reference not in lines:
+        raise EvalError(f"--reference {spec.reference!r} is none of the banks: {', '.join(sorted(lines)) or 'none'}")
     todo = cells(spec, views, selectors)
     run = CellRun(spec, items, selectors, parts, generator, len(todo))
     try:
@@ -379,7 +383,7 @@ def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], ski
            leaks: dict[str, set[str]], subjects: dict[str, str] | None = None, *,
            replace_stale: bool = False) -> EvalResult:
     """Combine this sweep's cells (file, K label) into its run folder, written once: results.parquet, the
-    summary (:class:`~flows.evaluate.results.EvalResult`), the plot (with ``--orders`` N > 1 also orders.csv and
+    summary and paired comparisons (:class:`~flows.evaluate.results.EvalResult`), the plot (with ``--orders`` N > 1 also orders.csv and
     orders.png: the accuracy spread over orders, overall and per subject) and artifacts. The folder appears
     whole (a hidden folder renamed into place); a sweep that already has one, identical by construction, leaves
     it as it is, unless ``replace_stale`` (this sweep recomputed stale cells): then the old folder is replaced."""
@@ -390,7 +394,8 @@ def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], ski
     frame = results.to_pandas()
     result = EvalResult(spec.task, spec.model, folder, summarize(frame), skipped,
                         {label: len(ids) for label, ids in leaks.items()},
-                        order_spread(frame, subjects) if spec.orders > 1 else None)
+                        order_spread(frame, subjects) if spec.orders > 1 else None,
+                        paired_differences(frame), spec.reference)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with claim(folder, wait=True):  # one writer at a time; leftovers of a killed one go
         if replace_stale and folder.exists():

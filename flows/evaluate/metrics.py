@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import random
-from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -38,18 +37,16 @@ def line_label(bank: str, select: str) -> str:
 
 
 def item_scores(results: pd.DataFrame, column: str) -> pd.DataFrame:
-    """One score per (group, seed, item): the majority-vote answer's correctness over samples."""
-    def vote(group: pd.DataFrame) -> float:
-        answers = Counter(a for a in group["extracted"] if pd.notna(a))
-        if not answers:
-            return 0.0
-        top = answers.most_common(1)[0][0]
-        return float(group.loc[group["extracted"] == top, column].iloc[0])
-
+    """One score per (group, seed, item): the majority-vote answer's correctness over samples (the most common
+    extracted answer, a tie going to the answer seen first; 0 when no sample has an answer)."""
     extracted = "extracted_strict" if column == "correct_strict" else "extracted_flexible"
-    frame = with_labels(results).assign(extracted=results[extracted])
-    rows = [(*keys, vote(g)) for keys, g in frame.groupby([*GROUP, *RUN, "item_id"], sort=True)]
-    return pd.DataFrame(rows, columns=[*GROUP, *RUN, "item_id", "score"])
+    keys = [*GROUP, *RUN, "item_id"]
+    frame = with_labels(results).assign(extracted=results[extracted], row=range(len(results)))
+    votes = (frame[frame["extracted"].notna()].groupby([*keys, "extracted"], sort=False, dropna=False)
+             .agg(count=("row", "size"), first=("row", "min"), score=(column, "first")).reset_index()
+             .sort_values(["count", "first"], ascending=[False, True]).drop_duplicates(keys))
+    out = frame[keys].drop_duplicates().merge(votes[[*keys, "score"]], on=keys, how="left")
+    return out.assign(score=out["score"].fillna(False).astype(float)).sort_values(keys, ignore_index=True)
 
 
 def bootstrap_ci(values: list[float], *, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from flows.evaluate.metrics import markdown_table, order_spread_table, prompt_tokens_table
+from flows.evaluate.paired import markdown as paired_markdown
 
 _SKIP = re.compile(r"^skipped (?P<bank>.+?)-s(?P<seed>\d+)(?P<selection>-.+?)?-k(?P<k>\d+|max): (?P<why>.*)$")
 _OVERLAP = re.compile(r"^overlap with the test split: (?P<bank>.+): (?P<n>\d+) shots excluded$")
@@ -47,7 +48,8 @@ def overlap_note(bank: str, n: int) -> str:
 @dataclass(frozen=True)
 class EvalResult:
     """One sweep's outcome. ``summary`` has a row per (bank, seed, selection, K, metric); ``orders`` the accuracy
-    spread over shot orders when the sweep had more than one."""
+    spread over shot orders when the sweep had more than one; ``paired`` the paired comparisons of its cells
+    (:func:`flows.paired.paired_differences`), shown against ``reference`` (a bank label; None: the default)."""
 
     task: str
     model: str
@@ -56,6 +58,8 @@ class EvalResult:
     skipped: tuple[Skipped, ...] = ()
     overlaps: dict[str, int] = field(default_factory=dict)  # bank label -> shots left out as test-split overlaps
     orders: pd.DataFrame | None = None
+    paired: pd.DataFrame | None = None
+    reference: str | None = None
 
     @property
     def title(self) -> str:
@@ -69,19 +73,24 @@ class EvalResult:
         """The summary's markdown without its title: tables, then overlap and skip lines."""
         orders = (["accuracy spread over shot orders (strict):", order_spread_table(self.orders)]
                   if self.orders is not None else [])
+        paired = (["### Paired differences", paired_markdown(self.paired, self.reference)]
+                  if self.paired is not None else [])
         return "\n\n".join(["strict:", markdown_table(self.summary, "strict"),
                             "flexible:", markdown_table(self.summary, "flexible"),
                             "prompt tokens per K (mean, max over items):", prompt_tokens_table(self.summary)]
-                           + orders + self.notes + [s.line for s in self.skipped])
+                           + orders + paired + self.notes + [s.line for s in self.skipped])
 
     def markdown(self) -> str:
         return f"## {self.title}\n\n{self.body()}"
 
     def write(self, folder: Path) -> None:
-        """``summary.csv``, ``summary.json`` and ``summary.md`` into ``folder`` (the run folder being made)."""
+        """``summary.csv``, ``summary.json``, ``summary.md`` and ``paired.csv`` into ``folder`` (the run folder being
+        made)."""
         self.summary.to_csv(folder / "summary.csv", index=False)
+        if self.paired is not None:
+            self.paired.to_csv(folder / "paired.csv", index=False)
         meta = {"task": self.task, "model": self.model, "skipped": [asdict(s) for s in self.skipped],
-                "overlaps": self.overlaps}
+                "overlaps": self.overlaps, "reference": self.reference}
         (folder / "summary.json").write_text(json.dumps(meta, indent=1) + "\n")
         (folder / "summary.md").write_text(self.markdown() + "\n")
 

@@ -5,6 +5,8 @@ and the sample browser reads JSON embedded in the page. Sections: accuracy vs K 
 95% CIs), the accuracy tables, prompt tokens per K, skipped cells with their reasons, the banks'
 provenance, a sample browser (bank, K, seed, item: question, gold, responses, extracted answers,
 verdicts and the shots that were in the prompt) and any ``analysis-*`` files (see flows/report/inputs.py).
+Paired differences (flows/evaluate/paired.py) come from the results folder's ``paired.csv``, or are computed from the
+result rows of folders written before it.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from flows.evaluate.metrics import LINE, line_label, plot, with_zero_shot
 from flows.report.inputs import BankInfo, EvalPart, Inputs, label_key, read_inputs
 from flows.report.page import BROWSER, page
 from flows.report.samples import Limits, eval_samples
+from flows.evaluate.paired import HEADER, display_rows, explanation, paired_differences, read_paired, reference_line
 
 ANALYSIS_ROWS = 100
 
@@ -121,7 +124,22 @@ def prompt_tokens(results: pd.DataFrame) -> tuple[str, str | None]:
     return table, _figure(data_uri(buffer.getvalue()), "mean prompt tokens per K")
 
 
-def eval_section(part: EvalPart, n: int) -> str:
+def paired_section(part: EvalPart, reference: str | None) -> str:
+    """Strict paired differences against the reference bank and against zero-shot."""
+    stored = part.folder / "paired.csv" if part.folder else None
+    if stored is not None and stored.exists():
+        paired, note = read_paired(stored), ""
+    elif part.results.empty:
+        return '<p class="muted">no result rows</p>'
+    else:
+        paired, note = paired_differences(part.results), " Computed from the random order-0 result rows."
+    line = reference_line(paired, reference or part.reference)
+    rows = display_rows(paired, line)
+    return (f'<p class="muted">{_e(explanation(line) + note)}</p>'
+            + (_table(HEADER, rows, [False] * 3 + [True] * 7) if rows else '<p class="muted">no pairs</p>'))
+
+
+def eval_section(part: EvalPart, n: int, reference: str | None = None) -> str:
     out = [f'<h2 id="eval-{n}">Evaluation on {_e(part.task)}</h2>',
            f'<p class="muted">results folder: {_e(part.folder or "not found")}</p>']
     out += [f'<p class="note">{_e(note)}</p>' for note in part.notes]
@@ -129,6 +147,7 @@ def eval_section(part: EvalPart, n: int) -> str:
     for metric in ("strict", "flexible"):
         out += [f"<h3>Accuracy ({metric}), mean over seeds, 95% bootstrap CI over items</h3>",
                 accuracy_table(part.summary, metric)]
+    out += ["<h3>Paired differences (strict)</h3>", paired_section(part, reference)]
     table, figure = prompt_tokens(part.results)
     out += ["<h3>Prompt tokens per K</h3>", table, f'<div class="plots">{figure}</div>' if figure else ""]
     out.append("<h3>Skipped cells</h3>")
@@ -174,7 +193,8 @@ def analyses_section(paths: Sequence[Path]) -> str:
     return "\n".join(out)
 
 
-def render(inputs: Inputs, *, data_dir: str | None = None, limits: Limits = Limits()) -> str:
+def render(inputs: Inputs, *, data_dir: str | None = None, limits: Limits = Limits(),
+           reference: str | None = None) -> str:
     samples = {"evals": [eval_samples(p, inputs.banks, limits, data_dir) for p in inputs.evals]}
     models = sorted({str(m) for p in inputs.evals if "model" in p.results for m in p.results["model"].unique()})
     subtitle = (f"{_e(inputs.kind)} folder {_e(inputs.folder)} · model {_e(', '.join(models) or '?')} · "
@@ -184,7 +204,8 @@ def render(inputs: Inputs, *, data_dir: str | None = None, limits: Limits = Limi
     shown = [e for e in samples["evals"] if e["items"]]
     bounds = (f"showing up to {limits.items} items per cell (of {max(e['total_items'] for e in shown)}), "
               f"{limits.samples} samples per item, texts cut at {limits.text} characters" if shown else "")
-    body = ["\n".join(eval_section(p, n) for n, p in enumerate(inputs.evals)),
+    reference = next((b.label for b in inputs.banks.values() if reference and b.name == reference), reference)
+    body = ["\n".join(eval_section(p, n, reference) for n, p in enumerate(inputs.evals)),
             f'<h2 id="samples">Samples</h2><p class="muted">{_e(bounds)}</p>{BROWSER}',
             '<h2 id="banks">Banks</h2>',
             "\n".join(bank_section(b) for b in inputs.banks.values()) or '<p class="muted">no banks used</p>',
@@ -194,10 +215,11 @@ def render(inputs: Inputs, *, data_dir: str | None = None, limits: Limits = Limi
 
 
 def write_report(folder: Path | str, out: Path | str | None = None, *, data_dir: str | None = None,
-                 bank_dirs: Sequence[Path | str] = (), limits: Limits = Limits()) -> Path:
-    """Write the HTML report for ``folder`` (default ``<folder>/report.html``) and return its path."""
+                 bank_dirs: Sequence[Path | str] = (), limits: Limits = Limits(), reference: str | None = None) -> Path:
+    """Write the HTML report for ``folder`` (default ``<folder>/report.html``) and return its path; paired
+    differences are shown against ``reference`` (a bank label or ablation spec name; default: the run's)."""
     inputs = read_inputs(folder, bank_dirs)
     target = Path(out) if out else Path(folder) / "report.html"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render(inputs, data_dir=data_dir, limits=limits), encoding="utf-8")
+    target.write_text(render(inputs, data_dir=data_dir, limits=limits, reference=reference), encoding="utf-8")
     return target

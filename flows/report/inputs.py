@@ -38,7 +38,8 @@ class ReportError(UserError, ValueError):
 
 @dataclass
 class EvalPart:
-    """One evaluation: its summary (as the run wrote it), result rows, skipped cells and notes."""
+    """One evaluation: its summary (as the run wrote it), result rows, skipped cells, notes and the reference bank
+    of its paired differences (None: not chosen; :func:`flows.paired.reference_line` picks one)."""
 
     task: str
     folder: Path | None
@@ -46,6 +47,7 @@ class EvalPart:
     results: pd.DataFrame
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    reference: str | None = None
 
 
 @dataclass
@@ -131,7 +133,9 @@ def _read_eval_folder(folder: Path) -> EvalPart:
     results, other = default_selection(results)
     if other:
         notes.append(other)
-    return EvalPart(task, folder, with_k_labels(pd.read_csv(summary_csv)), with_k_labels(results), skipped, notes)
+    meta = json.loads((folder / "summary.json").read_text()) if (folder / "summary.json").exists() else {}
+    return EvalPart(task, folder, with_k_labels(pd.read_csv(summary_csv)), with_k_labels(results), skipped, notes,
+                    meta.get("reference"))
 
 
 def _cell_k(folder: Path, bank: str, seed: int, label: str) -> str | None:
@@ -187,7 +191,8 @@ def _ablation_meta(folder: Path) -> dict[str, Any]:
             evals = []
             for e in meta["evals"]:
                 skipped, notes = from_meta(e)
-                evals.append({"task": e["task"], "folder": e["folder"], "skipped": skipped, "notes": notes})
+                evals.append({"task": e["task"], "folder": e["folder"], "skipped": skipped, "notes": notes,
+                              "reference": e.get("reference")})
             return {"title": meta["title"], "banks": meta["banks"], "evals": evals}
         except (ValueError, KeyError, TypeError) as exc:
             raise ReportError(f"{path} is not an ablation summary.json written by manyshot: {exc}") from None
@@ -223,7 +228,8 @@ def _read_ablation(folder: Path, bank_dirs: Sequence[Path]) -> Inputs:
             eval_folders.append(eval_folder)
             results, other = default_selection(_cell_rows(eval_folder, part_summary))
             notes += [other] if other else []
-        evals.append(EvalPart(task, eval_folder, part_summary.reset_index(drop=True), results, entry["skipped"], notes))
+        evals.append(EvalPart(task, eval_folder, part_summary.reset_index(drop=True), results, entry["skipped"], notes,
+                              entry.get("reference")))
     return Inputs("ablation", folder, meta["title"], evals, banks, _analyses([folder, *eval_folders]))
 
 

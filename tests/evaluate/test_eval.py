@@ -88,6 +88,10 @@ def test_majority_vote_over_samples():
     assert summarize(pd.DataFrame(rows)).query("metric == 'strict'").accuracy.iloc[0] == 1.0
     rows = [base | {"sample": i, "extracted_strict": a, "correct_strict": a == "5"} for i, a in enumerate("577")]
     assert summarize(pd.DataFrame(rows)).query("metric == 'strict'").accuracy.iloc[0] == 0.0
+    for answers, score in (("57", 1.0), ("75", 0.0), ("N5", 1.0), ("NN", 0.0)):  # a tie goes to the answer seen first
+        rows = [base | {"sample": i, "extracted_strict": None if a == "N" else a, "correct_strict": a == "5"}
+                for i, a in enumerate(answers)]
+        assert summarize(pd.DataFrame(rows)).query("metric == 'strict'").accuracy.iloc[0] == score
 
 
 @pytest.mark.usefixtures("prefect_harness")

@@ -7,9 +7,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import gsm8k_solver
-from flows.build import BuildSpec, Selection, build_bank
-from flows.evaluate import EvalSpec, evaluate, items_digest, stale_cell
-from flows.problem import Problem
+from flows.build.flow import BuildSpec, Selection, build_bank
+from flows.evaluate.flow import EvalSpec, evaluate, items_digest, stale_cell
+from flows.core.problem import Problem
 from generators.fake import FakeGenerator
 
 
@@ -26,7 +26,7 @@ def data_folder(root: Path, real: Path, edit: str = "") -> Path:
 
 def questions(folder: str, data: Path) -> set[str]:
     ids = set(pq.read_table(f"{folder}/results.parquet").column("item_id").to_pylist())
-    from flows.data import load_problems
+    from flows.core.data import load_problems
     return {p.question for p in load_problems("gsm8k", "test", data) if p.id in ids}
 
 

@@ -25,6 +25,7 @@ shots = [0, 2, 4]
 seeds = 2
 limit = 6
 max_tokens = 64
+reference = "reinforced"
 
 [[banks]]
 name = "gt"
@@ -107,6 +108,11 @@ def test_ablation_grid_with_transfer_then_rerun_reuses_everything(tmp_path, data
     assert Path(meta["evals"][0]["folder"]).parent.name == "runs" and f"results: {meta['evals'][0]['folder']}" in text
     skipped = [Skipped(**s) for s in meta["evals"][0]["skipped"]]
     assert skipped and all(s.line in text for s in skipped)
+    reinforced = Path(meta["banks"]["reinforced"]).stem  # the spec's reference, by its spec name
+    assert meta["evals"][0]["reference"] == reinforced and f"reference: {reinforced}." in text
+    paired = pd.read_csv(f"{target}/paired.csv")
+    assert "### Paired differences" in text and set(paired["eval_task"]) == {"gsm8k"}
+    assert (paired["difference"] == 0).all() and set(paired["comparison"]) == {"banks", "zero-shot"}
     structured = read_inputs(target).evals[0]
     (tmp_path / "runs" / "ablation-grid" / "summary.json").rename(tmp_path / "summary.json")
     legacy = read_inputs(target).evals[0]  # an ablation from before summary.json: parsed from its summary.md

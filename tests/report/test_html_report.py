@@ -30,6 +30,7 @@ from flows.evaluate.prompts import BankView
 from flows.evaluate.shot_selection import shot_order
 from flows.report.samples import Limits
 from flows.core.schema import RESULT_SCHEMA, to_table
+from flows.evaluate.paired import PairedError, against, read_paired
 from generators.fake import FakeGenerator
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -95,6 +96,27 @@ def test_report_has_plots_tables_skips_provenance_and_exact_shots(results):
     assert len(checks) == 5 * (1 + 2 * 2 + 2) and set(checks) == {"matches"}  # rebuilt prompts hash as the run's
     rows = data["rows"][f"{gt.stem}-s1-k4"][items[0].id]
     assert rows[0][1].startswith(("Step by step", "Counting")) and isinstance(rows[0][4], bool)
+
+
+def test_report_shows_paired_differences_against_the_reference(results, tmp_path):
+    folder, gt, unsup, items = results
+    page = write_report(folder, tmp_path / "default.html", data_dir=str(DATA_DIR)).read_text()
+    assert "Paired differences (strict)" in page and f"reference: {gt.stem}." in page  # ground truth by default
+    paired = read_paired(folder / "paired.csv")
+    row = against(paired[paired["metric"] == "strict"], gt.stem).iloc[0]  # unsupervised against it at K=2
+    cells = (f'<td>2</td><td>{unsup.stem}</td><td>{gt.stem}</td><td class="num">5</td>'
+             f'<td class="num">{row.accuracy_a:.1%}</td><td class="num">{row.accuracy_b:.1%}</td>'
+             f'<td class="num">{row.difference:+.1%} ({row.ci_low:+.1%} to {row.ci_high:+.1%})</td>')
+    assert cells in page
+    chosen = write_report(folder, tmp_path / "chosen.html", data_dir=str(DATA_DIR), reference=unsup.stem).read_text()
+    assert f"reference: {unsup.stem}." in chosen and f"<td>2</td><td>{gt.stem}</td><td>{unsup.stem}</td>" in chosen
+    with pytest.raises(PairedError, match="'nope' is none of the banks"):
+        write_report(folder, tmp_path / "bad.html", data_dir=str(DATA_DIR), reference="nope")
+    older = tmp_path / "older"  # a results folder from before paired.csv: computed from its result rows
+    shutil.copytree(folder, older)
+    (older / "paired.csv").unlink()
+    page = write_report(older, data_dir=str(DATA_DIR)).read_text()
+    assert "Computed from the random order-0 result rows." in page and cells in page
 
 
 class Dom(HTMLParser):
