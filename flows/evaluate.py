@@ -32,6 +32,7 @@ import verifiers
 from flows import bank as banks
 from flows.data import load_problems, select
 from flows.embeddings import EmbeddingError
+from flows.eval_items import ITEMS_FILE, items_table
 from flows.interrupt import CellsInterrupted, SweepProgress, deferred_signals, signal_number, signals_allowed
 from flows.locks import claim
 from flows.manyshot import BankView, contaminated, many_shot_prompt
@@ -257,7 +258,7 @@ def evaluate(spec: EvalSpec, data_dir: str | None = None, out: str | None = None
                     run.step(n, cell, wait=True)
             subjects = {p.id: p.subject for p in items if p.subject}
             return finish(spec, folder / "runs" / spec.run_key(), run.cell_files(), run.skipped_cells(), leaks,
-                          subjects, replace_stale=run.recomputed)
+                          subjects, replace_stale=run.recomputed, items=items)
     except (KeyboardInterrupt, TerminationSignal) as exc:
         raise CellsInterrupted(run.progress, signal_number(exc)) from None
 
@@ -412,10 +413,11 @@ def labelled(path: Path, k_label: str) -> pa.Table:
 
 def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], skipped: tuple[Skipped, ...],
            leaks: dict[str, set[str]], subjects: dict[str, str] | None = None, *,
-           replace_stale: bool = False) -> EvalResult:
+           replace_stale: bool = False, items: tuple[Problem, ...] | list[Problem] = ()) -> EvalResult:
     """Combine this sweep's cells (file, K label) into its run folder, written once: results.parquet, the
     summary (:class:`~flows.results.EvalResult`), the plot (with ``--orders`` N > 1 also orders.csv and
-    orders.png: the accuracy spread over orders, overall and per subject) and artifacts. The folder appears
+    orders.png: the accuracy spread over orders, overall and per subject), the test ``items`` (``items.parquet``:
+    the report needs no data dir) and artifacts. The folder appears
     whole (a hidden folder renamed into place); a sweep that already has one, identical by construction, leaves
     it as it is, unless ``replace_stale`` (this sweep recomputed stale cells): then the old folder is replaced."""
     files = [(f, label) for f, label in cell_files if f.exists()]
@@ -435,6 +437,7 @@ def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], ski
                 shutil.rmtree(stale)
             tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
             banks.atomic_write(results, tmp / "results.parquet")
+            pq.write_table(items_table(items), tmp / ITEMS_FILE)
             result.write(tmp)
             if result.orders is not None:
                 result.orders.to_csv(tmp / "orders.csv", index=False)
