@@ -112,7 +112,7 @@ def prompt_tokens(results: pd.DataFrame) -> tuple[str, str | None]:
         for n, (bank, g) in enumerate(stats.groupby("bank", sort=True)):
             draw_line(ax, g.assign(y=g["mean"]), color=f"C{n % 10}", label=bank, yerr=False)
         set_k_axis(ax, stats)
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, stats["mean"].max() * 1.15)  # room for the max annotations
         ax.set_ylabel("mean prompt tokens")
         ax.grid(alpha=0.3)
         ax.legend(handles=ax.get_legend_handles_labels()[0] + max_legend_entry("max" in set(ks)),

@@ -208,18 +208,26 @@ def prompt_tokens_table(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def plot(summary: pd.DataFrame, path: Path, *, title: str, metric: str = "strict") -> Path:
+def plot_figure(summary: pd.DataFrame, *, title: str, metric: str = "strict"):
     """Accuracy vs K, one line per bank with 95% CI error bars, on the log2 K axis of :mod:`flows.kaxis`
-    (each bank's ``max`` at the K it resolved to, marked and annotated)."""
-    import matplotlib.pyplot as plt
-
-    from flows.kaxis import DPI, accuracy_figure
+    (each bank's ``max`` at the K it resolved to, marked and annotated): a matplotlib figure."""
+    from flows.kaxis import accuracy_figure
 
     view = with_zero_shot(summary)
     view = view[view["metric"] == metric]
-    lines = [(f"{source}{' (transfer)' if transfer else ''}: {line_label(bank, select)}", g)
+    lines = [(line_label(bank, select) if bank == "none" else
+              f"{source}{' (transfer)' if transfer else ''}: {line_label(bank, select)}", g)
              for (bank, select, source, transfer), g in view.groupby(LINE, sort=True)]
-    fig = accuracy_figure(view, lines, title=title, ylabel=f"accuracy ({metric}), 95% CI over items")
+    return accuracy_figure(view, lines, title=title, ylabel=f"accuracy ({metric}), 95% CI over items")
+
+
+def plot(summary: pd.DataFrame, path: Path, *, title: str, metric: str = "strict") -> Path:
+    """:func:`plot_figure` written to ``path`` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    from flows.kaxis import DPI
+
+    fig = plot_figure(summary, title=title, metric=metric)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")  # long legend labels stay whole
     plt.close(fig)
     return path
