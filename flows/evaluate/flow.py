@@ -46,6 +46,7 @@ from flows.evaluate.shot_selection import SelectionError, ShotSelector, make_sel
 from flows.core.specs import MAX, EvalError, EvalSpec, config_key, ShotCount, ShotCountError, parse_shots
 from flows.evaluate.shotcounts import Resolution, resolve_max
 from flows.core import tasks
+from flows.evaluate.items import ITEMS_FILE, items_table
 from generators import Generator, Sampling, load_generator, prompt_hash
 
 DEFAULT_ROOT = Path("runs") / "evals"
@@ -226,7 +227,7 @@ def evaluate(spec: EvalSpec, data_dir: str | None = None, out: str | None = None
                     run.step(n, cell, wait=True)
             subjects = {p.id: p.subject for p in items if p.subject}
             return finish(spec, folder / "runs" / spec.run_key(), run.cell_files(), run.skipped_cells(), leaks,
-                          subjects, replace_stale=run.recomputed)
+                          subjects, replace_stale=run.recomputed, items=items)
     except (KeyboardInterrupt, TerminationSignal) as exc:
         raise CellsInterrupted(run.progress, signal_number(exc)) from None
 
@@ -381,10 +382,11 @@ def labelled(path: Path, k_label: str) -> pa.Table:
 
 def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], skipped: tuple[Skipped, ...],
            leaks: dict[str, set[str]], subjects: dict[str, str] | None = None, *,
-           replace_stale: bool = False) -> EvalResult:
+           replace_stale: bool = False, items: tuple[Problem, ...] | list[Problem] = ()) -> EvalResult:
     """Combine this sweep's cells (file, K label) into its run folder, written once: results.parquet, the
-    summary and paired comparisons (:class:`~flows.evaluate.results.EvalResult`), the plot (with ``--orders`` N > 1 also orders.csv and
-    orders.png: the accuracy spread over orders, overall and per subject) and artifacts. The folder appears
+    summary (:class:`~flows.results.EvalResult`), the plot (with ``--orders`` N > 1 also orders.csv and
+    orders.png: the accuracy spread over orders, overall and per subject), the test ``items`` (``items.parquet``:
+    the report needs no data dir) and artifacts. The folder appears
     whole (a hidden folder renamed into place); a sweep that already has one, identical by construction, leaves
     it as it is, unless ``replace_stale`` (this sweep recomputed stale cells): then the old folder is replaced."""
     files = [(f, label) for f, label in cell_files if f.exists()]
@@ -405,6 +407,7 @@ def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], ski
                 shutil.rmtree(stale)
             tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
             banks.atomic_write(results, tmp / "results.parquet")
+            pq.write_table(items_table(items), tmp / ITEMS_FILE)
             result.write(tmp)
             if result.orders is not None:
                 result.orders.to_csv(tmp / "orders.csv", index=False)

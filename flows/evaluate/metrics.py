@@ -31,9 +31,17 @@ def default_lines(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[summary["select"].isin(["random"]) | summary["select"].isna()] if "select" in summary else summary
 
 
+ZERO_SHOT = "zero-shot"  # what readers see for the bank label "none" (K=0, no bank) that data keeps
+
+
+def bank_name(bank: str) -> str:
+    """The bank as shown: its label, or "zero-shot" for the no-bank label "none"."""
+    return ZERO_SHOT if bank == "none" else bank
+
+
 def line_label(bank: str, select: str) -> str:
     """A line's name: the bank, and its shot selection unless that is the default random order."""
-    return bank if select == "random" else f"{bank} [{select}]"
+    return bank_name(bank) if select == "random" else f"{bank_name(bank)} [{select}]"
 
 
 def item_scores(results: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -197,36 +205,26 @@ def prompt_tokens_table(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def plot(summary: pd.DataFrame, path: Path, *, title: str, metric: str = "strict") -> Path:
-    """Accuracy vs K, one line per bank with 95% CI error bars.
-
-    K values sit at equal spacing (the paper's log2 axis for 0, 4, 8, 16, ...), labelled with K; each
-    line is shifted a little sideways so that overlapping error bars stay readable."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_figure(summary: pd.DataFrame, *, title: str, metric: str = "strict"):
+    """Accuracy vs K, one line per bank with 95% CI error bars, on the log2 K axis of :mod:`flows.evaluate.kaxis`
+    (each bank's ``max`` at the K it resolved to, marked and annotated): a matplotlib figure."""
+    from flows.evaluate.kaxis import accuracy_figure
 
     view = with_zero_shot(summary)
     view = view[view["metric"] == metric]
-    ks = sorted(view["k_label"].unique(), key=label_key)
-    position = {k: i for i, k in enumerate(ks)}
-    lines = list(view.groupby(LINE, sort=True))
-    fig, ax = plt.subplots(figsize=(7, 4.8))
-    for n, ((bank, select, source, transfer), g) in enumerate(lines):
-        g = g.sort_values("k_label", key=lambda col: col.map(label_key))
-        shift = (n - (len(lines) - 1) / 2) * 0.05
-        err = [g["accuracy"] - g["ci_low"], g["ci_high"] - g["accuracy"]]
-        label = f"{source}{' (transfer)' if transfer else ''}: {line_label(bank, select)}"
-        ax.errorbar([position[k] + shift for k in g["k_label"]], g["accuracy"], yerr=err, marker="o", capsize=3,
-                    label=label)
-    ax.set_xticks(range(len(ks)), [str(k) for k in ks])
-    ax.set_xlabel("shots in prompt (K)")
-    ax.set_ylabel(f"accuracy ({metric}), 95% CI over items")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")  # long legend labels stay whole
+    lines = [(line_label(bank, select) if bank == "none" else
+              f"{source}{' (transfer)' if transfer else ''}: {line_label(bank, select)}", g)
+             for (bank, select, source, transfer), g in view.groupby(LINE, sort=True)]
+    return accuracy_figure(view, lines, title=title, ylabel=f"accuracy ({metric}), 95% CI over items")
+
+
+def plot(summary: pd.DataFrame, path: Path, *, title: str, metric: str = "strict") -> Path:
+    """:func:`plot_figure` written to ``path`` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    from flows.evaluate.kaxis import DPI
+
+    fig = plot_figure(summary, title=title, metric=metric)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")  # long legend labels stay whole
     plt.close(fig)
     return path

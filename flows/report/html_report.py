@@ -21,11 +21,12 @@ from typing import Sequence
 
 import pandas as pd
 
-from flows.evaluate.metrics import LINE, line_label, plot, with_zero_shot
+from flows.evaluate.metrics import LINE, bank_name, line_label, plot, with_zero_shot
 from flows.report.inputs import BankInfo, EvalPart, Inputs, label_key, read_inputs
 from flows.report.page import BROWSER, page
 from flows.report.samples import Limits, eval_samples
 from flows.evaluate.paired import HEADER, display_rows, explanation, paired_differences, read_paired, reference_line
+from flows.evaluate.kaxis import DPI, FIGSIZE, FONT, draw_line, max_legend_entry, set_k_axis
 
 ANALYSIS_ROWS = 100
 
@@ -94,12 +95,14 @@ def prompt_tokens(results: pd.DataFrame) -> tuple[str, str | None]:
     """A table of mean and max prompt tokens per bank and K, and a plot of the means."""
     if results.empty or "prompt_tokens" not in results:
         return '<p class="muted">no result rows with prompt_tokens</p>', None
-    prompts = results.drop_duplicates(["bank", "seed", "k_label", "item_id"]).replace({"bank": {"none": "zero-shot"}})
-    stats = prompts.groupby(["bank", "k_label"])["prompt_tokens"].agg(["mean", "max"]).reset_index()
+    prompts = results.drop_duplicates(["bank", "seed", "k_label", "item_id"]).assign(bank=lambda f: f["bank"].map(bank_name))
+    stats = prompts.groupby(["bank", "k_label"]).agg(mean=("prompt_tokens", "mean"), max=("prompt_tokens", "max"),
+                                                      k=("k", "mean"), k_min=("k", "min"), k_max=("k", "max"))
+    stats = stats.reset_index()
     ks = sorted(stats["k_label"].unique(), key=label_key)
     rows = []
     for bank, g in stats.groupby("bank", sort=True):
-        cells = {r.k_label: f"{r.mean:.0f} (max {r.max})" for r in g.itertuples()}
+        cells = {r.k_label: f"{r.mean:.0f} (max {r.max}){_resolved(r)}" for r in g.itertuples()}
         rows.append([bank] + [cells.get(k, "-") for k in ks])
     table = _table(["bank", *[f"K={k}" for k in ks]], rows, [False, *[True] * len(ks)])
     import matplotlib
@@ -107,19 +110,18 @@ def prompt_tokens(results: pd.DataFrame) -> tuple[str, str | None]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    position = {k: i for i, k in enumerate(ks)}
-    for bank, g in stats.groupby("bank", sort=True):
-        g = g.sort_values("k_label", key=lambda col: col.map(label_key))
-        ax.plot([position[k] for k in g["k_label"]], g["mean"], marker="o", label=bank)
-    ax.set_xticks(range(len(ks)), [str(k) for k in ks])
-    ax.set_xlabel("shots in prompt (K)")
-    ax.set_ylabel("mean prompt tokens")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    with plt.rc_context(FONT):
+        fig, ax = plt.subplots(figsize=(FIGSIZE[0], FIGSIZE[1] * 0.8))
+        for n, (bank, g) in enumerate(stats.groupby("bank", sort=True)):
+            draw_line(ax, g.assign(y=g["mean"]), color=f"C{n % 10}", label=bank, yerr=False)
+        set_k_axis(ax, stats)
+        ax.set_ylim(0, stats["mean"].max() * 1.15)  # room for the max annotations
+        ax.set_ylabel("mean prompt tokens")
+        ax.grid(alpha=0.3)
+        ax.legend(handles=ax.get_legend_handles_labels()[0] + max_legend_entry("max" in set(ks)),
+                  loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return table, _figure(data_uri(buffer.getvalue()), "mean prompt tokens per K")
 
@@ -151,11 +153,16 @@ def eval_section(part: EvalPart, n: int, reference: str | None = None) -> str:
     table, figure = prompt_tokens(part.results)
     out += ["<h3>Prompt tokens per K</h3>", table, f'<div class="plots">{figure}</div>' if figure else ""]
     out.append("<h3>Skipped cells</h3>")
-    out.append(_table(["bank", "seed", "K", "reason"], [[s.bank, s.seed, s.k, s.reason] for s in part.skipped])
+    out.append(_table(["bank", "seed", "K", "reason"], [[bank_name(s.bank), s.seed, s.k, s.reason]
+                                                        for s in part.skipped])
                if part.skipped else '<p class="muted">none</p>')
     out.append(f"<details><summary>full summary.csv rows ({len(part.summary)})</summary>"
-               f"{frame_table(part.summary, max_rows=1000)}</details>")
+               f"{frame_table(_shown_banks(part.summary), max_rows=1000)}</details>")
     return "\n".join(out)
+
+
+def _shown_banks(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(bank=frame["bank"].map(bank_name)) if "bank" in frame else frame
 
 
 def bank_section(info: BankInfo) -> str:

@@ -14,8 +14,8 @@ h2 { border-bottom: 2px solid #1d3557; padding-bottom: 4px; margin-top: 32px; } 
 table { border-collapse: collapse; font-size: 13px; margin: 8px 0 14px; }
 th, td { border: 1px solid #cfd6e0; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #eef2f7; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.plots { display: flex; flex-wrap: wrap; gap: 16px; } .plots figure { margin: 0; }
-.plots img { max-width: 600px; width: 100%; border: 1px solid #e3e7ee; }
+.plots { display: flex; flex-direction: column; gap: 16px; } .plots figure { margin: 0; }
+.plots img { width: 100%; max-width: 1200px; border: 1px solid #e3e7ee; }
 figcaption { font-size: 12px; color: #555; }
 pre { white-space: pre-wrap; word-break: break-word; background: #f6f8fa; border: 1px solid #e3e7ee;
       padding: 8px; font-size: 13px; margin: 4px 0; }
@@ -121,6 +121,7 @@ JS = r"""
   location.hash.replace(/^#/, '').split('&').forEach(function (kv) {
     var p = kv.split('='); if (p.length === 2) { hash[p[0]] = decodeURIComponent(p[1]); }
   });
+  if (hash.bank === 'none') { hash.bank = 'zero-shot'; }  // the zero-shot cell's label in the data
   fill(sel.ev, DATA.evals.map(function (e, i) { return i; }), DATA.evals.map(function (e) { return e.task; }), hash.eval);
   sel.ev.onchange = function () { refreshBanks({}); };
   sel.bank.onchange = function () { refreshK({item: sel.item.value}); };
@@ -129,6 +130,19 @@ JS = r"""
   sel.item.onchange = render;
   wrongOnly.onchange = function () { refreshItems({item: sel.item.value}); };
   refreshBanks(hash);
+  var asked = ['eval', 'bank', 'k', 'seed', 'item'].filter(function (name) { return hash[name] !== undefined; });
+  var missing = asked.filter(function (name) { return sel[name === 'eval' ? 'ev' : name].value !== hash[name]; });
+  if (missing.length) {
+    var notice = el('link-notice');
+    notice.textContent = 'The link asks for ' + missing.map(function (name) { return name + '=' + hash[name]; })
+      .join(', ') + ', which this report does not have; showing ' + missing.map(function (name) {
+        return name + '=' + sel[name === 'eval' ? 'ev' : name].value; }).join(', ') + ' instead.';
+    notice.hidden = false;
+  }
+  if (asked.length) {  // a link to a sample opens at the sample browser, also once the plots have their size
+    var show = function () { el('samples').scrollIntoView(); };
+    show(); window.addEventListener('load', show);
+  }
 })();
 """
 
@@ -141,6 +155,7 @@ BROWSER = """
   <label>item<select id="pick-item"></select></label>
   <label><span><input type="checkbox" id="pick-wrong"> only wrong (strict)</span></label>
 </div>
+<p id="link-notice" class="note" hidden></p>
 <div id="sample-view"></div>
 """
 

@@ -160,6 +160,13 @@ def chromium() -> str | None:
     return os.environ.get("MANYSHOT_CHROMIUM") or next(filter(None, map(shutil.which, BROWSERS)), None)
 
 
+PROBE = """<script>window.addEventListener('load', function () { setTimeout(function () {
+  var p = document.createElement('pre'); p.id = 'probe'; p.textContent = JSON.stringify({y: window.scrollY,
+    top: document.getElementById('samples').getBoundingClientRect().top,
+    plot: document.querySelector('.plots img').getBoundingClientRect().width});
+  document.body.appendChild(p); }, 100); });</script></body>"""
+
+
 def test_report_renders_in_headless_chromium(results, tmp_path):
     binary = chromium()
     if binary is None:
@@ -167,28 +174,70 @@ def test_report_renders_in_headless_chromium(results, tmp_path):
                     f"or set MANYSHOT_CHROMIUM); looked for {', '.join(BROWSERS)}")
     folder, gt, _, items = results
     report = write_report(folder, tmp_path / "report.html", data_dir=str(DATA_DIR))
-    url = f"{report.resolve().as_uri()}#bank={gt.stem}&k=4&seed=1&item={items[2].id}"
+    probed = tmp_path / "probed.html"  # the report, plus a script that records where the page is scrolled
+    probed.write_text(report.read_text().replace("</body>", PROBE))
+    link = f"#bank={gt.stem}&k=4&seed=1&item={items[2].id}"
     base = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-            f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
-    dom = Dom(subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True, timeout=240,
-                             check=True).stdout)
-    assert dom.text["sample-question"] == items[2].question  # written by the page's script, from the URL's choice
-    assert dom.text["sample-gold"] == f"Gold answer: {items[2].answer}"
-    view = BankView.from_rows(gt.stem, read_bank(gt)[0].to_pylist())
-    assert [t.split(":")[0] for t in dom.shot_titles] == [s.problem_id for s in shot_order(view, 1)[:4]]
-    assert "prompt hash of the run: matches" in dom.text["sample-view"]
-    plots = [src for src in dom.images if src.startswith("data:image/png;base64,") and len(src) > 5000]
-    assert len(plots) == 3
+            f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--window-size=1280,1000"]
 
-    shot = tmp_path / "shot.png"
-    subprocess.run([*base, f"--screenshot={shot}", "--window-size=1200,1600", url], capture_output=True,
+    def dom(fragment: str) -> Dom:
+        return Dom(subprocess.run([*base, "--dump-dom", probed.resolve().as_uri() + fragment], capture_output=True,
+                                  text=True, timeout=240, check=True).stdout)
+
+    page = dom(link)
+    assert page.text["sample-question"] == items[2].question  # written by the page's script, from the URL's choice
+    assert page.text["sample-gold"] == f"Gold answer: {items[2].answer}"
+    view = BankView.from_rows(gt.stem, read_bank(gt)[0].to_pylist())
+    assert [t.split(":")[0] for t in page.shot_titles] == [s.problem_id for s in shot_order(view, 1)[:4]]
+    assert "prompt hash of the run: matches" in page.text["sample-view"]
+    plots = [src for src in page.images if src.startswith("data:image/png;base64,") and len(src) > 5000]
+    assert len(plots) == 3
+    probe = json.loads(page.text["probe"])
+    assert probe["y"] > 0 and abs(probe["top"]) < 2  # the link opens at the sample browser, not at the top
+    assert probe["plot"] > 1100  # plots take the content width at 1280 px
+    assert page.text["link-notice"] == ""
+
+    wrong = dom(f"#bank={gt.stem}&k=7&seed=1&item={items[2].id}")  # no K=7 in this eval
+    assert wrong.text["link-notice"] == ("The link asks for k=7, which this report does not have; showing k=2 "
+                                         "instead.")
+    assert wrong.text["sample-question"] == items[2].question and "K=2" in wrong.text["sample-view"]
+    assert "bank=nope" in dom("#bank=nope&k=0").text["link-notice"]
+    zero = dom(f"#bank=none&k=0&seed=0&item={items[1].id}")  # the data label of zero-shot, in older links
+    assert zero.text["link-notice"] == "" and "zero-shot, K=0" in zero.text["sample-view"]
+    assert "zero-shot" in zero.text["pick-bank"] and "none" not in zero.text["pick-bank"]
+
+    shot = tmp_path / "shot.png"  # the top of the page (headless screenshots of a scrolled page come out blank)
+    subprocess.run([*base, f"--screenshot={shot}", report.resolve().as_uri()], capture_output=True,
                    timeout=240, check=True)
     import matplotlib.image
 
     pixels = matplotlib.image.imread(shot)[..., :3]
-    assert pixels.shape[:2] == (1600, 1200)
+    assert pixels.shape[:2] == (1000, 1280)
     ink = (pixels < 0.9).any(axis=-1).mean()
     assert 0.05 < ink < 0.9, f"screenshot looks blank or solid: {ink:.1%} non-white pixels"
+
+
+def test_a_results_folder_carries_its_items_and_reports_without_a_data_dir(results, tmp_path, monkeypatch, capsys):
+    folder, _, _, items = results
+    stored = pq.read_table(folder / "items.parquet").to_pylist()
+    assert stored == [{"item_id": p.id, "question": p.question, "gold": p.answer, "subject": p.subject}
+                      for p in items]
+    mailed = tmp_path / "mailed"  # moved away from its banks and the datasets
+    shutil.copytree(folder, mailed)
+    monkeypatch.delenv("MANYSHOT_DATA_DIR", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)  # no ./data here
+    assert main(["report", str(mailed)]) == 0
+    data = embedded_samples((mailed / "report.html").read_text())["evals"][0]
+    assert data["questions"] == {p.id: p.question for p in items}
+    assert set(data["prompt_check"]["none-s0-k0"].values()) == {"matches"}  # zero-shot prompts need no bank
+
+    (mailed / "items.parquet").unlink()  # a folder from before items.parquet: the data dir is needed again
+    assert main(["report", str(mailed)]) == 2
+    assert "no data dir given" in capsys.readouterr().err
+    assert main(["report", str(mailed), "--data-dir", str(DATA_DIR)]) == 0
+    data = embedded_samples((mailed / "report.html").read_text())["evals"][0]
+    assert data["questions"] == {p.id: p.question for p in items}
 
 
 def test_ablation_report_finds_moved_banks_and_says_when_one_is_missing(tmp_path, monkeypatch):
