@@ -31,12 +31,11 @@ import numpy as np
 import pandas as pd
 
 from flows.core.errors import UserError
-from flows.evaluate.metrics import item_scores, line_label
+from flows.evaluate.metrics import ZERO_SHOT, item_scores, line_label
 from flows.evaluate.shotcounts import label_key
 
 Z_ALPHA = 1.959963984540054  # two-sided 5% level
 Z_POWER = 0.8416212335729143  # 80% power
-ZERO_SHOT = "none"  # the bank label of the K=0 cell
 COLUMNS = ["metric", "comparison", "k_label", "a", "a_source", "b", "b_source", "b_k_label", "items", "accuracy_a",
            "accuracy_b", "difference", "ci_low", "ci_high", "a_better", "b_better", "p_value", "discordance",
            "detectable"]
@@ -119,7 +118,7 @@ def cell_scores(results: pd.DataFrame, column: str) -> dict[tuple[str, str], tup
 def paired_differences(results: pd.DataFrame, *, resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Every paired comparison of a sweep's result rows (strict and flexible): each pair of bank lines at the same
     K label (``comparison`` "banks", ``a`` before ``b`` in label order) and each line's K against zero-shot
-    (``comparison`` "zero-shot", ``b`` = "none" at ``b_k_label`` "0"). Columns: :data:`COLUMNS`."""
+    (``comparison`` "zero-shot", ``b`` = "zero-shot" at ``b_k_label`` "0"). Columns: :data:`COLUMNS`."""
     rows = []
     for metric in ("strict", "flexible"):
         cells = cell_scores(results, f"correct_{metric}")

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import gsm8k_solver
-from flows.build.flow import BuildSpec, Selection, build_bank
+from flows.build import BuildSpec, Selection, build_bank
 from flows.evaluate.flow import EvalSpec, evaluate, items_digest, stale_cell
 from flows.core.problem import Problem
 from generators.fake import FakeGenerator

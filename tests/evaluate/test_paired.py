@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from conftest import DATA_DIR
-from flows.build.flow import BuildSpec, Selection, build_bank
+from flows.build import BuildSpec, Selection, build_bank
 from flows.core.data import load_problems, select
-from flows.evaluate.flow import EvalError, EvalSpec, evaluate
+from flows.evaluate import EvalError, EvalSpec, evaluate
 from flows.evaluate.paired import (PairedError, against, detectable_difference, items_needed, markdown, mcnemar_exact,
                           paired_bootstrap, paired_differences, read_paired, reference_line)
 from generators.fake import FakeGenerator
@@ -72,7 +72,7 @@ def test_paired_differences_average_seeds_per_item_and_count_only_common_items()
     assert (banks.a_better, banks.b_better) == (1, 2)  # item 3 for gt; 2 (1 against 0.5) and 4 (0.5 against 0) for rf
     assert banks.difference == pytest.approx(0) and banks.p_value == pytest.approx(mcnemar_exact(1, 2)) == 1.0
     assert banks.discordance == pytest.approx(3 / 4)
-    gt = strict.loc[("gt", "none")]
+    gt = strict.loc[("gt", "zero-shot")]
     assert gt.comparison == "zero-shot" and gt.b_k_label == "0" and gt["items"] == 5
     assert gt.difference == pytest.approx((1 + 0.5) / 5) and (gt.a_better, gt.b_better) == (2, 0)
     assert gt.p_value == pytest.approx(0.5) and gt.ci_low <= gt.difference <= gt.ci_high
