@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-TASKS = ("math", "gsm8k")
+TASKS = ("math", "number")
 MODES = ("strict", "flexible")
 MAX_BARE_CHARS = 1_000
 _CLOSING_CHARS = 300
@@ -149,7 +149,7 @@ def _for_task(answer: str | None, task: str) -> str | None:
     if answer is None or not answer.strip():
         return None
     answer = answer.strip()
-    if task == "gsm8k" and not re.fullmatch(r"[-+$\\0-9.,\s{}!]+", answer):
+    if task == "number" and not re.fullmatch(r"[-+$\\0-9.,\s{}!]+", answer):
         return _gsm8k_number(answer) or answer
     return answer
 
