@@ -37,6 +37,7 @@ from flows.retries import retry_model_errors
 from flows.schema import SHOT_SCHEMA, to_table
 from flows.shots import BuildError, ChunkResult, ChunkStats, Provenance, Rounds
 from flows.sources import MODES, Chunk, ShotSource, chunks, source_for
+from flows.tasks import task as get_task
 from generators import Generator, GeneratorConfig, load_generator
 
 __all__ = ["MODES", "BuildError", "BuildSpec", "Selection", "build_bank", "chunks", "sharded"]
@@ -76,7 +77,7 @@ class BuildSpec:
             config.pop("limit")
         if self.require_valid_steps:  # only when set, so banks built without it keep their keys
             config["require_valid_steps"] = True
-        return config | self.source.key_config(self)
+        return config | self.source.key_config(self) | get_task(self.selection.task).key_config()
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_model_errors)
@@ -222,6 +223,10 @@ def plan(spec: BuildSpec, data_dir: str | None, out: str | None) -> Plan:
     built, the source's shared state (and the problems left to build)."""
     if spec.require_valid_steps and not spec.source.checks_steps:
         raise BuildError(f"require_valid_steps applies to reinforced builds, not {spec.mode!r}")
+    task_def = get_task(spec.selection.task)
+    if spec.mode == "ground-truth" and not task_def.has_rationale:
+        raise BuildError(f"{task_def.source}: a ground-truth bank needs gold rationales; this task file has no "
+                         "[fields] rationale (build reinforced, unsupervised or generated banks instead)")
     root = Path(out) if out else banks.DEFAULT_ROOT
     problems = load_selection(spec, data_dir)
     key_config = spec.key_config() | {"problems": banks.config_key([(p.id, p.answer) for p in problems])}
@@ -236,7 +241,9 @@ def plan(spec: BuildSpec, data_dir: str | None, out: str | None) -> Plan:
 
 def provenance(spec: BuildSpec, data_dir: str | None) -> Provenance:
     """A new run's provenance; the model is filled in where a chunk runs (:func:`run_chunk`)."""
-    prov = Provenance(run_id=str(uuid.uuid4()), dataset=f"{spec.selection.task}:{data_source(data_dir)}",
+    task_def = get_task(spec.selection.task)
+    where = f"{Path(task_def.source).name}@{task_def.digest}" if task_def.source else data_source(data_dir)
+    prov = Provenance(run_id=str(uuid.uuid4()), dataset=f"{spec.selection.task}:{where}",
                       split=spec.selection.split)
     return spec.source.provenance(spec, prov)
 
@@ -249,6 +256,8 @@ def finish(spec: BuildSpec, work: Plan, table: pa.Table, stats: list[ChunkStats]
     report = build_report(spec.source, work.problems, table, stats)
     meta = {"config": work.key_config | {"task": spec.selection.task, "model": table_models(table)},
             "created_at": datetime.now(timezone.utc).isoformat(), "run_id": run_id, "report": report}
+    if get_task(spec.selection.task).definition is not None:
+        meta["task_definition"] = dict(get_task(spec.selection.task).definition)
     if not banks.publish_bank(work.path, table, meta):
         print(f"bank already built by a concurrent run: {work.path}")
         return str(work.path)

@@ -43,6 +43,8 @@ from flows.retries import retry_model_errors
 from flows.schema import RESULT_SCHEMA, to_table, validate
 from flows.selection import SelectionError, ShotSelector, make_selectors, parse_select
 from flows.shotcounts import MAX, Resolution, ShotCount, ShotCountError, parse_shots, resolve_max
+from flows.taskfile import write_task_definition
+from flows.tasks import task as get_task
 from generators import Generator, Sampling, load_generator, prompt_hash
 
 DEFAULT_ROOT = Path("runs") / "evals"
@@ -72,13 +74,14 @@ class EvalSpec:
         """The eval folder key: the items, model, sampling and verifier. Banks, shots, seeds, selections and
         orders are left out: each cell is a file of its own named after them in the folder's ``cells/``, so any
         sweep over the same items reuses every cell another sweep finished."""
-        config = asdict(self) | {"verifier": verifiers.VERSION}
+        config = asdict(self) | {"verifier": verifiers.VERSION} | get_task(self.task).key_config()
         per_cell = ("banks", "shots", "seeds", "select", "orders", "embedder")
         return banks.config_key({k: v for k, v in config.items() if k not in per_cell})
 
     def run_key(self) -> str:
         """The key of this sweep's run folder (``runs/<run key>`` in the eval folder): everything, banks by label."""
-        config = asdict(self) | {"verifier": verifiers.VERSION, "banks": [Path(b).stem for b in self.banks]}
+        config = asdict(self) | {"verifier": verifiers.VERSION, "banks": [Path(b).stem for b in self.banks]} | \
+            get_task(self.task).key_config()
         return banks.config_key(config)
 
 
@@ -162,8 +165,9 @@ def _score_cell(spec: EvalSpec, generator: Generator, cell: Cell, items: list[Pr
     responses = [(p, prompt, n, i, t) for p, prompt, n, c in zip(items, prompts, tokens, completions)
                  for i, t in enumerate(c.texts)]
     pairs = [(p.answer, t) for p, _, _, _, t in responses]
-    strict = verifiers.verify_many(pairs, task=spec.task, mode="strict")
-    flexible = verifiers.verify_many(pairs, task=spec.task, mode="flexible")
+    fmt, questions = get_task(spec.task).fmt, [p.question for p, _, _, _, _ in responses]
+    strict = verifiers.verify_many(pairs, fmt, mode="strict", questions=questions)
+    flexible = verifiers.verify_many(pairs, fmt, mode="flexible", questions=questions)
     now = datetime.now(timezone.utc)
     source = cell.view.source if cell.view else "zero-shot"
     transfer = bool(cell.view and cell.view.task != spec.task)
@@ -375,6 +379,7 @@ def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], ski
             tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
             banks.atomic_write(results, tmp / "results.parquet")
             result.write(tmp)
+            write_task_definition(tmp, spec.task)
             if result.orders is not None:
                 result.orders.to_csv(tmp / "orders.csv", index=False)
                 plot_orders(frame, tmp / "orders.png", title=f"{result.title}: shot orders")

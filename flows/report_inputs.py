@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from flows.bank import read_bank
 from flows.metrics import with_labels
 from flows.results import Skipped, from_meta, parse_summary_lines, skipped_and_notes
+from flows.taskfile import register_from_folder
 
 ANALYSIS_SUFFIXES = (".png", ".svg", ".csv", ".md", ".txt")
 
@@ -126,6 +127,7 @@ def _read_eval_folder(folder: Path) -> EvalPart:
     if not summary_csv.exists():
         raise ReportError(f"{folder} has results.parquet but no summary.csv")
     skipped, notes = _skipped_and_notes(folder)
+    register_from_folder(folder)  # a task file's eval: its test questions come from the file's data
     task = str(results["task"].iloc[0]) if len(results) else "?"
     results, other = default_selection(results)
     if other:
@@ -220,6 +222,7 @@ def _read_ablation(folder: Path, bank_dirs: Sequence[Path]) -> Inputs:
             results = pd.DataFrame()
         else:
             eval_folders.append(eval_folder)
+            register_from_folder(eval_folder)
             results, other = default_selection(_cell_rows(eval_folder, part_summary))
             notes += [other] if other else []
         evals.append(EvalPart(task, eval_folder, part_summary.reset_index(drop=True), results, entry["skipped"], notes))
