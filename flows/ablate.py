@@ -26,6 +26,7 @@ from flows.progress import current, tracking
 from flows.results import EvalResult
 from flows.report_artifacts import publish_report_artifacts
 from flows.shots import BuildError
+from flows.taskfile import resolve
 from generators import load_generator
 
 BANK_KEYS = (BUILD_KEYS - {"model"}) | {"name"}
@@ -61,6 +62,10 @@ def load_spec(path: str | Path) -> dict[str, Any]:
     for e in spec["evals"]:
         if set(e) - EVAL_ENTRY_KEYS or set(e.get("banks", names)) - set(names):
             raise BuildError(f"{path}: eval {e.get('task')}: unknown keys or bank names in {e}")
+    for entry in (*spec["banks"], *spec["evals"]):  # task files are relative to the spec
+        if isinstance(entry.get("task"), str):
+            entry["task"] = resolve(entry["task"], Path(path).parent,
+                                    allow_unparsed=bool(spec.get("allow_unparsed", False)))
     return spec
 
 

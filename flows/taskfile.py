@@ -294,12 +294,19 @@ def is_task_file(ref: str) -> bool:
 def resolve(ref: str, base: Path | str | None = None, *, allow_unparsed: bool = False) -> str:
     """The registered task name for ``ref``: a built-in or already resolved name, or a task file (relative to
     ``base``, default the working directory), which is read, checked and registered."""
-    from flows.tasks import register, task
+    from flows.tasks import TASKS, register, task
 
     if not is_task_file(ref):
         return task(ref).name
-    path = Path(ref) if Path(ref).is_absolute() else Path(base or ".") / ref
-    return register(load_task_file(path, allow_unparsed=allow_unparsed))
+    path = (Path(ref) if Path(ref).is_absolute() else Path(base or ".") / ref).resolve()
+    stat = path.stat() if path.is_file() else None
+    key = (str(path), stat and (stat.st_mtime_ns, stat.st_size), allow_unparsed)
+    if stat is None or key not in _RESOLVED or dict.get(TASKS, _RESOLVED[key]) is None:
+        _RESOLVED[key] = register(load_task_file(path, allow_unparsed=allow_unparsed))
+    return _RESOLVED[key]
+
+
+_RESOLVED: dict[tuple, str] = {}  # (path, file stat, allow_unparsed) -> name: a file is read once per process
 
 
 TASK_JSON = "task.json"  # beside an eval's results: the task file it ran on, for reports and analyses

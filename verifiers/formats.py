@@ -91,7 +91,12 @@ def check_mode(mode: str) -> None:
 
 
 def _resolve(fmt, task) -> Format:
-    return Format.of(task if task is not None else fmt)
+    if task is None:
+        return Format.of(fmt)
+    try:
+        return Format.of(task)
+    except ValueError:
+        raise ValueError(f"unknown task {task!r}; expected an answer format, one of {FORMATS}") from None
 
 
 def verify(gold: str, pred: str, fmt: Format | str = "math", *, mode: str = "strict",
