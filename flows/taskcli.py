@@ -8,8 +8,9 @@ from typing import Sequence
 
 import verifiers
 from flows.data import load_problems
-from flows.taskfile import TaskFileError, read_spec, resolve
+from flows.taskfile import TaskFileError, is_task_file, load_task_file, read_spec
 from flows.tasks import BUILTIN, TASKS
+from flows.tasks import task as get_task
 
 SHOWN = 3
 
@@ -20,8 +21,12 @@ def _messages(prompt: list[dict]) -> str:
 
 def check_command(ref: str, *, allow_unparsed: bool = False, data_dir: str | None = None) -> str:
     """Validate a task (file or name) and its data; describe splits, prompts, parsed gold answers, unparsed rows."""
-    task = TASKS[resolve(ref, allow_unparsed=allow_unparsed)]
-    splits = {s: load_problems(task.name, s, data_dir) for s in ("train", "test")}
+    if is_task_file(ref):  # read, not registered: checking a file never clashes with a task of the same name
+        task = load_task_file(ref, allow_unparsed=allow_unparsed)
+        splits = {s: list(task.problems[s]) for s in ("train", "test")}
+    else:
+        task = get_task(ref)
+        splits = {s: load_problems(task.name, s, data_dir) for s in ("train", "test")}
     out = [f"task: {task.name}" + (f" ({task.source}, definition {task.digest})" if task.source else " (built in)"),
            f"answer format: {task.fmt.name}" + (f" {json.dumps(task.fmt.options())}" if task.fmt.options() else "")]
     if task.definition:

@@ -84,9 +84,9 @@ class Registry(dict):
 
 def register(found: Task) -> str:
     """Add a task file's task to :data:`TASKS` (and to :data:`TASK_FILES_ENV`); return its name. A name taken by
-    a built-in task or by a different definition is refused."""
+    a built-in task or by another file is refused; the same file re-read replaces its task."""
     have = dict.get(TASKS, found.name)
-    if have is not None and have.digest != found.digest:
+    if have is not None and have.digest != found.digest and have.source != found.source:
         what = "a built-in task" if have.source is None else f"the task of {have.source}"
         raise DataError(f"{found.source}: name {found.name!r} is already {what}; give this task another name")
     TASKS[found.name] = found

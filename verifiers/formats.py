@@ -22,6 +22,8 @@ from typing import Iterable
 from verifiers import grader, textual
 from verifiers.extract import MODES
 from verifiers.extract import extract_answer as _extract_math
+from verifiers.normalize import normalize
+from verifiers.numeric import parse_number
 from verifiers.steps import StepReport
 from verifiers.steps import check_steps as _check_steps
 from verifiers.verdict import Verdict
@@ -144,7 +146,10 @@ def parse_gold(gold: str, fmt: Format | str, question: str | None = None) -> str
     f = Format.of(fmt)
     if f.name in ARITHMETIC:
         verdict = grader.verify(gold, gold, f.name)
-        return verdict.extracted if verdict.correct else None
+        if not verdict.correct or f.name == "math":
+            return verdict.extracted if verdict.correct else None
+        number = normalize(verdict.extracted or "", "number").removesuffix("\\%")
+        return verdict.extracted if parse_number(number) is not None else None
     return textual.parse_gold(gold, f, question)
 
 
