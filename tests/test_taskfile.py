@@ -157,3 +157,20 @@ def test_resolve_registers_by_name_and_refuses_a_builtin_name(tmp_path):
     (tmp_path / "x" / "gsm8k.toml").write_text(TOML.replace('name = "apples"', 'name = "gsm8k"'))
     with pytest.raises(DataError, match="already a built-in task"):
         resolve(str(tmp_path / "x" / "gsm8k.toml"))
+
+
+def test_ablation_specs_and_pipeline_configs_take_task_files_relative_to_themselves(tmp_path):
+    from flows.ablate import load_spec
+    from flows.schedule import bank_job_spec, load_pipeline
+
+    write(tmp_path / "tasks", TOML.replace('"apples"', '"apples-ablate"'))
+    (tmp_path / "spec.toml").write_text('[[banks]]\nname = "r"\nmode = "reinforced"\ntask = "tasks/apples.toml"\n'
+                                        '[[evals]]\ntask = "tasks/apples.toml"\nbanks = ["r"]\n')
+    spec = load_spec(tmp_path / "spec.toml")
+    assert spec["banks"][0]["task"] == spec["evals"][0]["task"] == "apples-ablate"
+    (tmp_path / "pipeline.toml").write_text('[[jobs]]\nname = "b"\nkind = "bank"\nmode = "reinforced"\n'
+                                            'task = "tasks/apples.toml"\ncron = "0 3 * * *"\n')
+    job = load_pipeline(tmp_path / "pipeline.toml").jobs[0]
+    assert Path(job["task"]).is_absolute()
+    build, _ = bank_job_spec(job, "embedded")
+    assert build.selection.task == "apples-ablate" and "task_definition" in build.key_config()
