@@ -131,3 +131,9 @@ def test_verify_many_pairs_questions_with_answers():
     assert [v.correct for v in verdicts] == [True, False]
     with pytest.raises(ValueError, match="questions"):
         verifiers.verify_many([("A", "A")], "choice", questions=[])
+
+
+def test_bare_word_lists_are_answers_not_responses():
+    words = "apple banana cherry damson elder fig"
+    assert verifiers.parse_gold(words, "exact") == words and ok(words, words, Format("exact"))
+    assert ok(words, f"Sorting them.\nSo the answer is {words}.", Format("exact"))

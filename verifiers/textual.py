@@ -12,7 +12,7 @@ import re
 import string
 from typing import TYPE_CHECKING
 
-from verifiers.extract import is_response, last_boxed
+from verifiers.extract import MAX_BARE_CHARS, last_boxed
 from verifiers.sanitize import InputRejected, check_answer_length, clean_text
 from verifiers.verdict import Verdict
 
@@ -41,6 +41,14 @@ def _committed(text: str) -> str | None:
     if last is None:
         return None
     return text[last.end():].split("\n", 1)[0]
+
+
+def is_response(text: str) -> bool:
+    """A whole response rather than a bare answer: several lines, a committed answer, or long. (Unlike math
+    answers, a bare word list or label is prose, so prose alone does not make a response.)"""
+    text = text.strip()
+    return "\n" in text or len(text) > MAX_BARE_CHARS or _PHRASE.search(text) is not None or "\\boxed" in text \
+        or "\\fbox" in text
 
 
 def _last_line(text: str) -> str | None:
