@@ -205,7 +205,9 @@ def verify(gold: str, pred: str, fmt: "Format", mode: str, question: str | None 
         return Verdict(False, "rejected", None, str(exc))
     response = is_response(pred_text)
     extracted = extract(pred_text, fmt, mode, question) if response else _bare(pred_text, fmt, question)
-    how = ("bare" if not response else "committed" if _committed(pred_text) is not None else "flexible")
+    how = "bare" if not response else "committed" if _committed(pred_text) is not None else "flexible"
+    if extracted is None and not response and mode == "flexible":  # one line of prose: read it like a response
+        extracted, how = extract(pred_text, fmt, mode, question), "flexible"
     if extracted is None:
         return Verdict(False, "no_answer", None, "no_final_answer")
     try:
