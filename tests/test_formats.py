@@ -137,3 +137,19 @@ def test_bare_word_lists_are_answers_not_responses():
     words = "apple banana cherry damson elder fig"
     assert verifiers.parse_gold(words, "exact") == words and ok(words, words, Format("exact"))
     assert ok(words, f"Sorting them.\nSo the answer is {words}.", Format("exact"))
+
+
+@pytest.mark.parametrize("fmt", [Format("choice"), TF, Format("exact")])
+def test_long_runs_are_linear(fmt):
+    import time
+
+    start = time.monotonic()
+    for pred in ("The answer is " + " " * 300_000 + "x", "The answer is " + "*" * 300_000 + "x",
+                 "(" + "A" * 300_000, "not " * 90_000 + "True"):
+        verifiers.verify("(B)" if fmt.name == "choice" else "True", pred, fmt, mode="flexible")
+    assert time.monotonic() - start < 5
+
+
+def test_wrapped_answers_are_unwrapped_and_brackets_kept():
+    assert ok("} ] )", "The answer is `} ] )`", Format("exact"))
+    assert ok("True", "The answer is $\\text{True}$", TF) and ok("(B)", "The answer is **\\textbf{(B)}**", "choice")

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from verifiers.formats import Format
 
 _PHRASE = re.compile(r"(?i)\banswer\b[*_\s]*(?:is\b[*_\s]*:?|:|=)[*_\s]*")
-_WRAPPERS = re.compile(r"^(?:[*_`\"'\s]|\$|\\text\{|\\textbf\{|\\mathrm\{)+|(?:[*_`\"'\s}]|\$)+$")
+_WRAPPING = " \t\r\n*_`\"'$"  # markdown emphasis, code, quotes and math dollars around an answer
+_TEXT_COMMANDS = ("\\text{", "\\textbf{", "\\mathrm{")
 _OPTION_LINE = re.compile(r"(?m)^[ \t]*(?:\(([A-Z])\)|([A-Z])[.):])[ \t]+(\S[^\n]*?)[ \t]*$")
 _PAREN_LETTER = re.compile(r"\(([A-Z])\)")
 _LEAD_LETTER = re.compile(r"^(?:(?:option|choice)\s+)?\(?([A-Z])(?:\)|(?![A-Za-z0-9]))", re.IGNORECASE)
@@ -57,7 +58,15 @@ def _last_line(text: str) -> str | None:
 
 
 def _unwrap(span: str) -> str:
-    return _WRAPPERS.sub("", span.strip()).strip()
+    """``span`` without the emphasis, quotes, dollars and ``\\text{...}`` wrapped around it (linear time)."""
+    span = span.strip(_WRAPPING)
+    opened = 0
+    while span.startswith(_TEXT_COMMANDS):
+        span = span[span.index("{") + 1:].strip(_WRAPPING)
+        opened += 1
+    for _ in range(opened):
+        span = span.rstrip(_WRAPPING).removesuffix("}")
+    return span.strip(_WRAPPING)
 
 
 # --- choice ------------------------------------------------------------------------------------------------
