@@ -177,15 +177,21 @@ def _split_rows(problems: list[Problem], split_table: Mapping, path: Path) -> di
 
 def _problems(name: str, rows: list[Row], split: str, fields: Mapping[str, str]) -> list[tuple[str, Problem]]:
     out = []
+    needed = {c for key, template in fields.items() for c in template_columns(template, f"[fields] {key}")}
     for where, row in rows:
-        q, a = render(fields["question"], row), render(fields["answer"], row)
+        missing = sorted(needed - set(row))
+        if missing:
+            raise TaskFileError(f"{where}: no column(s) {missing} in this row (it has {list(row)})")
+        try:
+            text = {key: render(template, row) for key, template in fields.items()}
+        except (ValueError, IndexError) as exc:
+            raise TaskFileError(f"{where}: a [fields] template cannot render this row ({exc})") from None
+        q, a, rationale, group = text["question"], text["answer"], text.get("rationale"), text.get("group")
         if not q:
             raise TaskFileError(f"{where}: the question renders empty")
         if not a:
             raise TaskFileError(f"{where}: the answer renders empty")
-        rationale = render(fields["rationale"], row) if "rationale" in fields else None
-        pid = f"{name}/{render(fields['id'], row)}" if "id" in fields else content_id(name, q)
-        group = render(fields["group"], row) if "group" in fields else None
+        pid = f"{name}/{text['id']}" if "id" in fields else content_id(name, q)
         out.append((where, Problem(id=pid, task=name, split=split, question=q, solution=rationale or None,
                                    answer=a, subject=group or None)))
     return out
@@ -201,10 +207,6 @@ def _check_columns(rows: dict[str, list[Row]], fields: Mapping[str, str], path: 
                 if column not in columns:
                     raise TaskFileError(f"{path}: [fields] {key} = {template!r} names column {column!r}, which "
                                         f"{part[0][0]} does not have; columns: {columns}")
-        for where, row in part:
-            missing = [c for c in columns if c not in row]
-            if missing and any(c in template for c in missing for template in fields.values()):
-                raise TaskFileError(f"{where}: missing column(s) {missing}")
 
 
 def load_data(spec: Mapping, path: Path, *, allow_unparsed: bool = False) -> tuple[TaskData, verifiers.Format, dict]:

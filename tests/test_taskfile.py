@@ -89,6 +89,10 @@ def test_malformed_jsonl_names_file_and_line(tmp_path):
         "{Answer}", "{a}").replace('group = "{Kind}"\n', "")
     rows = "".join(json.dumps({"q": f"What is {i} + 1?", "a": i + 1}) + "\n" for i in range(9)) + "{oops\n"
     assert "apples.jsonl:10: not valid JSON" in error(write(tmp_path, toml, rows, "apples.jsonl"))
+    rows = rows.replace("{oops\n", json.dumps({"q": "What is 1 + 1?"}) + "\n")
+    assert "apples.jsonl:10: no column(s) ['a'] in this row" in error(write(tmp_path, toml, rows, "apples.jsonl"))
+    bad_spec = toml.replace('answer = "{a}"', 'answer = "{a:.2f}"')
+    assert "apples.jsonl:1: a [fields] template cannot render" in error(write(tmp_path, bad_spec, rows, "apples.jsonl"))
 
 
 def test_unparsed_gold_answers_refused_over_a_few_percent_or_skipped_on_request(tmp_path):
