@@ -27,6 +27,7 @@ from flows.runtime.interrupt import CellsInterrupted
 from flows.runtime.progress import current, tracking
 from flows.evaluate.results import EvalResult
 from flows.report.artifacts import publish_report_artifacts
+from flows.core.taskfile import resolve
 from generators import load_generator
 
 BANK_KEYS = (BUILD_KEYS - {"model"}) | {"name"}
@@ -63,6 +64,10 @@ def load_spec(path: str | Path) -> dict[str, Any]:
     for e in spec["evals"]:
         if set(e) - EVAL_ENTRY_KEYS or set(e.get("banks", names)) - set(names):
             raise BuildError(f"{path}: eval {e.get('task')}: unknown keys or bank names in {e}")
+    for entry in (*spec["banks"], *spec["evals"]):  # task files are relative to the spec
+        if isinstance(entry.get("task"), str):
+            entry["task"] = resolve(entry["task"], Path(path).parent,
+                                    allow_unparsed=bool(spec.get("allow_unparsed", False)))
     return spec
 
 

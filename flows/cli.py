@@ -1,5 +1,5 @@
 """The ``manyshot`` command line: bank build/list/show/export/diff, eval, ablate, run (the main job), serve, deploy,
-report, analyze."""
+report, analyze, task check/list."""
 from __future__ import annotations
 
 import argparse
@@ -37,7 +37,10 @@ def _words(text: str) -> tuple[str, ...]:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", choices=tuple(TASKS), required=True)
+    p.add_argument("--task", required=True, metavar="TASK",
+                   help=f"a built-in task ({', '.join(TASKS)}) or a task file (.toml, see docs/tasks.md)")
+    p.add_argument("--allow-unparsed", action="store_true",
+                   help="task files: skip rows whose gold answer does not parse under the declared format")
     p.add_argument("--data-dir", default=None, help="folder with {gsm8k,math}/{train,test}.jsonl "
                    "(default: $MANYSHOT_DATA_DIR, else ./data if it holds them, else the Hugging Face hub)")
     p.add_argument("--model", default="embedded", help="embedded, embedded-tiny, an HF model id or a local path")
@@ -148,6 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="bank (label or ablation spec name) to show paired differences against (default: the "
                     "ground-truth bank, else the first)")
 
+    t = sub.add_parser("task", help="check and list tasks (built-in and task files)").add_subparsers(
+        dest="task_command", required=True)
+    tc = t.add_parser("check", help="validate a task file and its data; print what was understood")
+    tc.add_argument("file", help="a task file (.toml) or a built-in task name")
+    tc.add_argument("--allow-unparsed", action="store_true", help="skip rows whose gold answer does not parse")
+    tc.add_argument("--data-dir", default=None, help="datasets folder, for built-in tasks")
+    tl = t.add_parser("list", help="the built-in tasks and the task files in the given folders or files")
+    tl.add_argument("paths", nargs="*", default=None, help="task files or folders holding them (default: . and ./tasks)")
+
     an = sub.add_parser("analyze", help="analyses of a finished eval or ablation (tables and plots in its folder)")
     an_sub = an.add_subparsers(dest="analysis", required=True)
     sim = an_sub.add_parser("similarity",
@@ -196,7 +208,9 @@ def _analyze_similarity(args) -> str:
 def _bank_build(args) -> str:
     from flows.build.flow import build_bank
     from flows.config import BUILD_KEYS, build_spec
+    from flows.core.taskfile import resolve
 
+    args.task = resolve(args.task, allow_unparsed=args.allow_unparsed)
     spec = build_spec({k: v for k, v in vars(args).items() if k in BUILD_KEYS}, "manyshot bank build")
     return build_bank(spec, data_dir=args.data_dir, out=args.out, generator=_generator(args))
 
@@ -212,7 +226,9 @@ def _generator(args):
 def _eval(args) -> str:
     from flows.config import EVAL_KEYS, eval_spec
     from flows.evaluate.flow import evaluate
+    from flows.core.taskfile import resolve
 
+    args.task = resolve(args.task, allow_unparsed=args.allow_unparsed)
     spec = eval_spec({k: v for k, v in vars(args).items() if k in EVAL_KEYS}, "manyshot eval")
     return str(evaluate(spec, data_dir=args.data_dir, out=args.out, generator=_generator(args)).folder)
 
@@ -241,6 +257,8 @@ def _bank_show(args) -> None:
     print(f"sources: {df['source'].value_counts().to_dict()}")
     for key in ("config", "run_id", "created_at", "report"):
         print(f"{key}: {json.dumps(meta.get(key), indent=1, default=str)}")
+    if meta.get("task_definition"):
+        print(f"task definition: {json.dumps(meta['task_definition'], indent=1)}")
     print(f"provenance: model={df['model'].iloc[0]} template={df['template_id'].iloc[0]} "
           f"verifier={df['verifier_version'].iloc[0]} split={df['split'].iloc[0]}")
     from flows.build.bank_report import step_summary
@@ -336,6 +354,11 @@ def main(argv: list[str] | None = None) -> int:
 
             print(write_report(args.dir, args.out, data_dir=args.data_dir, bank_dirs=args.bank_dir,
                                limits=Limits(items=args.sample_items), reference=args.reference))
+        elif args.command == "task":
+            from flows.taskcli import check_command, list_command
+
+            print(check_command(args.file, allow_unparsed=args.allow_unparsed, data_dir=args.data_dir)
+                  if args.task_command == "check" else list_command(args.paths))
         elif args.command == "analyze":
             print(_analyze_nll(args) if args.analysis == "nll" else _analyze_similarity(args))
     except USER_ERRORS as exc:

@@ -28,7 +28,8 @@ from flows.ablate import BANK_KEYS, load_spec, run_ablation
 from flows.core.specs import BuildError, BuildSpec, KEEP_POLICIES
 from flows.config import build_spec, eval_spec
 from flows.build.sources import REFRESH_MODES
-from flows.core.tasks import TASKS
+from flows.core.problem import DataError
+from flows.core.taskfile import is_task_file, resolve
 
 KINDS = ("bank", "eval", "ablation")
 TOP_KEYS = {"out", "data_dir", "model", "endpoints", "timezone", "jobs"}
@@ -129,8 +130,10 @@ def check_job(job: dict[str, Any], where: str = "job", scheduled: bool = True) -
         _check_value(where, key, value)
     if scheduled:
         check_cron(where, job["cron"], job.get("timezone", "UTC"))
-    if job.get("task", "gsm8k") not in TASKS:
-        raise PipelineError(f"{where}: task {job['task']!r} is not one of {list(TASKS)}")
+    try:
+        resolve(job.get("task", "gsm8k"))  # a built-in name or a task file (absolute: load_pipeline made it so)
+    except DataError as exc:
+        raise PipelineError(f"{where}: task {job['task']!r}: {exc}") from None
     if kind == "bank":
         if job["mode"] not in REFRESH_MODES:
             raise PipelineError(f"{where}: mode {job['mode']!r} cannot be refreshed incrementally; "
@@ -151,6 +154,8 @@ def check_job(job: dict[str, Any], where: str = "job", scheduled: bool = True) -
 def bank_job_spec(job: dict[str, Any], model: str) -> tuple[BuildSpec, int]:
     """The BuildSpec of a bank job and its number of workers."""
     entry = {k: v for k, v in job.items() if k in BANK_KEYS | {"chunk_size"} and k != "name"}
+    if "task" in entry:
+        entry["task"] = resolve(entry["task"])
     return build_spec(entry | {"model": job.get("model", model)}, f"job {job.get('name')}"), job.get("workers", 1)
 
 
@@ -176,6 +181,8 @@ def load_pipeline(path: str | Path) -> Pipeline:
     tz = raw.get("timezone", "UTC")
     checked, names = [], set()
     for i, job in enumerate(jobs, start=1):
+        if isinstance(job, dict) and isinstance(job.get("task"), str) and is_task_file(job["task"]):
+            job = job | {"task": str((path.parent / job["task"]).resolve())}  # relative to the config
         job = dict(check_job({"timezone": tz} | job if isinstance(job, dict) else job, f"{path}: job #{i}"))
         if job["name"] in names:
             raise PipelineError(f"{path}: job name {job['name']!r} is used twice; names must be unique")
@@ -265,6 +272,7 @@ def scheduled_eval(job: dict, out: str, data_dir: str | None = None, model: str 
 
     check_job(job, scheduled=False)
     entry = {k: v for k, v in job.items() if k in KIND_KEYS["eval"]}
+    entry["task"] = resolve(entry["task"])
     spec = eval_spec(entry | {"banks": resolve_banks(job.get("banks", []), out), "model": job.get("model", model)},
                      f"job {job.get('name')}")
     ref = _generator_config(job, model, endpoints)

@@ -21,7 +21,7 @@ import re
 
 from verifiers.commit import asked, boxes, checking, final_box, quoted, stated_value, trailing_group, withdrawn
 
-TASKS = ("math", "gsm8k")
+TASKS = ("math", "number")
 MODES = ("strict", "flexible")
 MAX_BARE_CHARS = 1_000
 _CLOSING_CHARS = 300
@@ -131,7 +131,7 @@ def _for_task(answer: str | None, task: str) -> str | None:
     if answer is None or not answer.strip():
         return None
     answer = answer.strip()
-    if task == "gsm8k" and not re.fullmatch(r"[-+$\\0-9.,\s{}!]+", answer):
+    if task == "number" and not re.fullmatch(r"[-+$\\0-9.,\s{}!]+", answer):
         return _gsm8k_number(answer) or answer
     return answer
 

@@ -123,7 +123,7 @@ def verify(gold: str, pred: str, task: str = "math", *, mode: str = "strict",
            timeout_s: float = DEFAULT_TIMEOUT_S) -> Verdict:
     """Judge ``pred`` (a bare answer or a whole response) against the reference ``gold``.
 
-    ``task`` is ``"math"`` or ``"gsm8k"``; ``mode`` (``"strict"``/``"flexible"``) controls
+    ``task`` is ``"math"`` or ``"number"``; ``mode`` (``"strict"``/``"flexible"``) controls
     extraction from whole responses; ``timeout_s`` bounds the symbolic check, whose overrun
     gives ``error="timeout"``. Never raises for bad answer text; raises ValueError/TypeError for
     bad arguments (unknown task or mode, non-string inputs).

@@ -102,7 +102,7 @@ def _strip_units(text: str) -> str:
 
 
 def _numbers(text: str, task: str) -> str:
-    if task == "gsm8k":
+    if task == "number":
         text = re.sub(r"(?<=[0-9])(?:,|\{,\})(?=[0-9]{3})", "", text)
     if _THOUSANDS_COMMA.fullmatch(text) or _THOUSANDS_SPACE.fullmatch(text):
         return text.replace("{,}", "").replace(",", "").replace(" ", "")

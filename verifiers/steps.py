@@ -44,7 +44,7 @@ from verifiers.arith import (BOUND, BOXED, CMD, CUR, EQ, FRAC, LP, NUM, OP, PUNC
 
 MAX_CHARS = 20_000
 MAX_CLAIMS = 400
-TASKS = ("gsm8k", "math")
+TASKS = ("number", "math")
 UNIT = "unit"
 SYM = "sym"
 
@@ -111,7 +111,7 @@ def format_value(value: Fraction) -> str:
     return f"{value} (~{float(value):.6g})"
 
 
-def check_steps(rationale: str, task: str = "gsm8k") -> StepReport:
+def check_steps(rationale: str, task: str = "number") -> StepReport:
     """Check every arithmetic claim of ``rationale`` (see the module docstring for the rules)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r} for check_steps; expected one of {TASKS}")
@@ -144,7 +144,7 @@ def _is_comparison(tokens: list[Tok], i: int) -> bool:
 def _classify(tokens: list[Tok], task: str) -> None:
     """Mark word operators, unit words and numbers glued to letters (``2x``, ``5kg``, ``3rd``)."""
     for i, t in enumerate(tokens):
-        if t.kind == WORD and task == "gsm8k" and t.text.lower() in _WORD_OPS and _word_op(tokens, i):
+        if t.kind == WORD and task == "number" and t.text.lower() in _WORD_OPS and _word_op(tokens, i):
             t.kind = OP
     for i, t in enumerate(tokens):
         if t.kind == OP and task == "math" and t.text in ("*", "\\ast"):
@@ -157,7 +157,7 @@ def _classify(tokens: list[Tok], task: str) -> None:
     for i, t in enumerate(tokens):
         if t.kind == NUM and _glued(tokens, i):
             t.kind = SYM
-    for i in range(1, len(tokens) if task == "gsm8k" else 0):  # MATH text writes units with \text
+    for i in range(1, len(tokens) if task == "number" else 0):  # MATH text writes units with \text
         end = tokens[i - 1].kind in (NUM, CUR, UNIT) and _unit_end(tokens, i)
         if end:
             for k in range(i, end):
@@ -234,8 +234,8 @@ def _boundary_ok(tok: Tok | None, neighbour: Tok, task: str, *, after: Tok | Non
         return True
     touching = not (neighbour.gap if tok.start < neighbour.start else tok.gap)
     if tok.kind == WORD:  # prose, unless it touches the operand or is a MATH variable
-        return not touching and (task == "gsm8k" or len(tok.text) > 1)
-    if tok.kind == PUNCT and tok.text in _SAFE_PUNCT | ({"!"} if task == "gsm8k" else set()):
+        return not touching and (task == "number" or len(tok.text) > 1)
+    if tok.kind == PUNCT and tok.text in _SAFE_PUNCT | ({"!"} if task == "number" else set()):
         glued = after is not None and not (after.gap if after.start > tok.start else tok.gap)
         return not (touching and glued and after.kind in (NUM, WORD, CMD, SYM))  # "3:30", "0.\overline{3}"
     return False

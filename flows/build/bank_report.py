@@ -20,6 +20,17 @@ def _yield_by(problems: Sequence[Problem], solved: set[str], attr: str) -> dict[
     return {k: f"{ok[k]}/{n} ({ok[k] / n:.0%})" for k, n in sorted(tried.items())}
 
 
+def step_format(task: str) -> verifiers.Format:
+    """The answer format whose step rules apply to a bank's rationales: its task's, or (a task file this process
+    cannot resolve) none, so nothing is recomputed for it."""
+    from flows.core.tasks import TASKS
+
+    try:
+        return TASKS[task].fmt
+    except KeyError:
+        return verifiers.Format("exact")
+
+
 def step_summary(table: pa.Table, examples: int = 3, *, recompute: bool = False) -> dict[str, Any]:
     """Shots whose rationale has a wrong arithmetic step (``steps_wrong > 0``), and where the first few are.
 
@@ -33,14 +44,14 @@ def step_summary(table: pa.Table, examples: int = 3, *, recompute: bool = False)
         rows = [r for r in rows if r["steps_wrong"] is not None]
     else:
         for r in rows:
-            report = verifiers.check_steps(r["rationale"], r["task"])
+            report = verifiers.check_steps(r["rationale"], step_format(r["task"]))
             r["steps_checked"], r["steps_wrong"] = report.checked, report.wrong
     if not rows:
         return {}
     wrong = [r for r in rows if r["steps_wrong"] > 0]
     shown = []
     for r in wrong[:examples]:
-        claims = verifiers.check_steps(r["rationale"], r["task"]).wrong_claims
+        claims = verifiers.check_steps(r["rationale"], step_format(r["task"])).wrong_claims
         shown.append(f"{r['problem_id']}: " + "; ".join(c.describe() for c in claims[:2]))
     return {"steps checked": sum(r["steps_checked"] for r in rows),
             "shots with a wrong step": f"{len(wrong)} of {len(rows)} ({len(wrong) / len(rows):.1%})",

@@ -40,6 +40,7 @@ from flows.build.sources import MODES, Chunk, chunks, key_config, source_for
 from generators import Generator, GeneratorConfig, load_generator
 
 __all__ = ["MODES", "build_bank", "chunks", "sharded"]
+from flows.core.tasks import task as get_task
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_model_errors)
@@ -185,6 +186,10 @@ def plan(spec: BuildSpec, data_dir: str | None, out: str | None) -> Plan:
     built, the source's shared state (and the problems left to build)."""
     if spec.require_valid_steps and not source_for(spec.mode).checks_steps:
         raise BuildError(f"require_valid_steps applies to reinforced builds, not {spec.mode!r}")
+    task_def = get_task(spec.selection.task)
+    if spec.mode == "ground-truth" and not task_def.has_rationale:
+        raise BuildError(f"{task_def.source}: a ground-truth bank needs gold rationales; this task file has no "
+                         "[fields] rationale (build reinforced, unsupervised or generated banks instead)")
     root = Path(out) if out else banks.DEFAULT_ROOT
     problems = load_selection(spec, data_dir)
     bank_config = key_config(spec) | {"problems": config_key([(p.id, p.answer) for p in problems])}
@@ -199,7 +204,9 @@ def plan(spec: BuildSpec, data_dir: str | None, out: str | None) -> Plan:
 
 def provenance(spec: BuildSpec, data_dir: str | None) -> Provenance:
     """A new run's provenance; the model is filled in where a chunk runs (:func:`run_chunk`)."""
-    prov = Provenance(run_id=str(uuid.uuid4()), dataset=f"{spec.selection.task}:{data_source(data_dir)}",
+    task_def = get_task(spec.selection.task)
+    where = f"{Path(task_def.source).name}@{task_def.digest}" if task_def.source else data_source(data_dir)
+    prov = Provenance(run_id=str(uuid.uuid4()), dataset=f"{spec.selection.task}:{where}",
                       split=spec.selection.split)
     return source_for(spec.mode).provenance(spec, prov)
 
@@ -212,6 +219,8 @@ def finish(spec: BuildSpec, work: Plan, table: pa.Table, stats: list[ChunkStats]
     report = build_report(source_for(spec.mode), work.problems, table, stats)
     meta = {"config": work.key_config | {"task": spec.selection.task, "model": table_models(table)},
             "created_at": datetime.now(timezone.utc).isoformat(), "run_id": run_id, "report": report}
+    if get_task(spec.selection.task).definition is not None:
+        meta["task_definition"] = dict(get_task(spec.selection.task).definition)
     if not banks.publish_bank(work.path, table, meta):
         print(f"bank already built by a concurrent run: {work.path}")
         return str(work.path)

@@ -102,17 +102,19 @@ class Provenance:
 
 def ground_truth_rows(problems: Sequence[Problem], prov: Provenance) -> ChunkResult:
     rationales = [TASKS[p.task].gold_rationale(p) for p in problems]
-    verdicts = verifiers.verify_many([(p.answer, r) for p, r in zip(problems, rationales)], task=problems[0].task)
+    fmt = TASKS[problems[0].task].fmt
+    verdicts = verifiers.verify_many([(p.answer, r) for p, r in zip(problems, rationales)], fmt,
+                                     questions=[p.question for p in problems])
     rows = [prov.row(p, "ground-truth", rationale=r, answer=p.answer, verifier_method=v.method,
-                     **step_counts(r, p.task)) for p, r, v in zip(problems, rationales, verdicts)]
+                     **step_counts(r, fmt)) for p, r, v in zip(problems, rationales, verdicts)]
     return ChunkResult(rows, ChunkStats(tried=len(problems), kept=len(rows),
                                         self_check_failed=sum(not v.correct for v in verdicts),
                                         methods=Counter(v.method for v in verdicts)))
 
 
-def step_counts(rationale: str, task: str) -> dict[str, int]:
+def step_counts(rationale: str, fmt: verifiers.Format) -> dict[str, int]:
     """The shot columns ``steps_checked`` / ``steps_wrong`` of a rationale (:func:`verifiers.check_steps`)."""
-    report = verifiers.check_steps(rationale, task)
+    report = verifiers.check_steps(rationale, fmt)
     return {"steps_checked": report.checked, "steps_wrong": report.wrong}
 
 
@@ -156,7 +158,7 @@ def reinforce_chunk(generator: Generator, problems: Sequence[Problem], make_prom
     Every kept shot records its step check (``steps_checked``, ``steps_wrong``). With ``require_valid_steps`` a
     correct rationale with a wrong step is not kept, so a problem whose only correct rationales have wrong
     steps stays unsolved in that round and is sampled again in the next one."""
-    task = problems[0].task
+    fmt = TASKS[problems[0].task].fmt
     seen: dict[str, set[str]] = {p.id: set() for p in problems}
     rows: list[dict] = []
     unsolved = list(problems)
@@ -170,12 +172,13 @@ def reinforce_chunk(generator: Generator, problems: Sequence[Problem], make_prom
         if len(completions) != len(unsolved):
             raise BuildError(f"model returned {len(completions)} completions for {len(unsolved)} prompts")
         pairs = [(p.answer, t) for p, c in zip(unsolved, completions) for t in c.texts]
-        verdicts = iter(verifiers.verify_many(pairs, task=task))
+        questions = [p.question for p, c in zip(unsolved, completions) for _ in c.texts]
+        verdicts = iter(verifiers.verify_many(pairs, fmt, questions=questions))
         still = []
         for p, c in zip(unsolved, completions):
             judged = [(t, next(verdicts)) for t in c.texts]
             _count(stats, c, judged)
-            steps = {t: step_counts(t.strip(), task) for t, v in judged if v.correct}
+            steps = {t: step_counts(t.strip(), fmt) for t, v in judged if v.correct}
             if require_valid_steps:
                 stats.wrong_step_rejected += sum(s["steps_wrong"] > 0 for s in steps.values())
                 judged = [(t, v) for t, v in judged if not (t in steps and steps[t]["steps_wrong"])]

@@ -25,7 +25,7 @@ from flows.core.schema import Shot
 from flows.core.specs import BuildError, BuildSpec, config_key
 from flows.build.rounds import ChunkResult, ChunkStats, Provenance, ground_truth_rows, reinforce_chunk, \
     template_prompt, unsupervised_rows
-from flows.core.tasks import TASKS
+from flows.core.tasks import TASKS, task as get_task
 from generators import Generator, Sampling
 from generators.prompts import Template
 
@@ -224,11 +224,11 @@ def source_for(mode: str) -> ShotSource:
 
 def key_config(spec: BuildSpec, with_limit: bool = True) -> dict:
     """Everything that changes a bank's content, and nothing else: the selection, the verifier, the chunking
-    and the mode's own part (:meth:`ShotSource.key_config`)."""
+    the mode's own part (:meth:`ShotSource.key_config`) and a task file's definition (:meth:`Task.key_config`)."""
     config = {"mode": spec.mode, **asdict(spec.selection), "verifier": verifiers.VERSION,
               "chunk_size": spec.chunk_size}
     if not with_limit:
         config.pop("limit")
     if spec.require_valid_steps:  # only when set, so banks built without it keep their keys
         config["require_valid_steps"] = True
-    return config | source_for(spec.mode).key_config(spec)
+    return config | source_for(spec.mode).key_config(spec) | get_task(spec.selection.task).key_config()

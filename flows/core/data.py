@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from flows.core.problem import DataError, Problem
-from flows.core.tasks import TASKS, task as get_task
+from flows.core.tasks import BUILTIN, TASKS, task as get_task
 
 SPLITS = ("train", "test")
 
@@ -24,7 +24,7 @@ LOCAL_DATA_DIR = Path("data")  # local dataset copies, relative to the working d
 
 def has_data_layout(folder: Path) -> bool:
     """Whether ``folder`` holds at least one ``{gsm8k,math}/{train,test}.jsonl`` file."""
-    return any((folder / task / f"{split}.jsonl").is_file() for task in TASKS for split in SPLITS)
+    return any((folder / task / f"{split}.jsonl").is_file() for task in BUILTIN for split in SPLITS)
 
 
 def default_data_dir() -> Path | None:
@@ -108,9 +108,11 @@ def read_hub(task: str, split: str) -> list[Problem]:
 def load_problems(task: str, split: str, data_dir: Path | str | None = None) -> list[Problem]:
     """All problems of ``task``/``split``, from :func:`data_root` (``data_dir``, MANYSHOT_DATA_DIR, ``./data``)
     or the hub."""
-    get_task(task)
+    own = get_task(task).problems  # a task file's problems (its data lives beside the file, not in data_dir)
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; expected one of {SPLITS}")
+    if own is not None:
+        return list(own[split])
     root = data_root(data_dir)
     if root is None:
         return read_hub(task, split)

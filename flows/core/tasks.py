@@ -1,17 +1,20 @@
 """Tasks: everything manyshot knows about one dataset, in one frozen record per task.
 
 A :class:`Task` holds the dataset ids and row parsing, the answer format the prompts ask for, the worked
-examples and the generation template, the format of a gold rationale, and the shape a generated query must
-have. ``TASKS`` is the registry: adding a task is one entry here (plus its rules in ``verifiers``, which
-grade answers by task name).
+examples and the generation template, the format of a gold rationale, the shape a generated query must
+have, and the answer format ``verifiers`` grades with. ``TASKS`` is the registry: the built-in tasks here, and the
+task files a process resolved (:mod:`flows.core.taskfile`), which carry their own problems, definition and digest.
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
+import verifiers
 from flows.core.problem import DataError, Problem, content_id
 from generators.prompts import ANSWER_FORMAT, FEW_SHOT, MINERVA_MATH, Template
 
@@ -24,7 +27,7 @@ class Task:
     name: str
     title: str                                            # the dataset's name in exports ("GSM8K")
     hub: Mapping[str, tuple[str, str | None, str]]         # split -> (hub repo, config, hub split)
-    parse: Callable[[dict, str, str], Problem | None]     # (row, split, where) -> Problem; None skips the row
+    parse: Callable[[dict, str, str], Problem | None] | None  # (row, split, where) -> Problem; None skips the row
     answer_format: str                                    # the system instruction: how to end an answer
     demos: tuple[tuple[str, str], ...]                    # worked examples (unsupervised prompts' solved turns)
     cot_id: str                                           # the few-shot generation template: id and examples
@@ -33,19 +36,64 @@ class Task:
     query_shape: Callable[[str], str | None]              # a generated query's task-specific cut, or None
     license: str
     license_note: str
+    fmt: verifiers.Format = verifiers.Format("math")       # the answer format verifiers grade with
+    has_rationale: bool = True                            # gold rationales exist (ground-truth banks possible)
+    source: str | None = None                             # a task file's path (None: built in)
+    definition: Mapping[str, Any] | None = None           # a task file's resolved definition (provenance)
+    digest: str | None = None                             # its hash: part of bank and eval keys
+    problems: Mapping[str, tuple[Problem, ...]] | None = None  # a task file's problems per split
+    unparsed: tuple = ()                                  # a task file's rows skipped for an unparsed gold answer
+    allow_unparsed: bool = False
+
+    def key_config(self) -> dict:
+        """What a task adds to bank and eval keys: nothing for a built-in task (their keys stay as they were)."""
+        return {"task_definition": self.digest} if self.digest else {}
 
     def template(self, few_shot: bool) -> Template:
         """The zero-shot or few-shot chain-of-thought template for rationale generation."""
-        if not few_shot:
+        if not few_shot or not self.cot_examples:  # a task file without worked examples: zero-shot
             return Template(id=f"{self.name}-cot-zeroshot-v1", task=self.name, system=self.answer_format)
         return Template(id=self.cot_id, task=self.name, system=self.answer_format, examples=self.cot_examples)
 
 
 def task(name: str) -> Task:
     """The registered task ``name``; a :class:`DataError` naming the known ones otherwise."""
-    if name not in TASKS:
-        raise DataError(f"unknown task {name!r}; expected one of {tuple(TASKS)}")
-    return TASKS[name]
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise DataError(f"unknown task {name!r}; expected one of {tuple(TASKS)} or a task file (.toml)") from None
+
+
+TASK_FILES_ENV = "MANYSHOT_TASK_FILES"  # task files this process resolved, for the processes it starts
+
+
+class Registry(dict):
+    """Tasks by name. A name this process has not resolved is looked up in the task files a parent process
+    resolved (:data:`TASK_FILES_ENV`), so Dask workers and flow-run subprocesses know a user's task too."""
+
+    def __missing__(self, name: str) -> Task:
+        from flows.core.taskfile import load_task_file
+
+        for entry in json.loads(os.environ.get(TASK_FILES_ENV, "[]")):
+            if entry["name"] == name:
+                found = load_task_file(entry["path"], allow_unparsed=entry["allow_unparsed"])
+                self[name] = found
+                return found
+        raise KeyError(name)
+
+
+def register(found: Task) -> str:
+    """Add a task file's task to :data:`TASKS` (and to :data:`TASK_FILES_ENV`); return its name. A name taken by
+    a built-in task or by another file is refused; the same file re-read replaces its task."""
+    have = dict.get(TASKS, found.name)
+    if have is not None and have.digest != found.digest and have.source != found.source:
+        what = "a built-in task" if have.source is None else f"the task of {have.source}"
+        raise DataError(f"{found.source}: name {found.name!r} is already {what}; give this task another name")
+    TASKS[found.name] = found
+    entries = [e for e in json.loads(os.environ.get(TASK_FILES_ENV, "[]")) if e["name"] != found.name]
+    entries.append({"name": found.name, "path": found.source, "allow_unparsed": found.allow_unparsed})
+    os.environ[TASK_FILES_ENV] = json.dumps(entries)
+    return found.name
 
 
 def cot_template(name: str, few_shot: bool) -> Template:
@@ -107,19 +155,22 @@ def math_query(text: str) -> str:
     return text
 
 
-TASKS: dict[str, Task] = {
+TASKS: dict[str, Task] = Registry({
     "gsm8k": Task(
         name="gsm8k", title="GSM8K",
         hub={"train": ("openai/gsm8k", "main", "train"), "test": ("openai/gsm8k", "main", "test")},
         parse=gsm8k_problem, answer_format=ANSWER_FORMAT["gsm8k"], demos=FEW_SHOT["gsm8k"],
         cot_id="gsm8k-cot-fewshot-v1", cot_examples=FEW_SHOT["gsm8k"],
         gold_rationale=gsm8k_rationale, query_shape=gsm8k_query, license="mit",
-        license_note="GSM8K (openai/grade-school-math) is MIT-licensed, Copyright (c) 2021 OpenAI."),
+        license_note="GSM8K (openai/grade-school-math) is MIT-licensed, Copyright (c) 2021 OpenAI.",
+        fmt=verifiers.Format("number")),
     "math": Task(
         name="math", title="MATH",
         hub={"train": ("hendrycks/competition_math", None, "train"), "test": ("HuggingFaceH4/MATH-500", None, "test")},
         parse=math_problem, answer_format=ANSWER_FORMAT["math"], demos=FEW_SHOT["math"],
         cot_id="math-cot-minerva4-v1", cot_examples=MINERVA_MATH,
         gold_rationale=math_rationale, query_shape=math_query, license="mit",
-        license_note="MATH (Hendrycks et al. 2021) and the MATH500 split (openai/prm800k) are MIT-licensed."),
-}
+        license_note="MATH (Hendrycks et al. 2021) and the MATH500 split (openai/prm800k) are MIT-licensed.",
+        fmt=verifiers.Format("math")),
+})
+BUILTIN = tuple(TASKS)

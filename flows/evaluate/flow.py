@@ -45,12 +45,13 @@ from flows.core.schema import RESULT_SCHEMA, to_table, validate
 from flows.evaluate.shot_selection import SelectionError, ShotSelector, make_selectors, parse_select
 from flows.core.specs import MAX, EvalError, EvalSpec, config_key, ShotCount, ShotCountError, parse_shots
 from flows.evaluate.shotcounts import Resolution, resolve_max
-from flows.core import tasks
 from flows.evaluate.items import ITEMS_FILE, items_table
 from generators import Generator, Sampling, load_generator, prompt_hash
 
 DEFAULT_ROOT = Path("runs") / "evals"
 ITEMS_FIELD = b"manyshot.items"  # a cell file's Parquet metadata: the items digest it was computed on
+from flows.core.taskfile import write_task_definition
+from flows.core.tasks import task as get_task
 
 
 @dataclass(frozen=True)
@@ -110,9 +111,10 @@ def items_digest(items: list[Problem]) -> str:
 
 
 def task_digest(name: str) -> str:
-    """The content key of what a task puts into eval prompts (its answer instruction and worked examples)."""
-    spec = tasks.task(name)
-    return config_key({"answer_format": spec.answer_format, "demos": spec.demos})
+    """The content key of what a task puts into eval prompts (its answer instruction and worked examples) and, for a
+    task file, its whole definition (file and data content)."""
+    spec = get_task(name)
+    return config_key({"answer_format": spec.answer_format, "demos": spec.demos} | spec.key_config())
 
 
 def stale_cell(path: Path, items: list[Problem], digest: str) -> str | None:
@@ -162,8 +164,9 @@ def _score_cell(spec: EvalSpec, generator: Generator, cell: Cell, items: list[Pr
                  for p, prompt, n, c, ids in zip(items, prompts, tokens, completions, chosen)
                  for i, t in enumerate(c.texts)]
     pairs = [(p.answer, t) for p, _, _, _, t, _ in responses]
-    strict = verifiers.verify_many(pairs, task=spec.task, mode="strict")
-    flexible = verifiers.verify_many(pairs, task=spec.task, mode="flexible")
+    fmt, questions = get_task(spec.task).fmt, [p.question for p, _, _, _, _, _ in responses]
+    strict = verifiers.verify_many(pairs, fmt, mode="strict", questions=questions)
+    flexible = verifiers.verify_many(pairs, fmt, mode="flexible", questions=questions)
     now = datetime.now(timezone.utc)
     source = cell.view.source if cell.view else "zero-shot"
     transfer = bool(cell.view and cell.view.task != spec.task)
@@ -409,6 +412,7 @@ def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], ski
             banks.atomic_write(results, tmp / "results.parquet")
             pq.write_table(items_table(items), tmp / ITEMS_FILE)
             result.write(tmp)
+            write_task_definition(tmp, spec.task)
             if result.orders is not None:
                 result.orders.to_csv(tmp / "orders.csv", index=False)
                 plot_orders(frame, tmp / "orders.png", title=f"{result.title}: shot orders")

@@ -21,7 +21,8 @@ import pyarrow as pa
 import yaml
 
 from flows.runtime.banks import BankError, read_bank
-from flows.core.tasks import TASKS
+from flows.core.tasks import BUILTIN, TASKS, Task
+from flows.core.taskfile import from_definition
 
 DATA_FILE = "data/train-00000-of-00001.parquet"
 EXPORT_ENTRIES = {"README.md", "data"}
@@ -55,27 +56,31 @@ def _values(table: pa.Table, column: str) -> Counter:
     return Counter(v for v in table.column(column).to_pylist() if v is not None)
 
 
-def _task(table: pa.Table, path: Path) -> str:
+def _task(table: pa.Table, path: Path, meta: dict[str, Any]) -> Task:
+    """The bank's one task: registered, or described by the task definition its metadata records."""
     tasks = sorted(_values(table, "task"))
-    if len(tasks) != 1 or tasks[0] not in TASKS:
-        raise ExportError(f"{path} holds shots of tasks {tasks}; an export needs one of {sorted(TASKS)}")
-    return tasks[0]
+    if len(tasks) == 1 and meta.get("task_definition"):
+        return from_definition(meta["task_definition"])
+    if len(tasks) != 1 or tasks[0] not in BUILTIN:
+        raise ExportError(f"{path} holds shots of tasks {tasks}; an export needs one of {sorted(BUILTIN)} or a "
+                          "bank built from a task file")
+    return TASKS[tasks[0]]
 
 
 def card_metadata(table: pa.Table, meta: dict[str, Any], path: Path) -> dict[str, Any]:
     """The card's YAML front matter."""
-    task = _task(table, path)
+    task = _task(table, path, meta)
     modes = sorted(_values(table, "source"))
     splits = sorted(_values(table, "split"))
     return {
-        "pretty_name": f"{TASKS[task].title} {'/'.join(modes)} shot bank ({path.stem})",
-        "license": TASKS[task].license,
+        "pretty_name": f"{task.title} {'/'.join(modes)} shot bank ({path.stem})",
+        "license": task.license,
         "language": ["en"],
         "task_categories": ["text-generation", "question-answering"],
         "size_categories": [size_category(table.num_rows)],
-        "source_datasets": sorted({TASKS[task].hub[s][0] for s in splits if s in TASKS[task].hub}),
+        "source_datasets": sorted({task.hub[s][0] for s in splits if s in task.hub}),
         "tags": list(dict.fromkeys(["manyshot", "many-shot-icl", "in-context-learning", "chain-of-thought", "math",
-                                    task, *modes])),
+                                    task.name, *modes])),
         "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}],
     }
 
@@ -122,14 +127,14 @@ def dataset_card(table: pa.Table, meta: dict[str, Any], path: Path, where: str) 
     """The README.md of an export: YAML front matter, then provenance, build report and how to load
     (from ``where``: the hub repo id or the folder)."""
     front = card_metadata(table, meta, path)
-    task = _task(table, path)
+    task = _task(table, path, meta)
     modes = sorted(_values(table, "source"))
     problems = len(set(table.column("problem_id").to_pylist()))
     report = meta.get("report") or {}
     sections = [
         f"---\n{yaml.safe_dump(front, sort_keys=False, allow_unicode=True)}---",
         f"# {front['pretty_name']}",
-        f"{table.num_rows} shots for {problems} {TASKS[task].title} problems, built with "
+        f"{table.num_rows} shots for {problems} {task.title} problems, built with "
         f"manyshot for many-shot in-context learning (Agarwal et al. 2024). "
         + " ".join(f"`{m}`: {MODES.get(m, 'shots of this source')}." for m in modes),
         "## How to load",
@@ -149,7 +154,7 @@ def dataset_card(table: pa.Table, meta: dict[str, Any], path: Path, where: str) 
         "## Columns",
         "\n".join(f"- `{f.name}`: {f.type}" for f in table.schema),
         "## License",
-        f"`{front['license']}`, the license of the source dataset. {TASKS[task].license_note} "
+        f"`{front['license']}`, the license of the source dataset. {task.license_note} "
         "Model-written rationales and problems are subject to the generating model's terms.",
     ]
     return "\n\n".join(sections) + "\n"

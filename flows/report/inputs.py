@@ -28,6 +28,7 @@ from flows.core.errors import UserError
 from flows.runtime.banks import read_bank
 from flows.evaluate.metrics import with_labels
 from flows.evaluate.results import Skipped, from_meta, parse_summary_lines, skipped_and_notes
+from flows.core.taskfile import register_from_folder
 
 ANALYSIS_SUFFIXES = (".png", ".svg", ".csv", ".md", ".txt")
 
@@ -129,6 +130,7 @@ def _read_eval_folder(folder: Path) -> EvalPart:
     if not summary_csv.exists():
         raise ReportError(f"{folder} has results.parquet but no summary.csv")
     skipped, notes = _skipped_and_notes(folder)
+    register_from_folder(folder)  # a task file's eval: its test questions come from the file's data
     task = str(results["task"].iloc[0]) if len(results) else "?"
     results, other = default_selection(results)
     if other:
@@ -226,6 +228,7 @@ def _read_ablation(folder: Path, bank_dirs: Sequence[Path]) -> Inputs:
             results = pd.DataFrame()
         else:
             eval_folders.append(eval_folder)
+            register_from_folder(eval_folder)
             results, other = default_selection(_cell_rows(eval_folder, part_summary))
             notes += [other] if other else []
         evals.append(EvalPart(task, eval_folder, part_summary.reset_index(drop=True), results, entry["skipped"], notes,
