@@ -15,6 +15,7 @@ from typing import Iterable, Sequence
 
 from flows.core.problem import DataError, Problem
 from flows.core.tasks import BUILTIN, TASKS, task as get_task
+import flows.core.taskfile  # noqa: F401  (sets the loader by which TASKS finds task files a parent process resolved)
 
 SPLITS = ("train", "test")
 

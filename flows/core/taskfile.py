@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 import verifiers
 from flows.core.problem import DataError, Problem, content_id
+from flows.core.tasks import TASKS, Task, register, set_file_loader, task
 from flows.core.taskdata import Row, read_hub_rows, read_rows, sha256_file
 from flows.core.taskprompt import examples_from, gold_rationale_for
 
@@ -263,8 +264,6 @@ def digest(definition: Mapping) -> str:
 
 def load_task_file(path: Path | str, *, allow_unparsed: bool = False):
     """The :class:`~flows.tasks.Task` a task file defines, its data read and checked."""
-    from flows.core.tasks import Task
-
     path = Path(path).resolve()
     spec = read_spec(path)
     data, fmt, data_def = load_data(spec, path, allow_unparsed=allow_unparsed)
@@ -296,8 +295,6 @@ def is_task_file(ref: str) -> bool:
 def resolve(ref: str, base: Path | str | None = None, *, allow_unparsed: bool = False) -> str:
     """The registered task name for ``ref``: a built-in or already resolved name, or a task file (relative to
     ``base``, default the working directory), which is read, checked and registered."""
-    from flows.core.tasks import TASKS, register, task
-
     if not is_task_file(ref):
         return task(ref).name
     path = (Path(ref) if Path(ref).is_absolute() else Path(base or ".") / ref).resolve()
@@ -316,8 +313,6 @@ TASK_JSON = "task.json"  # beside an eval's results: the task file it ran on, fo
 
 def write_task_definition(folder: Path, name: str) -> None:
     """Record a task file's path and definition in an eval run folder (nothing for a built-in task)."""
-    from flows.core.tasks import task
-
     found = task(name)
     if found.source is not None:
         record = {"name": name, "path": found.source, "allow_unparsed": found.allow_unparsed,
@@ -327,8 +322,6 @@ def write_task_definition(folder: Path, name: str) -> None:
 
 def register_from_folder(folder: Path) -> None:
     """Register the task file an eval run folder was made with, if it has one and it is not registered yet."""
-    from flows.core.tasks import TASKS
-
     record_path = Path(folder) / TASK_JSON
     if not record_path.is_file():
         return
@@ -339,8 +332,6 @@ def register_from_folder(folder: Path) -> None:
 
 def from_definition(definition: Mapping[str, Any]):
     """A task record from a bank's recorded definition (for its dataset card; no data, no grading)."""
-    from flows.core.tasks import Task
-
     data = definition.get("data", {})
     hub = ({s: (data["hub"], data.get("config"), v) for s, v in data.get("splits", {}).items()} if "splits" in data
            else {"train": (data["hub"], data.get("config"), data.get("split")),
@@ -353,3 +344,6 @@ def from_definition(definition: Mapping[str, Any]):
                              f"{str(data.get('sha256', ''))[:16] or 'see the task definition'}); its license is as "
                              "declared there.",
                 definition=definition, digest=digest(definition))
+
+
+set_file_loader(load_task_file)

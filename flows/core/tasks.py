@@ -67,16 +67,23 @@ def task(name: str) -> Task:
 TASK_FILES_ENV = "MANYSHOT_TASK_FILES"  # task files this process resolved, for the processes it starts
 
 
+FileLoader = Callable[..., "Task"]  # (path, *, allow_unparsed) -> Task
+_file_loader: list[FileLoader] = []  # set once by flows.core.taskfile (which imports this module, not the reverse)
+
+
+def set_file_loader(load: FileLoader) -> None:
+    _file_loader[:] = [load]
+
+
 class Registry(dict):
     """Tasks by name. A name this process has not resolved is looked up in the task files a parent process
-    resolved (:data:`TASK_FILES_ENV`), so Dask workers and flow-run subprocesses know a user's task too."""
+    resolved (:data:`TASK_FILES_ENV`), so Dask workers and flow-run subprocesses know a user's task too (read
+    with the loader :mod:`flows.core.taskfile` sets; :mod:`flows.core.data` imports it)."""
 
     def __missing__(self, name: str) -> Task:
-        from flows.core.taskfile import load_task_file
-
         for entry in json.loads(os.environ.get(TASK_FILES_ENV, "[]")):
-            if entry["name"] == name:
-                found = load_task_file(entry["path"], allow_unparsed=entry["allow_unparsed"])
+            if entry["name"] == name and _file_loader:
+                found = _file_loader[0](entry["path"], allow_unparsed=entry["allow_unparsed"])
                 self[name] = found
                 return found
         raise KeyError(name)

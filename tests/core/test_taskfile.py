@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from flows.build.sources import key_config
 from flows.cli import main
 from flows.taskcli import check_command, list_command
 from flows.core.problem import DataError
@@ -177,4 +178,4 @@ def test_ablation_specs_and_pipeline_configs_take_task_files_relative_to_themsel
     job = load_pipeline(tmp_path / "pipeline.toml").jobs[0]
     assert Path(job["task"]).is_absolute()
     build, _ = bank_job_spec(job, "embedded")
-    assert build.selection.task == "apples-ablate" and "task_definition" in build.key_config()
+    assert build.selection.task == "apples-ablate" and "task_definition" in key_config(build)

@@ -110,5 +110,5 @@ def test_issue27_rules_never_import_sympy():
         "assert verifiers.verify('11111100', '11,\\\\! 111,\\\\! 100').correct\n"
         "assert 'sympy' not in sys.modules and 'latex2sympy2_extended' not in sys.modules\n"
     )
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root, timeout=60)
