@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from flows.problem import DataError, Problem
 from flows.tasks import TASKS, task as get_task
+from generators.model_check import hub_reachable
 
 SPLITS = ("train", "test")
 
@@ -79,20 +79,11 @@ def _hub_offline() -> bool:
                for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
-def _hub_reachable(timeout_s: float = 3.0) -> bool:
-    """One quick connection attempt, so a machine without network fails fast instead of retrying."""
-    try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout_s).close()
-    except OSError:
-        return False
-    return True
-
-
 def read_hub(task: str, split: str) -> list[Problem]:
     repo, config, hub_split = TASKS[task].hub[split]
     hint = ("pass --data-dir DIR (or set MANYSHOT_DATA_DIR) pointing at {gsm8k,math}/{train,test}.jsonl, "
             "or put those files under ./data")
-    if _hub_offline() or not _hub_reachable():
+    if _hub_offline() or not hub_reachable():
         raise DataError(f"no data dir given and the Hugging Face hub is offline or unreachable; {hint}")
     import datasets
 
