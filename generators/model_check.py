@@ -37,10 +37,11 @@ def check_model(name: str) -> None:
         raise ModelNotAvailableError(unknown) from None
     if isinstance(try_to_load_from_cache(name, "config.json"), str):
         return
-    host = urlparse(constants.ENDPOINT).hostname or constants.ENDPOINT
+    endpoint = urlparse(constants.ENDPOINT)
+    host = endpoint.hostname or constants.ENDPOINT
     if hub_offline():
         raise ModelNotAvailableError(f"{unknown}; it is not in the Hugging Face cache and HF_HUB_OFFLINE is set")
-    if not hub_reachable(host):
+    if not hub_reachable(host, endpoint.port or (80 if endpoint.scheme == "http" else 443)):
         raise ModelNotAvailableError(f"{unknown}; it is not in the Hugging Face cache and {host} cannot be reached "
                                      "(no network connection)")
     try:
@@ -50,19 +51,20 @@ def check_model(name: str) -> None:
                                      "(hf auth login, or HF_TOKEN)") from None
     except RepositoryNotFoundError:
         raise ModelNotAvailableError(f"{unknown}; {host} has no model {name!r} either") from None
-    except OSError as exc:  # requests' connection and HTTP errors are OSErrors
+    except Exception as exc:  # the hub client's transport errors (httpx or requests, by version), as they are
         raise ModelNotAvailableError(f"could not look up model {name!r} on {host}: {exc}") from None
 
 
 def hub_offline() -> bool:
     """Whether the environment tells Hugging Face libraries to stay offline."""
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
-def hub_reachable(host: str = "huggingface.co", timeout_s: float = 3.0) -> bool:
+def hub_reachable(host: str = "huggingface.co", port: int = 443, timeout_s: float = 3.0) -> bool:
     """One quick connection attempt, so a machine without network fails fast instead of retrying."""
     try:
-        socket.create_connection((host, 443), timeout=timeout_s).close()
+        socket.create_connection((host, port), timeout=timeout_s).close()
     except OSError:
         return False
     return True
