@@ -17,13 +17,10 @@ RUN_DEFAULTS = {"task": "gsm8k", "bank_limit": 32, "samples": 4, "eval_limit": 2
 
 
 def _ints(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        values = (-1,)
-    if any(v < 0 for v in values):
+    words = [x.strip() for x in text.split(",") if x.strip()]
+    if not all(word.isdecimal() for word in words):
         raise argparse.ArgumentTypeError(f"expected comma-separated non-negative integers, got {text!r}")
-    return values
+    return tuple(int(word) for word in words)
 
 
 def _shots(text: str) -> tuple[int | str, ...]:
@@ -143,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--data-dir", default=None, help="datasets folder, for the test questions "
                     "(default: $MANYSHOT_DATA_DIR, else the Hugging Face hub)")
     rp.add_argument("--bank-dir", action="append", default=[], help="another folder to look for banks in (repeatable)")
-    rp.add_argument("--sample-items", type=NON_NEGATIVE, default=40, help="items per cell in the sample browser (default 40)")
+    rp.add_argument("--sample-items", type=NON_NEGATIVE, default=40,
+                    help="items per cell in the sample browser (default 40)")
 
     an = sub.add_parser("analyze", help="analyses of a finished eval or ablation (tables and plots in its folder)")
     an_sub = an.add_subparsers(dest="analysis", required=True)
@@ -162,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     nll = an_sub.add_parser("nll", help="gold-solution NLL vs K beside accuracy vs K (in-process vLLM engine)")
     nll.add_argument("dir", help="an eval results folder (runs/evals/...) or an ablation folder (runs/ablation-...)")
     nll.add_argument("--model", default="embedded", help="the model that scores (default embedded; use the eval's)")
-    nll.add_argument("--limit", type=POSITIVE, default=None, help="score the first N test items of each cell (default all)")
+    nll.add_argument("--limit", type=POSITIVE, default=None,
+                     help="score the first N test items of each cell (default all)")
     nll.add_argument("--data-dir", default=None, help="datasets folder, for the test questions and solutions")
     nll.add_argument("--bank-dir", action="append", default=[], help="another folder to look for banks in (repeatable)")
     for command in subcommands(parser):  # `manyshot eval ... --debug` as well as `manyshot --debug eval ...`
