@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from pathlib import Path
 
+from flows.cli_types import DEBUG_HELP, EXIT_CODES, NON_NEGATIVE, POSITIVE, Parser, subcommands, temperature
 from flows.core.schema import SOURCES
 from flows.core.tasks import TASKS
 
@@ -17,10 +19,10 @@ RUN_DEFAULTS = {"task": "gsm8k", "bank_limit": 192, "samples": 4, "rounds": 1, "
 
 
 def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    words = [x.strip() for x in text.split(",") if x.strip()]
+    if not all(word.isdecimal() for word in words):
+        raise argparse.ArgumentTypeError(f"expected comma-separated non-negative integers, got {text!r}")
+    return tuple(int(word) for word in words)
 
 
 def _shots(text: str) -> tuple[int | str, ...]:
@@ -54,28 +56,30 @@ def _no_progress(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="manyshot", description=__doc__)
+    parser = Parser(prog="manyshot", description=__doc__, epilog=EXIT_CODES,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     bank = sub.add_parser("bank", help="build and inspect shot banks").add_subparsers(dest="bank_command", required=True)
     b = bank.add_parser("build", help="build a shot bank (prints its path)")
     _common(b)
     b.add_argument("--mode", required=True, choices=SOURCES)
-    b.add_argument("--limit", type=int, default=S)
-    b.add_argument("--seed", type=int, default=S)
+    b.add_argument("--limit", type=POSITIVE, default=S)
+    b.add_argument("--seed", type=NON_NEGATIVE, default=S)
     b.add_argument("--subjects", type=_words, default=S)
     b.add_argument("--levels", type=_ints, default=S)
-    b.add_argument("--samples", type=int, default=S)
-    b.add_argument("--temperature", type=float, default=S)
-    b.add_argument("--retry-temperature", type=float, default=S)
-    b.add_argument("--max-tokens", type=int, default=S)
-    b.add_argument("--rounds", type=int, default=S)
+    b.add_argument("--samples", type=POSITIVE, default=S)
+    b.add_argument("--temperature", type=temperature, default=S)
+    b.add_argument("--retry-temperature", type=temperature, default=S)
+    b.add_argument("--max-tokens", type=POSITIVE, default=S)
+    b.add_argument("--rounds", type=POSITIVE, default=S)
     b.add_argument("--keep", choices=("first", "all-distinct"), default=S)
-    b.add_argument("--max-per-problem", type=int, default=S)
+    b.add_argument("--max-per-problem", type=POSITIVE, default=S)
     b.add_argument("--zero-shot", action="store_true", default=S, help="zero-shot CoT prompt instead of few-shot")
     b.add_argument("--iterate-from", default=S, help="reinforced bank to use as a many-shot prompt")
-    b.add_argument("--prompt-shots", type=int, default=S)
-    b.add_argument("--chunk-size", type=int, default=S)
+    b.add_argument("--prompt-shots", type=POSITIVE, default=S)
+    b.add_argument("--chunk-size", type=POSITIVE, default=S)
     b.add_argument("--require-valid-steps", action="store_true", default=S,
                    help="reinforced: drop correct rationales with a wrong arithmetic step (verifiers.check_steps)")
     b.add_argument("--out", default=None, help="banks folder (default runs/banks)")
@@ -93,23 +97,23 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument("a", help="older bank")
     df.add_argument("b", help="newer bank")
     df.add_argument("--json", action="store_true", help="the full diff as JSON")
-    df.add_argument("--limit", type=int, default=20, help="problems listed per section")
-    df.add_argument("--diffs", type=int, default=3, help="rationale diffs shown")
+    df.add_argument("--limit", type=NON_NEGATIVE, default=20, help="problems listed per section")
+    df.add_argument("--diffs", type=NON_NEGATIVE, default=3, help="rationale diffs shown")
 
     e = sub.add_parser("eval", help="many-shot evaluation of banks")
     _common(e)
     e.add_argument("--bank", dest="banks", type=_words, default=S, help="bank path(s), comma-separated")
     e.add_argument("--shots", type=_shots, default=S,
                    help="shot counts, e.g. 0,4,16,64,max (max: the largest K that fits the context, per bank and seed)")
-    e.add_argument("--seeds", type=int, default=S)
-    e.add_argument("--limit", type=int, default=S)
-    e.add_argument("--samples", type=int, default=S, help="samples per question (majority vote)")
-    e.add_argument("--temperature", type=float, default=S)
-    e.add_argument("--max-tokens", type=int, default=S)
+    e.add_argument("--seeds", type=POSITIVE, default=S)
+    e.add_argument("--limit", type=POSITIVE, default=S)
+    e.add_argument("--samples", type=POSITIVE, default=S, help="samples per question (majority vote)")
+    e.add_argument("--temperature", type=temperature, default=S)
+    e.add_argument("--max-tokens", type=POSITIVE, default=S)
     e.add_argument("--exclude-contaminated", action="store_true", default=S)
     e.add_argument("--select", type=_words, default=S,
                    help="shot selection, comma-separated: random, similar, diverse, complex (default random)")
-    e.add_argument("--orders", type=int, default=S,
+    e.add_argument("--orders", type=POSITIVE, default=S,
                    help="run each cell in N orders of the same K shots and report the accuracy spread (default 1)")
     e.add_argument("--embedder", choices=("auto", "minilm", "tfidf"), default=S,
                    help="question embeddings for --select similar/diverse (auto: MiniLM when installed, else TF-IDF)")
@@ -146,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--data-dir", default=None, help="datasets folder, for the test questions "
                     "(default: $MANYSHOT_DATA_DIR, else the Hugging Face hub)")
     rp.add_argument("--bank-dir", action="append", default=[], help="another folder to look for banks in (repeatable)")
-    rp.add_argument("--sample-items", type=int, default=40, help="items per cell in the sample browser (default 40)")
+    rp.add_argument("--sample-items", type=NON_NEGATIVE, default=40,
+                    help="items per cell in the sample browser (default 40)")
     rp.add_argument("--reference", default=None, metavar="LABEL",
                     help="bank (label or ablation spec name) to show paired differences against (default: the "
                     "ground-truth bank, else the first)")
@@ -177,9 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     nll = an_sub.add_parser("nll", help="gold-solution NLL vs K beside accuracy vs K (in-process vLLM engine)")
     nll.add_argument("dir", help="an eval results folder (runs/evals/...) or an ablation folder (runs/ablation-...)")
     nll.add_argument("--model", default="embedded", help="the model that scores (default embedded; use the eval's)")
-    nll.add_argument("--limit", type=int, default=None, help="score the first N test items of each cell (default all)")
+    nll.add_argument("--limit", type=POSITIVE, default=None,
+                     help="score the first N test items of each cell (default all)")
     nll.add_argument("--data-dir", default=None, help="datasets folder, for the test questions and solutions")
     nll.add_argument("--bank-dir", action="append", default=[], help="another folder to look for banks in (repeatable)")
+    for command in subcommands(parser):  # `manyshot eval ... --debug` as well as `manyshot --debug eval ...`
+        command.add_argument("--debug", action="store_true", default=S, help=DEBUG_HELP)
     return parser
 
 
@@ -205,14 +213,18 @@ def _analyze_similarity(args) -> str:
                       f"{written.cache_misses} computed", *(str(p) for p in written.paths)])
 
 
-def _bank_build(args) -> str:
-    from flows.build.flow import build_bank
+def _build_spec(args):
     from flows.config import BUILD_KEYS, build_spec
     from flows.core.taskfile import resolve
 
     args.task = resolve(args.task, allow_unparsed=args.allow_unparsed)
-    spec = build_spec({k: v for k, v in vars(args).items() if k in BUILD_KEYS}, "manyshot bank build")
-    return build_bank(spec, data_dir=args.data_dir, out=args.out, generator=_generator(args))
+    return build_spec({k: v for k, v in vars(args).items() if k in BUILD_KEYS}, "manyshot bank build")
+
+
+def _bank_build(args) -> str:
+    from flows.build import build_bank
+
+    return build_bank(_build_spec(args), data_dir=args.data_dir, out=args.out, generator=_generator(args))
 
 
 def _generator(args):
@@ -223,25 +235,33 @@ def _generator(args):
     return load_generator(args.model, endpoints=args.endpoint)
 
 
-def _eval(args) -> str:
+def _eval_spec(args):
     from flows.config import EVAL_KEYS, eval_spec
-    from flows.evaluate.flow import evaluate
     from flows.core.taskfile import resolve
 
     args.task = resolve(args.task, allow_unparsed=args.allow_unparsed)
-    spec = eval_spec({k: v for k, v in vars(args).items() if k in EVAL_KEYS}, "manyshot eval")
-    return str(evaluate(spec, data_dir=args.data_dir, out=args.out, generator=_generator(args)).folder)
+    return eval_spec({k: v for k, v in vars(args).items() if k in EVAL_KEYS}, "manyshot eval")
+
+
+def _eval(args) -> str:
+    from flows.evaluate import evaluate
+
+    return str(evaluate(_eval_spec(args), data_dir=args.data_dir, out=args.out, generator=_generator(args)).folder)
 
 
 def _bank_list(args) -> None:
-    from flows.runtime.banks import DEFAULT_ROOT, list_banks
+    from flows.runtime.banks import DEFAULT_ROOT, BankError, scan_banks
 
-    rows = list_banks(args.dir or DEFAULT_ROOT)
-    if not rows:
-        print(f"no banks in {args.dir or DEFAULT_ROOT}")
+    folder = args.dir or DEFAULT_ROOT
+    rows, unreadable = scan_banks(folder)
+    if not rows and not unreadable:
+        print(f"no banks in {folder}")
     for r in rows:
         print(f"{r['path']}  task={r['task']} mode={r['mode']} shots={r['shots']} model={r['model']} "
               f"created={r['created_at']}")
+    if unreadable:
+        raise BankError(f"{len(unreadable)} of {len(rows) + len(unreadable)} banks in {folder} could not be read: "
+                        + "; ".join(unreadable.values()))
 
 
 def _bank_show(args) -> None:
@@ -302,19 +322,42 @@ def _prepare_environment() -> None:
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 
 
+def _preflight(args) -> None:
+    """Check a command's inputs before any flow, and Prefect's temporary server, starts (:mod:`flows.preflight`)."""
+    from flows import preflight
+    from generators import check_loadable
+
+    if args.command == "bank" and args.bank_command == "build":
+        preflight.check_build(_build_spec(args), data_dir=args.data_dir, out=args.out, endpoints=args.endpoint)
+    elif args.command == "eval":
+        preflight.check_eval(_eval_spec(args), data_dir=args.data_dir, out=args.out, endpoints=args.endpoint)
+    elif args.command == "run":
+        preflight.check_run(args.model, task=RUN_DEFAULTS["task"], data_dir=args.data_dir, out=args.out)
+    elif args.command == "ablate":
+        preflight.check_ablation(args.config, out=args.out, endpoints=tuple(args.endpoint))
+    elif args.command == "report" and args.out:
+        preflight.check_writable(args.out, "--out", file=True)
+    elif args.command == "analyze" and args.analysis == "nll":
+        check_loadable(args.model)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; return the exit code (:data:`flows.errors.EXIT_CODES`)."""
     args = build_parser().parse_args(argv)
     _prepare_environment()
     if getattr(args, "no_progress", False):
         os.environ["MANYSHOT_PROGRESS"] = "0"
     from prefect.exceptions import TerminationSignal
 
-    from flows.errors import USER_ERRORS
+    from flows.cli_types import EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_USAGE
+    from flows.errors import REPORTED, UsageError, message, quiet_prefect_tracebacks
     from flows.runtime.interrupt import describe, exit_code, install_handlers, start_prefect_server_shielded
 
     # SIGTERM takes Ctrl-C's path (finished cells and chunks kept, a note, exit 143); `serve` keeps Prefect's.
     restore = install_handlers() if args.command != "serve" else None
+    loud = quiet_prefect_tracebacks() if not args.debug else None
     try:
+        _preflight(args)
         if args.command in ("eval", "ablate", "run") or getattr(args, "bank_command", None) == "build":
             start_prefect_server_shielded()  # so that Ctrl-C leaves it running until the flow has ended
         if args.command == "bank" and args.bank_command == "build":
@@ -361,13 +404,21 @@ def main(argv: list[str] | None = None) -> int:
                   if args.task_command == "check" else list_command(args.paths))
         elif args.command == "analyze":
             print(_analyze_nll(args) if args.analysis == "nll" else _analyze_similarity(args))
-    except USER_ERRORS as exc:
-        print(f"manyshot: error: {exc}", file=sys.stderr)
-        return 2
+        sys.stdout.flush()  # a reader gone early (`| head`) shows here, not in Python's flush at exit
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that the flush at exit succeeds
+        return EXIT_BROKEN_PIPE
+    except REPORTED as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"manyshot: error: {message(exc)}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_ERROR
     except (KeyboardInterrupt, TerminationSignal) as exc:
         print(f"manyshot: {describe(exc)}", file=sys.stderr)
         return exit_code(exc)
     finally:
+        if loud is not None:
+            loud()
         if restore is not None:
             restore()
     return 0

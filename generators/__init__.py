@@ -8,7 +8,7 @@ from generators.base import (BadRequestError, Completion, GenerationError, Gener
                              prompt_hash)
 
 __all__ = ["BadRequestError", "Completion", "GenerationError", "Generator", "GeneratorConfig", "Prompt", "Sampling",
-           "load_generator", "prompt_hash"]
+           "check_loadable", "load_generator", "prompt_hash"]
 
 _CACHE: dict[tuple, Generator] = {}
 
@@ -47,3 +47,14 @@ class GeneratorConfig:
     def resolve(self) -> Generator:
         return load_generator(self.model, endpoints=self.endpoints, seed=self.seed, max_model_len=self.max_model_len,
                               chat=self.chat)
+
+
+def check_loadable(model: str, endpoints: Sequence[str] = ()) -> None:
+    """Raise :class:`generators.models.ModelNotAvailableError` at once when :func:`load_generator` could not load
+    ``model`` (:func:`generators.model_check.check_model`); a server's model, or one this process has loaded
+    already, needs no check."""
+    if endpoints or any(key[0] == model for key in _CACHE):
+        return
+    from generators.model_check import check_model
+
+    check_model(model)

@@ -333,11 +333,16 @@ def resolve_model(name: str = DEFAULT_MODEL, *, convert: bool = True) -> ModelSp
 
     Embedded names are converted on first use (about 40 s for ``embedded``); with ``convert=False`` the
     spec is returned without touching the weights. Any other name (an HF model id or a local
-    directory) is passed through; ``chat`` is then decided by the backend from the tokenizer.
+    directory) is passed through, after :func:`generators.model_check.check_model` unless ``convert=False``; ``chat`` is then
+    decided by the backend from the tokenizer.
     """
     name = name or DEFAULT_MODEL
     model = EMBEDDED.get(name)
     if model is None:
+        if convert:
+            from generators.model_check import check_model
+
+            check_model(name)
         local = Path(name).expanduser()
         path = str(local.resolve()) if local.exists() else name
         return ModelSpec(name=name, path=path, model_id=path, chat=None, max_model_len=None,

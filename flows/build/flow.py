@@ -45,6 +45,11 @@ from flows.core.tasks import task as get_task
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_model_errors)
 def load_selection(spec: BuildSpec, data_dir: str | None) -> list[Problem]:
+    return selected_problems(spec, data_dir)
+
+
+def selected_problems(spec: BuildSpec, data_dir: str | None) -> list[Problem]:
+    """The problems a build starts from; raises :class:`BuildError` when the selection is empty."""
     sel = spec.selection
     excluded = source_for(spec.mode).excluded_questions(spec)
     pool = [p for p in load_problems(sel.task, sel.split, data_dir) if normalize_text(p.question) not in excluded]
@@ -270,4 +275,8 @@ def empty_reason(spec: BuildSpec, stats: list[ChunkStats]) -> str:
     total = ChunkStats.total(stats)
     if total.samples and total.empty == total.samples:
         return f"the model returned no text for any of {total.samples} samples; no bank was written"
-    return f"no shot was kept ({spec.mode}, {total.samples} samples); no bank was written"
+    reason = f"no shot was kept ({spec.mode}, {total.samples} samples); no bank was written"
+    if total.truncated:
+        reason += (f"; {total.truncated} of {total.samples} responses were cut at --max-tokens "
+                   f"{spec.rounds.max_tokens}: raise --max-tokens (e.g. 512)")
+    return reason

@@ -29,6 +29,7 @@ class ChunkStats:
     kept: int = 0
     samples: int = 0
     empty: int = 0
+    truncated: int = 0             # samples the model stopped at max_tokens (finish reason "length")
     prompt_tokens: int = 0
     completion_tokens: int = 0
     solved_per_round: list[int] = field(default_factory=list)
@@ -202,6 +203,7 @@ def _count(stats: ChunkStats, completion: Completion, judged: list[tuple[str, ve
     stats.prompt_tokens += completion.prompt_tokens
     stats.completion_tokens += sum(completion.completion_tokens)
     stats.empty += sum(not t.strip() for t, _ in judged)
+    stats.truncated += sum(reason == "length" for reason in completion.finish_reasons)
     stats.methods.update(v.method for _, v in judged)
     stats.errors.update(v.error for _, v in judged if v.error)
 

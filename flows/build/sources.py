@@ -162,9 +162,10 @@ class Reinforced(ShotSource):
 
     def report(self, table, stats, yields):
         return {"solved per round": stats.solved_per_round, "samples": stats.samples,
-                "empty samples": stats.empty, "prompt tokens": stats.prompt_tokens,
-                "completion tokens": stats.completion_tokens, "yield per subject": yields("subject"),
-                "yield per level": yields("level"), **verifier_lines(table, stats),
+                "empty samples": stats.empty, "samples cut at max tokens": stats.truncated,
+                "prompt tokens": stats.prompt_tokens, "completion tokens": stats.completion_tokens,
+                "yield per subject": yields("subject"), "yield per level": yields("level"),
+                **verifier_lines(table, stats),
                 "correct rationales dropped for a wrong step": stats.wrong_step_rejected}
 
 

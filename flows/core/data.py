@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from flows.core.problem import DataError, Problem
 from flows.core.tasks import BUILTIN, TASKS, task as get_task
 import flows.core.taskfile  # noqa: F401  (sets the loader by which TASKS finds task files a parent process resolved)
+from generators.model_check import hub_reachable
 
 SPLITS = ("train", "test")
 
@@ -80,20 +80,11 @@ def _hub_offline() -> bool:
                for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
-def _hub_reachable(timeout_s: float = 3.0) -> bool:
-    """One quick connection attempt, so a machine without network fails fast instead of retrying."""
-    try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout_s).close()
-    except OSError:
-        return False
-    return True
-
-
 def read_hub(task: str, split: str) -> list[Problem]:
     repo, config, hub_split = TASKS[task].hub[split]
     hint = ("pass --data-dir DIR (or set MANYSHOT_DATA_DIR) pointing at {gsm8k,math}/{train,test}.jsonl, "
             "or put those files under ./data")
-    if _hub_offline() or not _hub_reachable():
+    if _hub_offline() or not hub_reachable():
         raise DataError(f"no data dir given and the Hugging Face hub is offline or unreachable; {hint}")
     import datasets
 

@@ -197,8 +197,9 @@ def _check_leakage(spec: EvalSpec, views: list[BankView], test: list[Problem]) -
 @flow(name="evaluate", validate_parameters=False, log_prints=True)
 def evaluate(spec: EvalSpec, data_dir: str | None = None, out: str | None = None,
              generator: Generator | None = None) -> EvalResult:
-    """Run (or resume) the evaluation; return its result (the run folder, the summary rows, skipped cells)."""
-    logger = get_run_logger()
+    """Run (or resume) the evaluation; return its result (the run folder, the summary rows, skipped cells).
+    The eval folder and its ``cells/`` appear with the first file written in them; a failed evaluation leaves
+    no empty folder behind."""
     try:
         shot_counts = parse_shots(spec.shots)
     except ShotCountError as exc:
@@ -208,8 +209,24 @@ def evaluate(spec: EvalSpec, data_dir: str | None = None, out: str | None = None
     test = load_problems(spec.task, "test", data_dir)
     items = select(test, limit=spec.limit, seed=0)
     folder = Path(out or DEFAULT_ROOT) / f"{spec.task}-{spec.key(items_digest(items), task_digest(spec.task))}"
+    try:
+        return _sweep(spec, folder, test, items, generator)
+    except BaseException:
+        remove_if_empty(folder / "cells", folder)
+        raise
+
+
+def remove_if_empty(*folders: Path) -> None:
+    """Remove each folder that exists and is empty, in order (a child before its parent)."""
+    for path in folders:
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+
+
+def _sweep(spec: EvalSpec, folder: Path, test: list[Problem], items: list[Problem],
+           generator: Generator | None) -> EvalResult:
+    logger = get_run_logger()
     parts = folder / "cells"
-    parts.mkdir(parents=True, exist_ok=True)
     views = bank_views(spec.banks)
     leaks = _check_leakage(spec, views, test)
     selectors = _selectors(spec, views, leaks, items)
@@ -394,7 +411,8 @@ def finish(spec: EvalSpec, folder: Path, cell_files: list[tuple[Path, str]], ski
     it as it is, unless ``replace_stale`` (this sweep recomputed stale cells): then the old folder is replaced."""
     files = [(f, label) for f, label in cell_files if f.exists()]
     if not files:
-        raise EvalError(f"no cell could run: {'; '.join(s.line for s in skipped)}")
+        why = "; ".join(s.line for s in skipped) or f"the sweep has no cells (shots {spec.shots}, seeds {spec.seeds})"
+        raise EvalError(f"no cell could run: {why}")
     results = pa.concat_tables([labelled(f, label) for f, label in files])
     frame = results.to_pandas()
     result = EvalResult(spec.task, spec.model, folder, summarize(frame), skipped,

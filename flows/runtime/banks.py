@@ -111,15 +111,31 @@ def read_bank(path: Path | str) -> tuple[pa.Table, dict[str, Any]]:
 
 
 def list_banks(root: Path | str = DEFAULT_ROOT) -> list[dict[str, Any]]:
-    """One summary row per bank under ``root`` (newest first)."""
-    rows = []
-    for path in sorted(Path(root).glob("*.parquet")):
-        meta = read_metadata(pq.read_schema(path))
+    """One summary row per bank under ``root`` (newest first); raises :class:`BankError` naming any unreadable one."""
+    rows, unreadable = scan_banks(root)
+    if unreadable:
+        raise BankError("; ".join(unreadable.values()))
+    return rows
+
+
+def scan_banks(root: Path | str = DEFAULT_ROOT) -> tuple[list[dict[str, Any]], dict[Path, str]]:
+    """The summary rows of the readable banks under ``root`` (newest first), and each unreadable ``.parquet``
+    file there with the reason. Raises :class:`BankError` when ``root`` is not a folder."""
+    root = Path(root)
+    if not root.is_dir():
+        raise BankError(f"no banks folder at {root}" if not root.exists() else f"{root} is not a folder")
+    rows, unreadable = [], {}
+    for path in sorted(root.glob("*.parquet")):
+        try:
+            schema, num_rows = pq.read_schema(path), pq.read_metadata(path).num_rows
+        except (pa.ArrowInvalid, OSError) as exc:
+            unreadable[path] = f"{path} is not a readable Parquet file: {exc}"
+            continue
+        meta = read_metadata(schema)
         config = meta.get("config", {})
         rows.append({"path": str(path), "task": config.get("task"), "mode": config.get("mode"),
-                     "model": config.get("model"), "shots": pq.read_metadata(path).num_rows,
-                     "created_at": meta.get("created_at")})
-    return sorted(rows, key=lambda r: str(r["created_at"]), reverse=True)
+                     "model": config.get("model"), "shots": num_rows, "created_at": meta.get("created_at")})
+    return sorted(rows, key=lambda r: str(r["created_at"]), reverse=True), unreadable
 
 
 class ChunkStore:

@@ -62,6 +62,6 @@ def test_reinforced_bank_with_embedded_model(tmp_path, data_dir):
 def test_bad_input_gives_a_clear_error(tmp_path, data_dir):
     proc = manyshot("bank", "build", "--mode", "ground-truth", "--task", "math", "--levels", "9",
                     "--out", str(tmp_path), cwd=tmp_path, check=False)
-    assert proc.returncode == 2 and "manyshot: error: the selection is empty" in proc.stderr
+    assert proc.returncode == 1 and "manyshot: error: the selection is empty" in proc.stderr
     proc = manyshot("bank", "show", str(tmp_path / "nope.parquet"), cwd=tmp_path, check=False)
-    assert proc.returncode == 2 and "no bank at" in proc.stderr
+    assert proc.returncode == 1 and "no bank at" in proc.stderr

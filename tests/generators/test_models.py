@@ -179,12 +179,12 @@ def test_resolve_embedded_without_converting(monkeypatch, tmp_path):
 
 
 def test_resolve_passes_other_names_through(tmp_path):
-    spec = models.resolve_model("Qwen/Qwen2.5-7B-Instruct")
+    spec = models.resolve_model("Qwen/Qwen2.5-7B-Instruct", convert=False)
     assert spec.path == spec.model_id == "Qwen/Qwen2.5-7B-Instruct"
     assert spec.chat is None and spec.max_model_len is None
     local = tmp_path / "my-model"
     local.mkdir()
-    spec = models.resolve_model(str(local))
+    spec = models.resolve_model(str(local), convert=False)
     assert spec.path == str(local.resolve())
 
 

@@ -113,7 +113,7 @@ def test_push_to_an_unreachable_hub_fails_at_once_and_keeps_the_export(bank, tmp
     assert time.monotonic() - start < 5
     start = time.monotonic()
     code = main(["bank", "export", bank, "--to", str(tmp_path / "cli"), "--push-to-hub", "someone/gsm8k-shots"])
-    assert code == 2 and time.monotonic() - start < 10
+    assert code == 1 and time.monotonic() - start < 10
     out, err = capsys.readouterr()
     assert f"exported {bank} to {tmp_path / 'cli'}" in out
     assert "manyshot: error: cannot push to the Hugging Face hub: http://127.0.0.1:9 is unreachable" in err
@@ -165,12 +165,12 @@ def test_push_in_offline_mode_names_the_variable(bank, tmp_path, monkeypatch):
         push_to_hub(dest, "someone/gsm8k-shots")
 
 
-def test_export_cli_errors_exit_2(bank, tmp_path, capsys):
-    assert main(["bank", "export", str(tmp_path / "missing.parquet"), "--to", str(tmp_path / "x")]) == 2
+def test_export_cli_errors_exit_1(bank, tmp_path, capsys):
+    assert main(["bank", "export", str(tmp_path / "missing.parquet"), "--to", str(tmp_path / "x")]) == 1
     assert "no bank at" in capsys.readouterr().err
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "a.txt").write_text("")
-    assert main(["bank", "export", bank, "--to", str(tmp_path / "full")]) == 2
+    assert main(["bank", "export", bank, "--to", str(tmp_path / "full")]) == 1
     assert "is not empty; pass --force" in capsys.readouterr().err
 
 
@@ -233,7 +233,7 @@ def test_diff_refuses_banks_of_different_tasks_and_missing_banks(versions, tmp_p
     with pytest.raises(DiffError, match="holds gsm8k shots but .*math.parquet holds math shots"):
         diff_banks(versions[0], math)
     assert issubclass(DiffError, BankError)
-    assert main(["bank", "diff", str(versions[0]), str(math)]) == 2
+    assert main(["bank", "diff", str(versions[0]), str(math)]) == 1
     assert "compares two versions of one task's bank" in capsys.readouterr().err
-    assert main(["bank", "diff", str(versions[0]), str(tmp_path / "nope.parquet")]) == 2
+    assert main(["bank", "diff", str(versions[0]), str(tmp_path / "nope.parquet")]) == 1
     assert "no bank at" in capsys.readouterr().err

@@ -327,7 +327,7 @@ def test_cli_report_writes_the_file_and_names_a_wrong_folder(results, tmp_path, 
                  "--sample-items", "2"]) == 0
     assert capsys.readouterr().out.strip() == str(out)
     assert len(embedded_samples(out.read_text())["evals"][0]["items"]) == 2
-    assert main(["report", str(tmp_path)]) == 2
+    assert main(["report", str(tmp_path)]) == 1
     assert f"{tmp_path} is neither an eval results folder" in capsys.readouterr().err
 
 
