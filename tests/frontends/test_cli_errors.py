@@ -19,7 +19,7 @@ from flows.core.schema import SHOT_SCHEMA, to_table
 from generators.model_check import check_model
 from generators.models import ModelNotAvailableError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SERVER_STARTED = "Starting temporary server"  # Prefect's log line when its temporary API server starts
 
 
