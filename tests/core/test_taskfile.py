@@ -150,7 +150,7 @@ def test_task_list_shows_built_ins_and_files(tmp_path):
 
 def test_cli_errors_name_the_file_without_traceback(tmp_path, capsys):
     path = write(tmp_path, TOML.replace("{Question}", "{Query}"))
-    assert main(["task", "check", str(path)]) == 2
+    assert main(["task", "check", str(path)]) == 1  # bad input data: exit 1 (2 is for command-line usage)
     err = capsys.readouterr().err
     assert err.startswith("manyshot: error:") and "Query" in err and "Traceback" not in err
 
