@@ -37,6 +37,7 @@ from flows.runtime.locks import claim
 from flows.evaluate.prompts import BankView, contaminated, many_shot_prompt
 from flows.evaluate.metrics import line_label, order_spread, plot, plot_orders, summarize
 from flows.evaluate.paired import paired_differences
+from flows.core.cellkey import CellKey
 from flows.core.problem import Problem
 from flows.runtime.progress import current, metered, tracking
 from flows.evaluate.results import EvalResult, Skipped
@@ -68,14 +69,17 @@ class Cell:
         return self.view.label if self.view else "none"
 
     @property
+    def name(self) -> CellKey:
+        return CellKey(self.label, self.seed, self.k, self.select, self.order)
+
+    @property
     def selection(self) -> str:
         """The cell name's selection part: empty for the default (random order 0, the names cells always had)."""
-        strategy = "" if self.select == "random" else "-" + self.select.replace("/", "-")
-        return strategy + (f"-o{self.order}" if self.order else "")
+        return self.name.selection
 
     @property
     def key(self) -> str:
-        return f"{self.label}-s{self.seed}{self.selection}-k{self.k}"
+        return self.name.name
 
     @property
     def shown_k(self) -> str:
@@ -240,7 +244,7 @@ def _sweep(spec: EvalSpec, folder: Path, test: list[Problem], items: list[Proble
             with tracking(len(todo), "cells", f"eval {spec.task}", solved_word="correct"):
                 deferred = [(n, cell) for n, cell in enumerate(todo, start=1) if not run.step(n, cell, wait=False)]
                 for n, cell in deferred:
-                    key = f"{cell.label}-s{cell.seed}-k{cell.k}"
+                    key = cell.key
                     logger.info("cell %d/%d %s: another process is computing it; waiting to reuse it", n,
                                 len(todo), key)
                     current().note(f"waiting for cell {n} ({key}) from another process")
@@ -311,7 +315,7 @@ class CellRun:
             if resolution.k == 0:
                 return self._skip(n, cell, resolution.reason)
             cell = replace(cell, k=resolution.k, k_label=MAX)
-        path = self.parts / f"{cell.key}.parquet"
+        path = cell.name.path(self.parts)
         self.done[n] = (path, cell.shown_k)
         self.progress.files[n] = path
         if self._reuse(n, cell, path, ""):
@@ -368,7 +372,7 @@ class CellRun:
         """The K of a ``max`` cell, read from its resolution file or computed (loading the model), stored and
         printed; None without ``wait`` while another process is computing it. Orders share their strategy's
         resolution (a permutation of the same shots has the same turns); each cell still checks its budget."""
-        path = self.parts / f"{cell.label}-s{cell.seed}{replace(cell, order=0).selection}-kmax.json"
+        path = replace(cell.name, k=MAX, order=0).path(self.parts, ".json")
         if (stored := self._resolution(path)) is not None:
             return stored
         with claim(path, wait=wait) as got:

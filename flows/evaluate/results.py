@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from flows.core.cellkey import CellKey
 from flows.evaluate.metrics import markdown_table, order_spread_table, prompt_tokens_table
 from flows.evaluate.paired import markdown as paired_markdown
 
-_SKIP = re.compile(r"^skipped (?P<bank>.+?)-s(?P<seed>\d+)(?P<selection>-.+?)?-k(?P<k>\d+|max): (?P<why>.*)$")
+_SKIP = re.compile(r"^skipped (?P<cell>.+?-k(?:\d+|max)): (?P<why>.*)$")
 _OVERLAP = re.compile(r"^overlap with the test split: (?P<bank>.+): (?P<n>\d+) shots excluded$")
 
 
@@ -34,7 +35,7 @@ class Skipped:
 
     @property
     def cell(self) -> str:
-        return f"{self.bank}-s{self.seed}{self.selection}-k{self.k}"
+        return f"{self.bank}-s{self.seed}{self.selection}-k{self.k}"  # CellKey.name, from the stored selection part
 
     @property
     def line(self) -> str:
@@ -114,14 +115,21 @@ def from_meta(meta: dict) -> tuple[list[Skipped], list[str]]:
             [overlap_note(bank, n) for bank, n in meta["overlaps"].items() if n])
 
 
+def _cell_key(name: str) -> CellKey | None:
+    try:
+        return CellKey.parse(name)
+    except ValueError:
+        return None
+
+
 def parse_summary_lines(text: str) -> tuple[list[Skipped], list[str]]:
     """Skipped cells and test-split overlap notes from the lines of a summary.md (folders without summary.json)."""
     skipped, notes = [], []
     for line in text.splitlines():
         match = _SKIP.match(line.strip())
-        if match:
-            skipped.append(Skipped(match["bank"], int(match["seed"]), match["k"], match["why"],
-                                   match["selection"] or ""))
+        key = _cell_key(match["cell"]) if match else None
+        if key is not None:
+            skipped.append(Skipped(key.bank, key.seed, str(key.k), match["why"], key.selection))
         elif _OVERLAP.match(line.strip()):
             notes.append(line.strip())
     return skipped, notes

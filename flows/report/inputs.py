@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from flows.core.cellkey import CellKey
 from flows.core.errors import UserError
 from flows.runtime.banks import read_bank
 from flows.evaluate.metrics import with_labels
@@ -49,6 +50,9 @@ class EvalPart:
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     reference: str | None = None
+    #: Every result row, other shot selections and orders included (``results`` holds the default selection's):
+    #: analyses that read the rows' ``shot_ids`` cover them all.
+    all_results: pd.DataFrame | None = None
 
 
 @dataclass
@@ -132,19 +136,20 @@ def _read_eval_folder(folder: Path) -> EvalPart:
     skipped, notes = _skipped_and_notes(folder)
     register_from_folder(folder)  # a task file's eval: its test questions come from the file's data
     task = str(results["task"].iloc[0]) if len(results) else "?"
+    every = results
     results, other = default_selection(results)
     if other:
         notes.append(other)
     meta = json.loads((folder / "summary.json").read_text()) if (folder / "summary.json").exists() else {}
     return EvalPart(task, folder, with_k_labels(pd.read_csv(summary_csv)), with_k_labels(results), skipped, notes,
-                    meta.get("reference"))
+                    meta.get("reference"), with_k_labels(every))
 
 
 def _cell_k(folder: Path, bank: str, seed: int, label: str) -> str | None:
     """The K of a cell file: the label itself, or for ``max`` the K its resolution file recorded."""
     if label.isdigit():
         return label
-    resolution = folder / "cells" / f"{bank}-s{seed}-k{label}.json"
+    resolution = CellKey(bank, seed, label).path(folder / "cells", ".json")
     return str(json.loads(resolution.read_text())["k"]) if resolution.exists() else None
 
 
@@ -161,7 +166,7 @@ def _cell_rows(folder: Path, summary: pd.DataFrame) -> pd.DataFrame:
             continue  # the sample browser and the analyses rebuild random order-0 prompts only
         for seed in range(int(getattr(row, "seeds", 1))):
             k = _cell_k(folder, row.bank, seed, row.k_label)
-            path = folder / "cells" / f"{row.bank}-s{seed}-k{k}.parquet"
+            path = CellKey(row.bank, seed, k).path(folder / "cells")
             if k is not None and path.exists():
                 frames.append(pq.read_table(path).to_pandas().assign(k_label=row.k_label))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

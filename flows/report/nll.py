@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from flows.core.cellkey import CellKey
 from flows.runtime.banks import atomic_write
 from flows.core.data import load_problems
 from flows.evaluate.prompts import BankView, contaminated, many_shot_prompt
@@ -67,7 +68,7 @@ class Cell:
 
     @property
     def key(self) -> str:
-        return f"{self.bank}-s{self.seed}-k{self.label}"
+        return CellKey(self.bank, self.seed, self.label).name
 
 
 def model_slug(model_id: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from flows.core.cellkey import CellKey
 from flows.core.data import load_problems
 from flows.evaluate.items import read_items
 from flows.evaluate.prompts import BankView, contaminated, many_shot_prompt
@@ -131,7 +132,7 @@ def eval_samples(part: EvalPart, banks: dict[str, BankInfo], limits: Limits,
     rows, hashes, out_cells = {}, {}, []
     for cell in cells.itertuples():
         view = views.get(cell.bank)
-        key = f"{cell.bank}-s{cell.seed}-k{cell.k_label}"
+        key = CellKey(cell.bank, int(cell.seed), cell.k_label).name
         out_cells.append({"key": key, "bank": bank_name(cell.bank), "seed": int(cell.seed), "k": int(cell.k),
                           "label": cell.k_label})
         in_cell = shown[(shown["bank"] == cell.bank) & (shown["seed"] == cell.seed) & (shown["k_label"] == cell.k_label)]

@@ -2,7 +2,8 @@
 holds a shot that is close to it, and is that the same at every K?
 
 For every cell and test item of a finished evaluation (or of an ablation's evaluations) the prompt's
-shots are rebuilt as the eval built them, ``shot_order(view, seed, contaminated(view, test))[:k]``, and
+shots are the ones its result row records (``shot_ids``: every shot selection and order); rows from before
+that column have them rebuilt as the eval built them, ``shot_order(view, seed, contaminated(view, test))[:k]``,
 checked against the row's ``prompt_hash``. The top-1 similarity is the largest cosine similarity between
 the test question and a shot's question (``flows.evaluate.embeddings``). Units are (bank, seed, item) with the
 item's majority-vote score (``flows.evaluate.metrics.item_scores``); accuracy per similarity bucket and K gets a
@@ -21,11 +22,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from flows.core.cellkey import CellKey
 from flows.core.data import load_problems
 from flows.evaluate.embeddings import DEFAULT_CACHE, Embedder, EmbeddingCache, make_embedder
 from flows.evaluate.prompts import BankView, contaminated, many_shot_prompt
 from flows.evaluate.shot_selection import shot_order
-from flows.evaluate.metrics import bootstrap_ci, item_scores
+from flows.evaluate.metrics import bootstrap_ci, item_scores, line_label, with_labels
 from flows.report.inputs import EvalPart, Inputs, ReportError, label_key, read_inputs
 from generators import prompt_hash
 
@@ -85,42 +87,77 @@ def _view(part: EvalPart, bank: str, banks) -> BankView:
 
 def top1_units(part: EvalPart, banks, embedder: Embedder, cache: EmbeddingCache,
                test) -> pd.DataFrame:
-    """One row per (bank, seed, K label, item): top-1 similarity and the nearest shot's problem id."""
-    results = part.results[part.results["bank"] != "none"]
+    """One row per (bank, selection, order, seed, K label, item): the top-1 similarity of the item to the shots
+    its prompt had, and the nearest shot's problem id. The shots are the row's ``shot_ids``, so every selection
+    and order is covered; rows from before that column (random order 0 only) get their shots rebuilt with
+    :func:`shot_order` and checked against the row's ``prompt_hash``."""
+    rows = part.all_results if part.all_results is not None else part.results
+    results = with_labels(rows[rows["bank"] != "none"])
     by_id = {p.id: p for p in test}
     missing = sorted(set(results["item_id"]) - set(by_id))
     if missing:
         raise SimilarityError(f"{len(missing)} result items are not in the {part.task} test split, e.g. {missing[0]}")
     items = list(dict.fromkeys(results["item_id"]))
     test_vectors = dict(zip(items, cache.embed(embedder, f"{part.task}-test", [by_id[i].question for i in items])))
+    if "shot_ids" not in results:
+        results = results.assign(shot_ids=None)
     rows = []
     for bank, in_bank in results.groupby("bank"):
         view = _view(part, bank, banks)
-        exclude = contaminated(view, test)
-        for seed, in_seed in in_bank.groupby("seed"):
-            shots = shot_order(view, int(seed), exclude)[:int(in_seed["k"].max())]
-            vectors = cache.embed(embedder, f"bank-{bank}", [s.question for s in shots])
-            cells = in_seed.groupby(["k_label", "k", "item_id"])["prompt_hash"].first()
-            for (label, k, item), hashed in cells.items():
-                prompt = many_shot_prompt(part.task, shots[:int(k)], by_id[item].question)
-                if prompt_hash(prompt) != hashed:
-                    raise SimilarityError(f"cell {bank}-s{seed}-k{label}, item {item}: the rebuilt prompt does "
-                                          "not match the row's prompt_hash (bank or shot order changed since the eval)")
-                sims = vectors[:int(k)] @ test_vectors[item]
+        index = {s.shot_id: n for n, s in enumerate(view.shots)}
+        runs = {(str(select), int(order), int(seed)): _prompt_shots(part, view, index, by_id, test, bank,
+                                                                     str(select), int(order), int(seed), run)
+                for (select, order, seed), run in in_bank.groupby(["select", "order", "seed"])}
+        used = sorted({n for prompts in runs.values() for positions in prompts.values() for n in positions})
+        embedded = cache.embed(embedder, f"bank-{bank}", [view.shots[n].question for n in used])
+        vector = dict(zip(used, embedded))  # only the shots some prompt had are embedded
+        for (select, order, seed), prompts in runs.items():
+            for (label, k, item), positions in prompts.items():
+                sims = np.array([vector[n] for n in positions]) @ test_vectors[item]
                 best = int(np.argmax(sims))
-                rows.append({"eval_task": part.task, "bank": bank, "seed": int(seed), "k_label": str(label),
-                             "k": int(k), "item_id": item, "top1_similarity": float(sims[best]),
-                             "top1_shot": shots[best].problem_id, "top1_rank": best})
+                rows.append({"eval_task": part.task, "bank": bank, "select": str(select), "order": int(order),
+                             "seed": int(seed), "k_label": str(label), "k": int(k), "item_id": item,
+                             "top1_similarity": float(sims[best]),
+                             "top1_shot": view.shots[positions[best]].problem_id, "top1_rank": best})
     return pd.DataFrame(rows)
 
 
+def _prompt_shots(part: EvalPart, view: BankView, index: dict, by_id: dict, test, bank: str, select: str,
+                  order: int, seed: int, run: pd.DataFrame) -> dict[tuple, list[int]]:
+    """(K label, K, item) -> the positions in ``view.shots`` of the shots in that prompt, in prompt order."""
+    cells = run.groupby(["k_label", "k", "item_id"])[["shot_ids", "prompt_hash"]].first()
+    out = {}
+    rebuilt = None
+    for (label, k, item), row in cells.iterrows():
+        ids = row["shot_ids"]
+        if ids is not None and not (isinstance(ids, float) and np.isnan(ids)):
+            unknown = [i for i in ids if i not in index]
+            if unknown:
+                raise SimilarityError(f"cell {CellKey(bank, seed, label, select, order).name}, item {item}: shot "
+                                      f"{unknown[0]} is not in bank {bank} (the bank changed since the eval)")
+            out[label, k, item] = [index[i] for i in ids]
+            continue
+        if (select, order) != ("random", 0):
+            raise SimilarityError(f"cell {CellKey(bank, seed, label, select, order).name}: its rows predate the "
+                                  "shot_ids column, and only random order-0 prompts can be rebuilt; evaluate again")
+        if rebuilt is None:
+            rebuilt = shot_order(view, seed, contaminated(view, test))
+        shots = rebuilt[:int(k)]
+        if prompt_hash(many_shot_prompt(part.task, shots, by_id[item].question)) != row["prompt_hash"]:
+            raise SimilarityError(f"cell {CellKey(bank, seed, label).name}, item {item}: the rebuilt prompt does "
+                                  "not match the row's prompt_hash (bank or shot order changed since the eval)")
+        out[label, k, item] = [index[s.shot_id] for s in shots]
+    return out
+
+
 def _with_scores(units: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
-    keys = ["bank", "seed", "k_label", "item_id"]
+    """The units with each item's strict and flexible score in its run; a line per bank and selection after it."""
+    keys = ["bank", "select", "order", "seed", "k_label", "item_id"]
     for metric in METRICS:
         scores = item_scores(results[results["bank"] != "none"], f"correct_{metric}")
         scores = scores.assign(k_label=scores["k_label"].astype(str))[keys + ["score"]]
         units = units.merge(scores.rename(columns={"score": f"score_{metric}"}), on=keys, how="left")
-    return units
+    return units.assign(bank=[line_label(b, s) for b, s in zip(units["bank"], units["select"])])
 
 
 def bucket_table(units: pd.DataFrame, edges: Sequence[float], embedder: str) -> pd.DataFrame:
@@ -213,7 +250,8 @@ def analyze(folder: Path | str, *, edges: Sequence[float] = DEFAULT_EDGES, embed
                   for s in _view(p, b, inputs.banks).shots] + [q.question for t in tests.values() for q in t]
         embedder = make_embedder(embedder, corpus)
     cache = EmbeddingCache(cache_dir)
-    units = pd.concat([_with_scores(top1_units(p, inputs.banks, embedder, cache, tests[p.task]), p.results)
+    units = pd.concat([_with_scores(top1_units(p, inputs.banks, embedder, cache, tests[p.task]),
+                                    p.all_results if p.all_results is not None else p.results)
                        for p in parts], ignore_index=True)
     table = bucket_table(units, edges, embedder.name)
     out = inputs.folder

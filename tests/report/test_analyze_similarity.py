@@ -148,3 +148,27 @@ def test_minilm_puts_a_paraphrase_closer_than_an_unrelated_sentence():
                          "The train leaves the station at 9 am and travels 60 km per hour."])
     assert v.shape == (3, 384) and np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert v[0] @ v[1] > 0.7 > v[0] @ v[2]
+
+
+def test_every_selection_and_order_reads_the_shots_its_rows_recorded(tmp_path, data_dir, prefect_harness):
+    """With ``shot_ids`` in the result rows, a non-random selection and a second order are analysed too: each
+    unit's nearest shot is one of the shots that row's prompt had."""
+    bank = build_bank(BuildSpec(mode="ground-truth", selection=Selection(task="gsm8k", limit=12)),
+                      data_dir=str(data_dir), out=str(tmp_path / "banks"))
+    spec = EvalSpec(task="gsm8k", banks=(bank,), shots=(2, 4), limit=4, max_tokens=32, select=("random", "complex"),
+                    orders=2)
+    folder = Path(evaluate(spec, data_dir=str(data_dir), out=str(tmp_path / "evals"),
+                           generator=FakeGenerator(lambda prompt, sample, rng: "The answer is 7")).folder)
+    written = analyze(folder, edges=EDGES, embedder="tfidf", cache_dir=tmp_path / "cache")
+    units = written.units
+    assert set(zip(units["bank"].str.contains("complex"), units["order"])) == {(False, 0), (False, 1), (True, 0),
+                                                                              (True, 1)}
+    assert len(units) == 2 * 2 * 2 * 4  # selections x orders x K x items
+    table, _ = read_bank(bank)
+    problem_of = dict(zip(table.column("shot_id").to_pylist(), table.column("problem_id").to_pylist()))
+    rows = pd.read_parquet(folder / "results.parquet")
+    for unit in units.itertuples():
+        select = "complex" if "complex" in unit.bank else "random"
+        row = rows[(rows["select"] == select) & (rows["order"] == unit.order) & (rows["k"] == unit.k)
+                   & (rows["item_id"] == unit.item_id)].iloc[0]
+        assert unit.top1_shot == problem_of[row["shot_ids"][unit.top1_rank]]
