@@ -24,7 +24,8 @@ DATA_DIR = Path(os.environ["MANYSHOT_DATA_DIR"])
 def prefect_harness():
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    # 120 s timed out at a load average of 17 on 2 cores (the server process was still importing)
+    with prefect_test_harness(server_startup_timeout=300):
         yield
 
 
