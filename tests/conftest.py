@@ -24,7 +24,7 @@ DATA_DIR = Path(os.environ["MANYSHOT_DATA_DIR"])
 def prefect_harness():
     from prefect.testing.utilities import prefect_test_harness
 
-    # 120 s timed out at a load average of 17 on 2 cores (the server process was still importing)
+    # 120 s timed out once at a load average of 17 on 2 cores
     with prefect_test_harness(server_startup_timeout=300):
         yield
 
