@@ -181,18 +181,20 @@ class FakeOpenAI:
 
 
 class CountingServer(ThreadingHTTPServer):
-    """Counts its open connections; a connection is counted from its ``accept`` to its shutdown."""
+    """Counts its open connections (from ``accept`` to shutdown) and every connection it ``accepted``."""
 
     daemon_threads = True
 
     def __init__(self, *args, **kwargs):
-        self.open, self.count_lock = 0, threading.Lock()
+        self.open = self.accepted = 0
+        self.count_lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
     def get_request(self):
         with self.count_lock:
             connection = super().get_request()
             self.open += 1
+            self.accepted += 1
         return connection
 
     def shutdown_request(self, request) -> None:
