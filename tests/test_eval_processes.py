@@ -27,7 +27,8 @@ from flows.evaluate import EvalSpec, evaluate
 from generators import prompt_hash
 from generators.openai_backend import OpenAIGenerator
 
-pytestmark = [pytest.mark.server, pytest.mark.timeout(600), pytest.mark.usefixtures("prefect_harness")]
+# a hang guard: the signal test took 300-500 s beside two busy loops on 2 cores, Prefect's harness start included
+pytestmark = [pytest.mark.server, pytest.mark.timeout(1200), pytest.mark.usefixtures("prefect_harness")]
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT, SEEDS, SHOTS = 4, 3, "0,2,4"
