@@ -79,6 +79,8 @@ class VLLMGenerator:
     ``model`` is a name for :func:`generators.models.resolve_model` (``embedded``, ``embedded-tiny``, an
     HF model id or a local directory). ``seed`` seeds the engine at start. ``kv_cache_gib`` sizes the
     KV cache (CPU default: :func:`generators.sizing.plan_cache`; GPU default: vLLM's memory fraction).
+    ``dtype`` is the compute and KV cache dtype (``"auto"``: the model's, bfloat16 for the embedded models;
+    ``"float32"`` is about half as fast on CPU but makes cache reads agree with recomputation to ~1e-6).
     Extra keyword arguments go to ``vllm.LLM``.
     """
 

@@ -24,7 +24,8 @@ DATA_DIR = Path(os.environ["MANYSHOT_DATA_DIR"])
 def prefect_harness():
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    # 120 s timed out once at a load average of 17 on 2 cores
+    with prefect_test_harness(server_startup_timeout=300):
         yield
 
 
@@ -35,9 +36,10 @@ def data_dir() -> Path:
     return DATA_DIR
 
 
-def tiny_engine():
-    """A real vLLM engine with ``embedded-tiny`` (1,024-token context), for module-scoped fixtures: yields it, then
-    closes it. Skips when the model's packages are not installed."""
+def tiny_engine(dtype: str = "auto"):
+    """A real vLLM engine with ``embedded-tiny`` (1,024-token context) in ``dtype`` (``"auto"``: the engine's
+    bfloat16), for module-scoped fixtures: yields it, then closes it. Skips when the model's packages are not
+    installed."""
     from generators.models import EMBEDDED, ModelNotAvailableError, locate_chunks
 
     try:
@@ -46,7 +48,7 @@ def tiny_engine():
         pytest.skip(str(e))
     from generators.vllm_backend import VLLMGenerator
 
-    g = VLLMGenerator("embedded-tiny", max_model_len=1024, seed=0)
+    g = VLLMGenerator("embedded-tiny", max_model_len=1024, seed=0, dtype=dtype)
     yield g
     g.close()
 

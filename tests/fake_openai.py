@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+import select
 import socket
 import threading
 import time
@@ -22,6 +23,11 @@ class FakeOpenAI:
     generation request (a callable of the request body is also accepted); ``hook(body) -> (status,
     payload) | None`` overrides any generation answer; ``dead``: drop every connection unanswered;
     ``tokenize``: serve POST /tokenize; ``max_n``: reject larger ``n`` with 400.
+
+    ``requests`` holds only complete requests: a POST whose body ends before its ``Content-Length`` (the
+    client died between writing its headers and its body, e.g. ``kill -9`` mid-send) goes to ``aborted``
+    as ``(path, bytes received, Content-Length)`` and is not answered. :meth:`wait_idle` waits until every
+    connection is closed, so that everything a stopped client had sent is recorded.
     """
 
     def __init__(self, *, model: str = "fake-model", max_model_len: int | None = 2048, fail_first: int = 0,
@@ -31,6 +37,7 @@ class FakeOpenAI:
         self.latency, self.hook, self.tokenize, self.max_n, self.owned_by = latency, hook, tokenize, max_n, owned_by
         self.dead = False
         self.requests: list[tuple[str, dict, dict]] = []  # (path, body, headers)
+        self.aborted: list[tuple[str, int, int]] = []  # (path, bytes received, Content-Length)
         self.lock = threading.Lock()
         self.inflight = self.max_inflight = 0
         self.gen_count = 0
@@ -73,10 +80,16 @@ class FakeOpenAI:
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.rfile.read(length)
                 if outer.dead:
                     self.close_connection = True
                     return
+                if len(raw) < length:  # the connection closed mid-body: nobody is waiting for an answer
+                    with outer.lock:
+                        outer.aborted.append((self.path, len(raw), length))
+                    self.close_connection = True
+                    return
+                body = json.loads(raw or b"{}")
                 with outer.lock:
                     outer.requests.append((self.path, body, dict(self.headers)))
                 status, payload, *headers = outer.answer(self.path, body)
@@ -85,8 +98,7 @@ class FakeOpenAI:
                     return
                 self._send(status, payload, *headers)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = CountingServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
@@ -156,6 +168,41 @@ class FakeOpenAI:
     def gen_requests(self) -> list[dict]:
         return [b for p, b, _ in self.requests if p.endswith("completions")]
 
+    def wait_idle(self, timeout: float = 60) -> None:
+        """Wait until no connection is open or waiting to be accepted (e.g. after the client process ended)."""
+        deadline = time.monotonic() + timeout
+        while not self.httpd.idle():
+            assert time.monotonic() < deadline, f"{self.httpd.open} connections still open after {timeout} s"
+            time.sleep(0.02)
+
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class CountingServer(ThreadingHTTPServer):
+    """Counts its open connections (from ``accept`` to shutdown) and every connection it ``accepted``."""
+
+    daemon_threads = True
+
+    def __init__(self, *args, **kwargs):
+        self.open = self.accepted = 0
+        self.count_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def get_request(self):
+        with self.count_lock:
+            connection = super().get_request()
+            self.open += 1
+            self.accepted += 1
+        return connection
+
+    def shutdown_request(self, request) -> None:
+        super().shutdown_request(request)
+        with self.count_lock:
+            self.open -= 1
+
+    def idle(self) -> bool:
+        """No connection open and none waiting in the listen backlog (checked under the lock ``accept`` takes)."""
+        with self.count_lock:
+            return self.open == 0 and not select.select([self.socket], [], [], 0)[0]

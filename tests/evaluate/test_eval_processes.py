@@ -28,7 +28,8 @@ from flows.evaluate.flow import evaluate
 from generators import prompt_hash
 from generators.openai_backend import OpenAIGenerator
 
-pytestmark = [pytest.mark.server, pytest.mark.timeout(600), pytest.mark.usefixtures("prefect_harness")]
+# a hang guard: the signal test took 300-500 s beside two busy loops on 2 cores, Prefect's harness start included
+pytestmark = [pytest.mark.server, pytest.mark.timeout(1200), pytest.mark.usefixtures("prefect_harness")]
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT, SEEDS, SHOTS = 4, 3, "0,2,4"
@@ -48,6 +49,8 @@ class Solver:
         self.server = FakeOpenAI(model="fake-model", hook=self.hook)
 
     def hook(self, body):
+        if "messages" not in body:  # a /v1/completions request: the CLI runs in chat mode
+            return 400, {"error": {"message": f"the scripted solver answers chat requests only, not {sorted(body)}"}}
         if self.hold is not None:
             self.hold.wait(150)
         time.sleep(self.latency)
@@ -57,13 +60,20 @@ class Solver:
         return 200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                                   "finish_reason": "stop"}], "usage": {"prompt_tokens": 9, "completion_tokens": 9}}
 
+    def chats(self) -> list[dict]:
+        """The generation requests, in arrival order; all chat requests (the fake server records only
+        complete ones, so a process killed mid-send leaves none without ``messages``)."""
+        paths = [p for p, _, _ in self.server.requests if p.endswith("completions")]
+        assert set(paths) <= {"/v1/chat/completions"}, f"the CLI runs in chat mode, yet it asked {set(paths)}"
+        return self.server.gen_requests()
+
     def asked(self, since: int = 0) -> list[str]:
         """Prompt hashes of the generation requests, in arrival order, from request ``since`` on."""
-        return [prompt_hash(b["messages"]) for b in self.server.gen_requests()[since:]]
+        return [prompt_hash(b["messages"]) for b in self.chats()[since:]]
 
     def prefixes(self) -> set[str]:
         """One per cell: the shared part of the prompt (everything but the question)."""
-        return {prompt_hash(b["messages"][:-1]) for b in self.server.gen_requests()}
+        return {prompt_hash(b["messages"][:-1]) for b in self.chats()}
 
 
 @pytest.fixture
@@ -181,7 +191,8 @@ def stop_after_next_cell(tmp_path: Path, data_dir: Path, cmd: list[str], name: s
                          solver: Solver) -> tuple[subprocess.Popen, set[str]]:
     """Run ``cmd`` until one more cell file is on disk and the next cell's requests reached the server, then
     send ``signum``: SIGINT to the process group (what Ctrl-C in a terminal does), SIGTERM to the process,
-    SIGKILL to the group. Returns the stopped process and the cell files present before it started."""
+    SIGKILL to the group, and wait until the server has read every request the process had sent (its
+    connections are closed). Returns the stopped process and the cell files present before it started."""
     before = set(cell_files(out))
     sent = len(solver.server.gen_requests())
     proc = start(cmd, tmp_path, name, data_dir)
@@ -193,6 +204,7 @@ def stop_after_next_cell(tmp_path: Path, data_dir: Path, cmd: list[str], name: s
     else:
         os.killpg(proc.pid, signum)
     proc.wait(120)
+    solver.server.wait_idle()
     return proc, before
 
 

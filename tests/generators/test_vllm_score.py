@@ -1,5 +1,10 @@
 """``VLLMGenerator.score`` on the real engine with ``embedded-tiny``: prefix-cache reads give the same NLL
-as scoring without them, and a target inside the cached part is recomputed rather than read as garbage."""
+as scoring without them, and a target inside the cached part is recomputed rather than read as garbage.
+
+The engine runs in float32, where a cached prefix and a recomputed one agreed to within 2.2e-6 nats/token
+(AMD EPYC, AVX512-BF16, no AMX; AMX has no float32 arithmetic, so float32 does not take its kernels). In
+bfloat16, the engine's default, the gap is machine-dependent: 0 on that EPYC, 8.4e-3 on a CPU with AMX and
+AVX512-BF16 (0.40996 cached vs 0.41835 recomputed), above this test's 1e-3."""
 from __future__ import annotations
 
 import os
@@ -30,7 +35,7 @@ TARGETS = ["He has 10 - 3 = 7 marbles left.\nThe answer is 7",
 
 @pytest.fixture(scope="module")
 def gen():
-    yield from tiny_engine()
+    yield from tiny_engine(dtype="float32")
 
 
 def test_cache_read_nll_equals_no_cache_nll(gen):
