@@ -13,6 +13,7 @@ from typing import Sequence
 
 from flows.runtime import banks
 from flows.build.flow import selected_problems
+from flows.build.sources import source_for
 from flows.core.data import load_problems
 from flows.errors import OutputError, UsageError
 from flows.core.specs import BuildSpec, EvalSpec, parse_shots
@@ -40,7 +41,7 @@ def check_build(spec: BuildSpec, *, data_dir: str | None, out: str | None, endpo
         banks.read_bank(spec.iterate_from)
     selected_problems(spec, data_dir)
     check_writable(out or banks.DEFAULT_ROOT, "--out")
-    if spec.source.needs_model:
+    if source_for(spec.mode).needs_model:
         check_loadable(spec.model, endpoints)
 
 
