@@ -261,12 +261,12 @@ def _bank_build(args) -> str:
     return build_bank(_build_spec(args), data_dir=args.data_dir, out=args.out, generator=_generator(args))
 
 
-def _generator(args):
+def _generator(args, model: str | None = None):
     if not args.endpoint:
         return None
     from generators import load_generator
 
-    return load_generator(args.model, endpoints=args.endpoint)
+    return load_generator(model or args.model, endpoints=args.endpoint)
 
 
 def _eval_entry(args) -> dict:
@@ -293,7 +293,8 @@ def _eval(args) -> str:
     from flows.evaluate import evaluate
     from flows.evaluate.flow import DEFAULT_ROOT
 
-    folder = evaluate(_eval_spec(args), data_dir=args.data_dir, out=args.out, generator=_generator(args)).folder
+    spec = _eval_spec(args)
+    folder = evaluate(spec, data_dir=args.data_dir, out=args.out, generator=_generator(args, spec.model)).folder
     link_run(args.out or DEFAULT_ROOT, folder, args.name)
     return str(folder)
 

@@ -253,7 +253,7 @@ def test_latest_and_named_links_are_relative_and_replaced(tmp_path):
 def test_eval_with_config_name_and_quiet_in_a_process(tmp_path, data_dir):
     """A real ``manyshot eval --config`` against the scripted server: flags override the file, the run folder gets
     its name and ``latest``, and --quiet leaves stderr without log or progress lines."""
-    from test_eval_processes import Solver
+    from fake_openai import FakeOpenAI
 
     from flows.build.flow import build_bank
     from flows.core.specs import BuildSpec, Selection
@@ -262,13 +262,13 @@ def test_eval_with_config_name_and_quiet_in_a_process(tmp_path, data_dir):
                       data_dir=str(data_dir), out=str(tmp_path / "banks"))
     (tmp_path / "eval.toml").write_text(f'task = "gsm8k"\nbanks = ["banks/{Path(bank).name}"]\nshots = [0, 2]\n'
                                         'limit = 50\nmax_tokens = 64\nmodel = "fake-model"\nmax_model_len = 2048\n')
-    solver = Solver(data_dir, latency=0.0)
+    server = FakeOpenAI(model="fake-model")
     try:
-        proc = manyshot("eval", "--config", "eval.toml", "--limit", "3", "--endpoint", solver.server.url,
+        proc = manyshot("eval", "--config", "eval.toml", "--limit", "3", "--endpoint", server.url,
                         "--out", "evals", "--name", "first-try", "--quiet", cwd=tmp_path,
                         env={"MANYSHOT_DATA_DIR": str(data_dir)}, timeout=500)
     finally:
-        solver.server.close()
+        server.close()
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = tmp_path / proc.stdout.strip().splitlines()[-1]
     assert (tmp_path / "evals" / "latest").resolve() == (tmp_path / "evals" / "first-try").resolve() == \
