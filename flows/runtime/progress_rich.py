@@ -50,6 +50,28 @@ def _stream_handlers() -> list[logging.StreamHandler]:
             and h.stream in _terminal_streams()]
 
 
+class _Above:
+    """A file that writes through rich's redirecting proxy (which prints whole lines above the display). A rich
+    console unwraps a proxy given as its file (``rich_proxied_file``) and would write past the display: this
+    wrapper does not let it."""
+
+    def __init__(self, proxy, terminal) -> None:
+        self.proxy, self.terminal = proxy, terminal
+
+    def write(self, text: str) -> int:
+        return self.proxy.write(text)
+
+    def flush(self) -> None:
+        self.proxy.flush()
+
+    def isatty(self) -> bool:
+        return self.terminal.isatty()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.terminal, "encoding", None) or "utf-8"
+
+
 class RichRenderer(Renderer):
     def __init__(self) -> None:
         self.console = Console(stderr=True)
@@ -64,8 +86,8 @@ class RichRenderer(Renderer):
         if not self.tasks:
             self.display.start()
             self.saved_files = [(c, c.file) for c in _log_consoles()]
-            for console, _ in self.saved_files:
-                console.file = sys.stderr  # rich's proxy now: log lines are printed above the display
+            for console, file in self.saved_files:
+                console.file = _Above(sys.stderr, file)  # log lines are printed above the display
             self.saved_streams = [(h, h.setStream(sys.stderr)) for h in _stream_handlers()]
         self.tasks[id(tracker)] = self.display.add_task(tracker.label, total=tracker.total, tracker=tracker)
 
