@@ -134,20 +134,27 @@ def test_log_handlers_on_the_terminal_go_through_the_live_display(monkeypatch):
     from flows.runtime.progress_rich import RichRenderer
     from flows.runtime.tracker import Tracker
 
+    from rich.console import Console
+
     handler = logging.StreamHandler(sys.__stderr__)
+    styled = logging.StreamHandler(sys.__stderr__)  # Prefect's kind: a rich console of its own
+    styled.console = Console(file=sys.__stderr__)
     logger = logging.getLogger("manyshot-test-engine")
     logger.addHandler(handler)
+    logger.addHandler(styled)
     try:
         renderer = RichRenderer()
         tracker = Tracker("eval", 3, "cells")
         renderer.opened(tracker)
         try:
             assert handler.stream is sys.stderr and sys.stderr is not sys.__stderr__  # rich's redirecting proxy
+            assert styled.console.file is not sys.__stderr__ and styled.console.file.proxy is sys.stderr
         finally:
             renderer.closed(tracker)
-        assert handler.stream is sys.__stderr__
+        assert handler.stream is sys.__stderr__ and styled.console.file is sys.__stderr__
     finally:
         logger.removeHandler(handler)
+        logger.removeHandler(styled)
 
 
 def test_the_bar_says_loading_model_while_a_model_loads():
