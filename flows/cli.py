@@ -305,7 +305,7 @@ def _bank_list(args) -> None:
     folder = args.dir or DEFAULT_ROOT
     rows, unreadable = scan_banks(folder)
     if args.json:
-        from flows.cli_json import bank_list
+        from flows.report.bank_json import bank_list
 
         print(bank_list(folder, rows, unreadable))
         rows = []
@@ -326,7 +326,7 @@ def _bank_show(args) -> None:
     from flows.core.schema import SCHEMA_VERSION, SCHEMA_VERSION_FIELD
 
     if args.json:
-        from flows.cli_json import bank_show
+        from flows.report.bank_json import bank_show
 
         print(bank_show(args.path))
         return
