@@ -21,24 +21,26 @@ LOG_LEVEL_HELP = ("the least severe log lines shown, from manyshot, Prefect and 
 MODEL_SETTINGS = {"max_model_len": "MANYSHOT_MAX_MODEL_LEN", "kv_cache_gib": "MANYSHOT_KV_CACHE_GIB",
                   "block_size": "MANYSHOT_BLOCK_SIZE", "dtype": "MANYSHOT_DTYPE"}
 
+GT_BANK = '"$(manyshot bank build --task gsm8k --mode ground-truth --limit {n} | tail -n 1)"'  # prints its path
 EXAMPLES = {
     "bank build": ["manyshot bank build --task gsm8k --mode ground-truth --limit 8",
                    "manyshot bank build --task gsm8k --mode reinforced --limit 16 --samples 2 --model embedded-tiny"],
     "bank list": ["manyshot bank list", "manyshot bank list runs/banks --json"],
-    "bank show": ["manyshot bank show runs/banks/BANK.parquet --json"],
-    "bank export": ["manyshot bank export runs/banks/BANK.parquet --to exports/gsm8k-shots"],
-    "bank diff": ["manyshot bank diff runs/banks/OLD.parquet runs/banks/NEW.parquet --limit 5"],
-    "eval": ["manyshot eval --task gsm8k --bank runs/banks/BANK.parquet --shots 0,4,16 --limit 20 --name first-try",
-             "manyshot eval --config eval.toml --limit 10   # flags override the file's keys"],
-    "ablate": ["manyshot ablate configs/ablation.toml --out runs"],
-    "serve": ["manyshot serve --config configs/pipeline.toml"],
-    "deploy": ["manyshot deploy --config configs/pipeline.toml --work-pool default"],
+    "bank show": [f"manyshot bank show {GT_BANK.format(n=8)} --json"],
+    "bank export": [f"manyshot bank export {GT_BANK.format(n=8)} --to exports/gsm8k-shots --force"],
+    "bank diff": [f"manyshot bank diff {GT_BANK.format(n=8)} {GT_BANK.format(n=12)} --limit 5"],
+    "eval": ["manyshot eval --task gsm8k --shots 0 --limit 5 --name zero-shot",
+             f"manyshot eval --task gsm8k --bank {GT_BANK.format(n=32)} --shots 0,4 --limit 20",
+             "manyshot eval --config eval.toml --limit 10   # eval.toml: see docs/evaluation.md; flags override it"],
+    "ablate": ["manyshot ablate configs/smoke.toml --out runs"],
+    "serve": ["manyshot serve --config configs/pipeline.example.toml"],
+    "deploy": ["manyshot deploy --config configs/pipeline.example.toml --work-pool default"],
     "run": ["manyshot run --out runs", "manyshot run --model embedded-tiny --quiet"],
-    "report": ["manyshot report runs/evals/latest --out report.html"],
+    "report": ["manyshot report runs/evals/latest --out report.html   # the last eval"],
     "task check": ["manyshot task check gsm8k"],
-    "task list": ["manyshot task list tasks"],
-    "analyze similarity": ["manyshot analyze similarity runs/evals/latest --embedder tfidf"],
-    "analyze nll": ["manyshot analyze nll runs/evals/latest --limit 5"],
+    "task list": ["manyshot task list"],
+    "analyze similarity": ["manyshot analyze similarity runs/evals/latest --embedder tfidf   # the last eval"],
+    "analyze nll": ["manyshot analyze nll runs/evals/latest --limit 5   # the last eval"],
 }
 
 

@@ -283,3 +283,17 @@ def test_eval_with_config_name_and_quiet_in_a_process(tmp_path, data_dir):
     results = pd.read_parquet(folder / "results.parquet")
     assert results.groupby("k").size().to_dict() == {0: 3, 2: 3}  # --limit 3 overrode the file's 50
     assert "INFO" not in proc.stderr and "progress eval" not in proc.stderr, proc.stderr[-3000:]
+
+
+@pytest.mark.server
+@pytest.mark.timeout(600)
+def test_a_help_example_works_when_pasted_into_a_shell(tmp_path, data_dir):
+    """`manyshot bank show`'s example, pasted into bash (it builds a bank, then shows it as JSON)."""
+    script = f'manyshot() {{ {shlex.quote(sys.executable)} -m flows.cli "$@"; }}\n{EXAMPLES["bank show"][0]}\n'
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(tmp_path / "prefect"),
+           "MANYSHOT_DATA_DIR": str(data_dir)}
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=500)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    assert doc["shots"] == 8 and doc["sources"] == {"ground-truth": 8}
