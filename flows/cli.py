@@ -8,10 +8,15 @@ import sys
 import traceback
 from pathlib import Path
 
-from flows.cli_types import DEBUG_HELP, EXIT_CODES, NON_NEGATIVE, POSITIVE, Parser, subcommands, temperature
+from flows.cli_options import add_model_settings, finish
+from flows.cli_types import DEBUG_HELP, EXIT_CODES, NON_NEGATIVE, POSITIVE, Parser, temperature
 from flows.core.schema import SOURCES
 from flows.core.tasks import TASKS
 
+DESCRIPTION = """manyshot: many-shot in-context learning pipelines.
+Build shot banks (bank build/list/show/export/diff), evaluate them (eval), run ablation grids (ablate),
+the main job (run), scheduled jobs (serve, deploy), reports (report), analyses (analyze) and task files (task).
+Every command takes --help (defaults and examples), --quiet, --log-level and --debug."""
 S = argparse.SUPPRESS  # options left out take the defaults of flows.config's specs (one place)
 # The main job: a reinforced bank of 192 problems x 4 samples keeps about 75 shots (the GSM8K yield is ~39%),
 # enough for K=64; the ground-truth bank takes the same problems' own solutions.
@@ -34,20 +39,34 @@ def _shots(text: str) -> tuple[int | str, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _run_name(text: str) -> str:
+    from flows.cli_eval import check_name
+    from flows.config import ConfigError
+
+    try:
+        return check_name(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _words(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", required=True, metavar="TASK",
-                   help=f"a built-in task ({', '.join(TASKS)}) or a task file (.toml, see docs/tasks.md)")
+def _common(p: argparse.ArgumentParser, *, config: bool = False) -> None:
+    """The options of bank build and eval; with ``config`` (eval) --task and --model may come from --config."""
+    p.add_argument("--task", required=not config, default=S, metavar="TASK",
+                   help=f"a built-in task ({', '.join(TASKS)}) or a task file (.toml, see docs/tasks.md)"
+                   + ("; required unless the --config file has a task" * config))
     p.add_argument("--allow-unparsed", action="store_true",
                    help="task files: skip rows whose gold answer does not parse under the declared format")
     p.add_argument("--data-dir", default=None, help="folder with {gsm8k,math}/{train,test}.jsonl "
                    "(default: $MANYSHOT_DATA_DIR, else ./data if it holds them, else the Hugging Face hub)")
-    p.add_argument("--model", default="embedded", help="embedded, embedded-tiny, an HF model id or a local path")
+    p.add_argument("--model", default=S if config else "embedded",
+                   help="embedded, embedded-tiny, an HF model id or a local path" + (" (default embedded)" * config))
     p.add_argument("--endpoint", action="append", default=[], help="OpenAI-compatible server URL (repeatable)")
     _no_progress(p)
+    add_model_settings(p)
 
 
 def _no_progress(p: argparse.ArgumentParser) -> None:
@@ -56,7 +75,7 @@ def _no_progress(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="manyshot", description=__doc__, epilog=EXIT_CODES,
+    parser = Parser(prog="manyshot", description=DESCRIPTION, epilog=EXIT_CODES,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -65,28 +84,32 @@ def build_parser() -> argparse.ArgumentParser:
     b = bank.add_parser("build", help="build a shot bank (prints its path)")
     _common(b)
     b.add_argument("--mode", required=True, choices=SOURCES)
-    b.add_argument("--limit", type=POSITIVE, default=S)
-    b.add_argument("--seed", type=NON_NEGATIVE, default=S)
-    b.add_argument("--subjects", type=_words, default=S)
-    b.add_argument("--levels", type=_ints, default=S)
-    b.add_argument("--samples", type=POSITIVE, default=S)
-    b.add_argument("--temperature", type=temperature, default=S)
-    b.add_argument("--retry-temperature", type=temperature, default=S)
-    b.add_argument("--max-tokens", type=POSITIVE, default=S)
-    b.add_argument("--rounds", type=POSITIVE, default=S)
-    b.add_argument("--keep", choices=("first", "all-distinct"), default=S)
-    b.add_argument("--max-per-problem", type=POSITIVE, default=S)
+    b.add_argument("--limit", type=POSITIVE, default=S, help="training problems drawn")
+    b.add_argument("--seed", type=NON_NEGATIVE, default=S, help="seed of the draw and of sampling")
+    b.add_argument("--subjects", type=_words, default=S, help="MATH subjects, comma-separated")
+    b.add_argument("--levels", type=_ints, default=S, help="MATH levels, comma-separated")
+    b.add_argument("--samples", type=POSITIVE, default=S, help="rationales sampled per problem and round")
+    b.add_argument("--temperature", type=temperature, default=S, help="sampling temperature of the first round")
+    b.add_argument("--retry-temperature", type=temperature, default=S, help="sampling temperature of later rounds")
+    b.add_argument("--max-tokens", type=POSITIVE, default=S, help="tokens per rationale")
+    b.add_argument("--rounds", type=POSITIVE, default=S, help="rounds that retry the unsolved problems")
+    b.add_argument("--keep", choices=("first", "all-distinct"), default=S, help="correct rationales kept per problem")
+    b.add_argument("--max-per-problem", type=POSITIVE, default=S, help="with --keep all-distinct: at most N")
     b.add_argument("--zero-shot", action="store_true", default=S, help="zero-shot CoT prompt instead of few-shot")
     b.add_argument("--iterate-from", default=S, help="reinforced bank to use as a many-shot prompt")
     b.add_argument("--prompt-shots", type=POSITIVE, default=S)
     b.add_argument("--chunk-size", type=POSITIVE, default=S)
     b.add_argument("--require-valid-steps", action="store_true", default=S,
                    help="reinforced: drop correct rationales with a wrong arithmetic step (verifiers.check_steps)")
-    b.add_argument("--out", default=None, help="banks folder (default runs/banks)")
+    b.add_argument("--out", default=None, metavar="DIR",
+                   help="the folder of banks the bank file is written to (default runs/banks)")
     ls = bank.add_parser("list", help="list banks in a folder")
-    ls.add_argument("dir", nargs="?", default=None)
+    ls.add_argument("dir", nargs="?", default=None, help="a folder of banks (default runs/banks)")
+    ls.add_argument("--json", action="store_true", help="one JSON document: the folder, its banks, unreadable files")
     show = bank.add_parser("show", help="counts, provenance and a sample of a bank")
-    show.add_argument("path")
+    show.add_argument("path", help="a bank file (.parquet)")
+    show.add_argument("--json", action="store_true", help="one JSON document: counts, configuration, provenance, "
+                      "step check and a sample shot")
     ex = bank.add_parser("export", help="write a bank as a Hugging Face dataset folder (Parquet + dataset card)")
     ex.add_argument("path")
     ex.add_argument("--to", required=True, metavar="DIR", help="folder to write (must be new or empty)")
@@ -101,16 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument("--diffs", type=NON_NEGATIVE, default=3, help="rationale diffs shown")
 
     e = sub.add_parser("eval", help="many-shot evaluation of banks")
-    _common(e)
+    e.add_argument("--config", default=None, metavar="TOML",
+                   help="eval config file: the keys of an ablation spec's [[evals]] entry (task, banks, shots, ...) "
+                   "and model settings (max_model_len, kv_cache_gib, block_size, dtype); flags override it")
+    _common(e, config=True)
     e.add_argument("--bank", dest="banks", type=_words, default=S, help="bank path(s), comma-separated")
     e.add_argument("--shots", type=_shots, default=S,
                    help="shot counts, e.g. 0,4,16,64,max (max: the largest K that fits the context, per bank and seed)")
-    e.add_argument("--seeds", type=POSITIVE, default=S)
-    e.add_argument("--limit", type=POSITIVE, default=S)
+    e.add_argument("--seeds", type=POSITIVE, default=S, help="shot draws per bank and K")
+    e.add_argument("--limit", type=POSITIVE, default=S, help="test questions evaluated")
     e.add_argument("--samples", type=POSITIVE, default=S, help="samples per question (majority vote)")
     e.add_argument("--temperature", type=temperature, default=S)
-    e.add_argument("--max-tokens", type=POSITIVE, default=S)
-    e.add_argument("--exclude-contaminated", action="store_true", default=S)
+    e.add_argument("--max-tokens", type=POSITIVE, default=S, help="tokens per answer")
+    e.add_argument("--exclude-contaminated", action="store_true", default=S,
+                   help="drop the shots that are test questions of this eval (else such a bank is an error)")
     e.add_argument("--select", type=_words, default=S,
                    help="shot selection, comma-separated: random, similar, diverse, complex (default random)")
     e.add_argument("--orders", type=POSITIVE, default=S,
@@ -120,33 +147,41 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--reference", default=S, metavar="LABEL",
                    help="bank label to show paired differences against (default: the ground-truth bank, else the "
                    "first)")
-    e.add_argument("--out", default=None, help="results folder root (default runs/evals)")
+    e.add_argument("--out", default=None, metavar="DIR",
+                   help="the root of eval folders: results land in DIR/TASK-KEY/runs/RUN-KEY, and DIR/latest points "
+                   "at the last finished run (default runs/evals)")
+    e.add_argument("--name", type=_run_name, default=None,
+                   help="also name the run folder: DIR/NAME, a link beside the TASK-KEY folders")
 
     a = sub.add_parser("ablate", help="run an ablation grid from a TOML spec")
-    a.add_argument("config")
-    a.add_argument("--data-dir", default=None)
-    a.add_argument("--out", default=None)
+    a.add_argument("config", help="an ablation spec (.toml, see configs/)")
+    a.add_argument("--data-dir", default=None, help="datasets folder (default: $MANYSHOT_DATA_DIR, else the hub)")
+    a.add_argument("--out", default=None, metavar="DIR", help="the root of the ablation: DIR/banks, DIR/evals and "
+                   "DIR/ablation-NAME (default: the spec's out, else runs)")
     a.add_argument("--endpoint", action="append", default=[],
                    help="OpenAI-compatible server URL (repeatable); overrides the spec's endpoints")
     a.add_argument("--reference", default=None, metavar="NAME",
                    help="bank (spec name or label) to show paired differences against; overrides the spec's")
     _no_progress(a)
+    add_model_settings(a)
 
     s = sub.add_parser("serve", help="serve the scheduled jobs of a pipeline config (Prefect deployments)")
-    s.add_argument("--config", required=True)
+    s.add_argument("--config", required=True, help="a pipeline config (.toml)")
     d = sub.add_parser("deploy", help="register the pipeline's deployments on a running Prefect server / work pool")
-    d.add_argument("--config", required=True)
-    d.add_argument("--work-pool", required=True)
+    d.add_argument("--config", required=True, help="a pipeline config (.toml)")
+    d.add_argument("--work-pool", required=True, help="the Prefect work pool that runs the deployments")
 
     r = sub.add_parser("run", help="the main job: build a reinforced and a ground-truth bank, then evaluate both")
-    r.add_argument("--data-dir", default=None)
-    r.add_argument("--model", default="embedded")
-    r.add_argument("--out", default="runs")
+    r.add_argument("--data-dir", default=None, help="datasets folder (default: $MANYSHOT_DATA_DIR, else the hub)")
+    r.add_argument("--model", default="embedded", help="embedded, embedded-tiny, an HF model id or a local path")
+    r.add_argument("--out", default="runs", metavar="DIR",
+                   help="the root of the job: banks in DIR/banks, eval folders in DIR/evals")
     _no_progress(r)
+    add_model_settings(r)
 
     rp = sub.add_parser("report", help="write a self-contained HTML report of an eval results or ablation folder")
     rp.add_argument("dir", help="an eval results folder (runs/evals/...) or an ablation folder (runs/ablation-...)")
-    rp.add_argument("--out", default=None, help="HTML file to write (default DIR/report.html)")
+    rp.add_argument("--out", default=None, metavar="FILE", help="the HTML file to write (default DIR/report.html)")
     rp.add_argument("--data-dir", default=None, help="datasets folder, for the test questions "
                     "(default: $MANYSHOT_DATA_DIR, else the Hugging Face hub)")
     rp.add_argument("--bank-dir", action="append", default=[], help="another folder to look for banks in (repeatable)")
@@ -186,9 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="score the first N test items of each cell (default all)")
     nll.add_argument("--data-dir", default=None, help="datasets folder, for the test questions and solutions")
     nll.add_argument("--bank-dir", action="append", default=[], help="another folder to look for banks in (repeatable)")
-    for command in subcommands(parser):  # `manyshot eval ... --debug` as well as `manyshot --debug eval ...`
-        command.add_argument("--debug", action="store_true", default=S, help=DEBUG_HELP)
-    return parser
+    add_model_settings(nll)
+    return finish(parser)
 
 
 def _analyze_nll(args) -> str:
@@ -227,26 +261,42 @@ def _bank_build(args) -> str:
     return build_bank(_build_spec(args), data_dir=args.data_dir, out=args.out, generator=_generator(args))
 
 
-def _generator(args):
+def _generator(args, model: str | None = None):
     if not args.endpoint:
         return None
     from generators import load_generator
 
-    return load_generator(args.model, endpoints=args.endpoint)
+    return load_generator(model or args.model, endpoints=args.endpoint)
+
+
+def _eval_entry(args) -> dict:
+    """The eval's keys: the --config file's, overridden by the flags given."""
+    from flows.cli_eval import merged, read_config
+
+    return merged(read_config(args.config) if args.config else {}, vars(args))
 
 
 def _eval_spec(args):
     from flows.config import EVAL_KEYS, eval_spec
     from flows.core.taskfile import resolve
+    from flows.errors import UsageError
 
-    args.task = resolve(args.task, allow_unparsed=args.allow_unparsed)
-    return eval_spec({k: v for k, v in vars(args).items() if k in EVAL_KEYS}, "manyshot eval")
+    entry = _eval_entry(args)
+    if "task" not in entry:
+        raise UsageError("manyshot eval: give --task, or a task key in the --config file")
+    entry["task"] = resolve(entry["task"], allow_unparsed=args.allow_unparsed)
+    return eval_spec({k: v for k, v in entry.items() if k in EVAL_KEYS}, args.config or "manyshot eval")
 
 
 def _eval(args) -> str:
+    from flows.cli_eval import link_run
     from flows.evaluate import evaluate
+    from flows.evaluate.flow import DEFAULT_ROOT
 
-    return str(evaluate(_eval_spec(args), data_dir=args.data_dir, out=args.out, generator=_generator(args)).folder)
+    spec = _eval_spec(args)
+    folder = evaluate(spec, data_dir=args.data_dir, out=args.out, generator=_generator(args, spec.model)).folder
+    link_run(args.out or DEFAULT_ROOT, folder, args.name)
+    return str(folder)
 
 
 def _bank_list(args) -> None:
@@ -254,7 +304,12 @@ def _bank_list(args) -> None:
 
     folder = args.dir or DEFAULT_ROOT
     rows, unreadable = scan_banks(folder)
-    if not rows and not unreadable:
+    if args.json:
+        from flows.report.bank_json import bank_list
+
+        print(bank_list(folder, rows, unreadable))
+        rows = []
+    elif not rows and not unreadable:
         print(f"no banks in {folder}")
     for r in rows:
         print(f"{r['path']}  task={r['task']} mode={r['mode']} shots={r['shots']} model={r['model']} "
@@ -270,6 +325,11 @@ def _bank_show(args) -> None:
     from flows.runtime.banks import read_bank
     from flows.core.schema import SCHEMA_VERSION, SCHEMA_VERSION_FIELD
 
+    if args.json:
+        from flows.report.bank_json import bank_show
+
+        print(bank_show(args.path))
+        return
     table, meta = read_bank(args.path)
     df = table.to_pandas()
     print(f"bank: {args.path}\nshots: {len(df)}  problems: {df['problem_id'].nunique()}")
@@ -309,6 +369,9 @@ def _run(args) -> None:
     results = evaluate(EvalSpec(task=d["task"], banks=(reinforced, truth), shots=_ints(d["shots"]),
                                 limit=d["eval_limit"], model=args.model, max_tokens=384),
                        data_dir=args.data_dir, out=str(out / "evals"))
+    from flows.cli_eval import link_run
+
+    link_run(out / "evals", results.folder)
     print(f"\nreinforced bank: {reinforced}\nground-truth bank: {truth}\nresults: {results.folder}")
 
 
@@ -345,9 +408,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run a command; return the exit code (:data:`flows.errors.EXIT_CODES`)."""
     args = build_parser().parse_args(argv)
     _prepare_environment()
+    from flows.runtime import logs
+
+    level = logs.configure(args.log_level, args.quiet)
     if getattr(args, "no_progress", False):
         os.environ["MANYSHOT_PROGRESS"] = "0"
     from prefect.exceptions import TerminationSignal
+
+    logs.apply(level)
 
     from flows.cli_types import EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_USAGE
     from flows.errors import REPORTED, UsageError, message, quiet_prefect_tracebacks
@@ -357,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
     restore = install_handlers() if args.command != "serve" else None
     loud = quiet_prefect_tracebacks() if not args.debug else None
     try:
+        from flows.cli_eval import apply_model_settings
+
+        apply_model_settings(_eval_entry(args) if args.command == "eval" else vars(args))
         _preflight(args)
         if args.command in ("eval", "ablate", "run") or getattr(args, "bank_command", None) == "build":
             start_prefect_server_shielded()  # so that Ctrl-C leaves it running until the flow has ended

@@ -10,7 +10,8 @@ Prefect worker threads:
 * On CPU: ``enforce_eager=True``; KV cache and ``max_model_len`` sized from the model and the machine
   by :mod:`generators.sizing` (``kv_cache_gib``, ``MANYSHOT_KV_CACHE_GIB`` or ``VLLM_CPU_KVCACHE_SPACE``
   override the cache size; ``max_model_len`` or ``MANYSHOT_MAX_MODEL_LEN`` the context;
-  ``MANYSHOT_BLOCK_SIZE`` the KV cache block, :data:`CPU_BLOCK_SIZE` otherwise).
+  ``MANYSHOT_BLOCK_SIZE`` the KV cache block, :data:`CPU_BLOCK_SIZE` otherwise; ``MANYSHOT_DTYPE`` the dtype
+  when the backend's ``dtype`` is ``auto``).
 * ``HF_HUB_OFFLINE=1`` is set for the embedded models (they are local directories).
 
 Seeding: a per-request ``SamplingParams(seed=...)`` crashes the CPU engine ("CPU Generator does not
@@ -122,6 +123,8 @@ class VLLMGenerator:
         from vllm.platforms import current_platform
 
         on_cpu = current_platform.is_cpu()
+        if dtype == "auto":
+            dtype = os.environ.get("MANYSHOT_DTYPE") or dtype
         kwargs: dict[str, Any] = dict(model=self.spec.path, tokenizer=self.spec.path, seed=seed, dtype=dtype,
                                       enable_prefix_caching=enable_prefix_caching,
                                       enforce_eager=on_cpu if enforce_eager is None else enforce_eager)

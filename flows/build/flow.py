@@ -65,10 +65,11 @@ def resolve_generator(spec: BuildSpec, ref: GeneratorConfig | Generator | None) 
     the spec's model and seed) is loaded once per process."""
     if not source_for(spec.mode).needs_model:
         return None
-    if ref is None:
-        ref = load_generator(spec.model, seed=spec.selection.seed)
-    elif isinstance(ref, GeneratorConfig):
-        ref = ref.resolve()
+    with current().loading():
+        if ref is None:
+            ref = load_generator(spec.model, seed=spec.selection.seed)
+        elif isinstance(ref, GeneratorConfig):
+            ref = ref.resolve()
     return metered(ref)
 
 

@@ -295,7 +295,9 @@ class CellRun:
         return tuple(self.skipped[n] for n in sorted(self.skipped))
 
     def _model(self) -> Generator:
-        self.generator = self.generator or metered(load_generator(self.spec.model))  # once a cell needs the model
+        if self.generator is None:  # once a cell needs the model
+            with current().loading():
+                self.generator = metered(load_generator(self.spec.model))
         return self.generator
 
     def _skip(self, n: int, cell: Cell, reason: str) -> bool:

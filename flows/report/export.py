@@ -98,6 +98,27 @@ def _counted(counts: Counter, limit: int = 4) -> str:
     return ", ".join(items) + (f", and {more} more" if more > 0 else "")
 
 
+def public(value: Any) -> Any:
+    """``value`` without machine paths: an absolute path becomes its last part (in lists and mappings too)."""
+    if isinstance(value, str) and os.path.isabs(value):
+        return Path(value).name
+    if isinstance(value, dict):
+        return {k: public(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [public(v) for v in value]
+    return value
+
+
+def public_dataset(value: str, split: str) -> str:
+    """A provenance ``dataset`` value (``TASK:WHERE``) as a card shows it: a local data folder becomes the hub
+    dataset it is a copy of (or the folder's name, for a task without one)."""
+    task, sep, where = value.partition(":")
+    if not sep or not os.path.isabs(where):
+        return value
+    hub = TASKS[task].hub.get(split) if task in TASKS and TASKS[task].hub else None
+    return f"{task}:{hub[0]} (local copy)" if hub else f"{task}:{Path(where).name}"
+
+
 def _provenance(table: pa.Table, meta: dict[str, Any], path: Path) -> list[tuple[str, str]]:
     templates = Counter(f"{r['template_id']} ({r['template_hash']})" for r in
                         table.select(["template_id", "template_hash"]).to_pylist() if r["template_id"])
@@ -108,7 +129,8 @@ def _provenance(table: pa.Table, meta: dict[str, Any], path: Path) -> list[tuple
             ("template", _counted(templates)),
             ("verifier version", _counted(_values(table, "verifier_version"))),
             ("verifier methods", _counted(_values(table, "verifier_method"))),
-            ("dataset", _counted(_values(table, "dataset"))),
+            ("dataset", _counted(Counter({public_dataset(str(k), str(split)): n for (k, split), n in Counter(
+                zip(table.column("dataset").to_pylist(), table.column("split").to_pylist())).items()}))),
             ("split", _counted(_values(table, "split"))),
             ("created", _cell(meta.get("created_at", "unknown"))),
             ("run id", f"`{meta.get('run_id', 'unknown')}`")]
@@ -125,7 +147,7 @@ def _table(rows: list[tuple[str, str]], head: tuple[str, str]) -> str:
 
 def dataset_card(table: pa.Table, meta: dict[str, Any], path: Path, where: str) -> str:
     """The README.md of an export: YAML front matter, then provenance, build report and how to load
-    (from ``where``: the hub repo id or the folder)."""
+    (from ``where``: the hub repo id, or the export folder's name). No machine path is written."""
     front = card_metadata(table, meta, path)
     task = _task(table, path, meta)
     modes = sorted(_values(table, "source"))
@@ -138,7 +160,8 @@ def dataset_card(table: pa.Table, meta: dict[str, Any], path: Path, where: str) 
         f"manyshot for many-shot in-context learning (Agarwal et al. 2024). "
         + " ".join(f"`{m}`: {MODES.get(m, 'shots of this source')}." for m in modes),
         "## How to load",
-        f"```python\nfrom datasets import load_dataset\n\nshots = load_dataset(\"{where}\", split=\"train\")\n```\n\n"
+        f"```python\nfrom datasets import load_dataset\n\nshots = load_dataset(\"{where}\", split=\"train\")"
+        + ("  # the folder holding this README" if "/" not in where else "") + "\n```\n\n"
         "The bank-level metadata (key configuration, build report, provenance) is also in the Parquet file's "
         "key-value metadata:\n\n"
         f"```python\nimport json\nimport pyarrow.parquet as pq\n\nmeta = pq.read_schema(\"{DATA_FILE}\").metadata\n"
@@ -146,11 +169,11 @@ def dataset_card(table: pa.Table, meta: dict[str, Any], path: Path, where: str) 
         "## Provenance",
         _table(_provenance(table, meta, path), ("field", "value")),
         "## Build report",
-        _table([(_cell(k), _cell(v)) for k, v in report.items()], ("metric", "value"))
+        _table([(_cell(k), _cell(public(v))) for k, v in report.items()], ("metric", "value"))
         if report else "No build report was recorded in this bank.",
         "## Bank key configuration",
         "Everything that changes the bank's content; the bank file's key is a hash of it.\n\n"
-        f"```json\n{json.dumps(meta.get('config', {}), indent=2, sort_keys=True, default=str)}\n```",
+        f"```json\n{json.dumps(public(meta.get('config', {})), indent=2, sort_keys=True, default=str)}\n```",
         "## Columns",
         "\n".join(f"- `{f.name}`: {f.type}" for f in table.schema),
         "## License",
@@ -182,7 +205,7 @@ def export_bank(bank: Path | str, to: Path | str, *, force: bool = False, repo_i
     A non-empty ``to`` is refused unless ``force``, and even then only if it holds nothing but an export."""
     bank, dest = Path(bank), Path(to)
     table, meta = read_bank(bank)
-    card = dataset_card(table, meta, bank, repo_id or str(dest))
+    card = dataset_card(table, meta, bank, repo_id or dest.name)
     _check_destination(dest, force)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))

@@ -63,6 +63,19 @@ class Progress:
             self.bars[-1].note = text
         self._changed()
 
+    @contextmanager
+    def loading(self) -> Iterator[None]:
+        """A model is being loaded meanwhile: the open bars say "loading model" where the ETA is still unknown."""
+        for bar in self.bars:
+            bar.loading = True
+        self._changed()
+        try:
+            yield
+        finally:
+            for bar in self.bars:
+                bar.loading = False
+            self._changed()
+
     def finish(self) -> None:
         """Close the innermost bar."""
         if self.bars:

@@ -39,6 +39,7 @@ class Tracker:
     tokens: int = 0
     generation_seconds: float = 0.0
     note: str = ""
+    loading: bool = False  # a model is being loaded: the ETA says so instead of "?"
 
     def __post_init__(self) -> None:
         self.started = self.clock()
@@ -82,7 +83,8 @@ class Tracker:
         rate = self.tokens_per_second
         parts += [f"{self.solved_word} {self.solved}"] if self.solved_word else []
         parts += [f"{rate:.1f} tok/s" if rate is not None else "- tok/s",
-                  f"elapsed {clock_text(self.elapsed)}", f"ETA {clock_text(self.eta)}"]
+                  f"elapsed {clock_text(self.elapsed)}",
+                  "loading model" if self.loading and self.eta is None else f"ETA {clock_text(self.eta)}"]
         return parts + ([self.note] if self.note else [])
 
     def line(self) -> str:

@@ -1,9 +1,11 @@
 """Banks as datasets: export with a dataset card, push-to-hub failing fast offline, and bank diff."""
 import http.server
 import json
+import os
 import threading
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -16,7 +18,8 @@ from flows.build.flow import build_bank
 from flows.core.specs import BuildSpec, Rounds, Selection
 from flows.cli import main
 from flows.report.diff import DiffError, diff_banks, diff_tables
-from flows.report.export import DATA_FILE, ExportError, export_bank, push_to_hub, size_category
+from flows.report.export import (DATA_FILE, ExportError, export_bank, public, public_dataset, push_to_hub,
+                                 size_category)
 from flows.core.schema import SHOT_SCHEMA, read_metadata, to_table
 from generators.fake import FakeGenerator
 
@@ -70,9 +73,22 @@ def test_dataset_card_front_matter_and_body(bank, tmp_path):
     row = table.slice(0, 1).to_pylist()[0]
     for expected in (f"`{row['model']}`", row["template_id"], row["template_hash"], f"`{verifiers.VERSION}`",
                      meta["run_id"], meta["created_at"], "| problems tried | 6 |", '"mode": "reinforced"',
-                     'load_dataset("someone/gsm8k-shots", split="train")', row["dataset"]):
+                     'load_dataset("someone/gsm8k-shots", split="train")', "gsm8k:openai/gsm8k (local copy)"):
         assert expected in card, expected
     assert json.loads(row["sampling"])["temperature"] == 0.7 and row["sampling"] in card
+
+
+def test_dataset_card_has_no_machine_paths(bank, tmp_path, data_dir):
+    dest = export_bank(bank, tmp_path / "deep" / "export")
+    card = (dest / "README.md").read_text()
+    for path in (str(data_dir.resolve()), str(data_dir), str(tmp_path), str(Path(bank).parent), os.getcwd()):
+        assert path not in card, path
+    assert 'load_dataset("export", split="train")  # the folder holding this README' in card
+    assert public({"iterate_from": "/home/me/banks/b.parquet", "shots": [1, "/x/y"]}) == {
+        "iterate_from": "b.parquet", "shots": [1, "y"]}
+    assert public_dataset("gsm8k:/home/me/data", "train") == "gsm8k:openai/gsm8k (local copy)"
+    assert public_dataset("mytask:/home/me/data", "train") == "mytask:data"
+    assert public_dataset("gsm8k:hub", "train") == "gsm8k:hub"
 
 
 @pytest.mark.parametrize("n, bucket", [(0, "n<1K"), (999, "n<1K"), (1000, "1K<n<10K"), (12_000, "10K<n<100K"),

@@ -55,3 +55,5 @@ def test_eval_in_a_terminal_shows_the_live_display(tmp_path, data_dir):
     results = [i for i, line in enumerate(lines) if line.startswith(str(tmp_path / "evals" / "gsm8k-"))]
     drawn = [i for i, line in enumerate(lines) if "cells 7/7" in line]
     assert results and results[-1] > drawn[-1]  # the results folder is printed after the display's last state
+    logged = [line for line in lines if re.search(r"\| (INFO|WARNING|ERROR) ", line)]
+    assert logged and not [line for line in logged if "tok/s" in line]  # log lines above the bar, never inside it
