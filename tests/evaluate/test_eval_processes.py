@@ -28,7 +28,7 @@ from flows.evaluate.flow import evaluate
 from generators import prompt_hash
 from generators.openai_backend import OpenAIGenerator
 
-# a hang guard: the signal test took 300-500 s beside two busy loops on 2 cores, Prefect's harness start included
+# a hang guard: the signal test took 276-609 s on a loaded 2-core machine, Prefect's harness start included
 pytestmark = [pytest.mark.server, pytest.mark.timeout(1200), pytest.mark.usefixtures("prefect_harness")]
 
 ROOT = Path(__file__).resolve().parents[2]
