@@ -347,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     _prepare_environment()
     if getattr(args, "no_progress", False):
         os.environ["MANYSHOT_PROGRESS"] = "0"
+    if getattr(args, "data_dir", None):  # task files with [data] root = "data_dir" (and the processes started) read it
+        os.environ["MANYSHOT_DATA_DIR"] = str(Path(args.data_dir).resolve())
     from prefect.exceptions import TerminationSignal
 
     from flows.cli_types import EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_USAGE
