@@ -80,7 +80,7 @@ def list_command(paths: Sequence[str] | None) -> str:
     Files named explicitly must be task files; folders are searched for .toml files that look like one."""
     rows = [f"{name:<20} {TASKS[name].fmt.name:<8} built in ({TASKS[name].title})" for name in BUILTIN]
     for ref, path in packaged_refs():  # shipped task files, addressed as group/task (their data: --data-dir)
-        rows.append(f"{ref:<20} {read_spec(path)['answer']['format']:<8} shipped ({path.name})")
+        rows.append(f"{ref:<44} {read_spec(path)['answer']['format']:<8} shipped ({path.name})")
     explicit = [p for p in (paths or []) if not Path(p).is_dir()]
     for path in _task_files(paths or [".", "tasks"]):
         if str(path) not in explicit and not _looks_like_task(path):
