@@ -122,3 +122,15 @@ def test_duplicate_questions_are_dropped_where_the_file_says_so():
     assert len(task.problems["train"]) + len(task.problems["test"]) == 248  # 2 repeated questions of 250
     conflicting = load_task_file("bbh/causal_judgement")  # 2 questions asked twice with opposite answers
     assert len(conflicting.problems["train"]) + len(conflicting.problems["test"]) == 183
+
+
+def test_the_paper_config_builds_its_banks_the_papers_way():
+    from flows.ablate import bank_spec, load_spec
+
+    spec = load_spec("configs/paper-bbh.toml")
+    builds = {b["name"]: bank_spec(b, spec["model"]) for b in spec["banks"]}
+    reinforced = [b for b in builds.values() if b.mode == "reinforced"]
+    assert len(reinforced) == 4 and all((b.rounds.samples, b.rounds.temperature, b.selection.limit) == (10, 1.0, 150)
+                                        for b in reinforced)
+    assert sorted({b.mode for b in builds.values()}) == ["ground-truth", "human-cot", "reinforced", "unsupervised"]
+    assert spec["limit"] == 100 and all(e["shots"] in ([3], [3, 10, 25, 50, 100, "max"]) for e in spec["evals"])
