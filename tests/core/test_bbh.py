@@ -134,3 +134,11 @@ def test_the_paper_config_builds_its_banks_the_papers_way():
                                         for b in reinforced)
     assert sorted({b.mode for b in builds.values()}) == ["ground-truth", "human-cot", "reinforced", "unsupervised"]
     assert spec["limit"] == 100 and all(e["shots"] in ([3], [3, 10, 25, 50, 100, "max"]) for e in spec["evals"])
+
+
+def test_data_dir_on_the_command_line_holds_for_that_command(monkeypatch, capsys):
+    from flows.cli import main
+
+    monkeypatch.delenv("MANYSHOT_DATA_DIR")
+    assert main(["task", "check", "bbh/object_counting", "--data-dir", str(DATA_DIR)]) == 0
+    assert "problems: train 150, test 100" in capsys.readouterr().out and "MANYSHOT_DATA_DIR" not in os.environ
