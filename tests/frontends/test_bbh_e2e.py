@@ -77,4 +77,5 @@ def test_bbh_with_a_real_engine(engine, tmp_path):
     result = evaluate(eval_spec({"task": name, "banks": (human, unsupervised), "shots": (0, 3), "limit": 2,
                                  "max_tokens": 64}), out=str(tmp_path / "evals"), generator=engine)
     results = pd.read_parquet(result.folder / "results.parquet")
-    assert len(results) == 2 * 3 and results["completion_tokens"].gt(0).all()
+    assert len(results) == 2 * 3 and results["response"].str.strip().str.len().gt(0).all()
+    assert results[results["k"] == 3]["prompt_tokens"].min() > results[results["k"] == 0]["prompt_tokens"].max()
