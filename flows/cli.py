@@ -415,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     level = logs.configure(args.log_level, args.quiet)
     if getattr(args, "no_progress", False):
         os.environ["MANYSHOT_PROGRESS"] = "0"
+    data_dir_env = os.environ.get("MANYSHOT_DATA_DIR")
+    if getattr(args, "data_dir", None):  # task files with [data] root = "data_dir" (and the processes started) read it
+        os.environ["MANYSHOT_DATA_DIR"] = str(Path(args.data_dir).resolve())
     from prefect.exceptions import TerminationSignal
 
     logs.apply(level)
@@ -494,6 +497,10 @@ def main(argv: list[str] | None = None) -> int:
             loud()
         if restore is not None:
             restore()
+        if data_dir_env is None:  # --data-dir holds for this command only
+            os.environ.pop("MANYSHOT_DATA_DIR", None)
+        else:
+            os.environ["MANYSHOT_DATA_DIR"] = data_dir_env
     return 0
 
 

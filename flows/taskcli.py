@@ -9,6 +9,7 @@ from typing import Sequence
 import verifiers
 from flows.core.data import load_problems
 from flows.core.taskfile import TaskFileError, is_task_file, load_task_file, read_spec
+from flows.core.taskpackaged import packaged_refs
 from flows.core.tasks import BUILTIN, TASKS
 from flows.core.tasks import task as get_task
 
@@ -78,6 +79,8 @@ def list_command(paths: Sequence[str] | None) -> str:
     """The built-in tasks, then the task files in ``paths`` (default ``.`` and ``./tasks``): name, format, file.
     Files named explicitly must be task files; folders are searched for .toml files that look like one."""
     rows = [f"{name:<20} {TASKS[name].fmt.name:<8} built in ({TASKS[name].title})" for name in BUILTIN]
+    for ref, path in packaged_refs():  # shipped task files, addressed as group/task (their data: --data-dir)
+        rows.append(f"{ref:<44} {read_spec(path)['answer']['format']:<8} shipped ({path.name})")
     explicit = [p for p in (paths or []) if not Path(p).is_dir()]
     for path in _task_files(paths or [".", "tasks"]):
         if str(path) not in explicit and not _looks_like_task(path):

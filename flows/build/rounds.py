@@ -101,12 +101,12 @@ class Provenance:
         }
 
 
-def ground_truth_rows(problems: Sequence[Problem], prov: Provenance) -> ChunkResult:
+def ground_truth_rows(problems: Sequence[Problem], prov: Provenance, source: str = "ground-truth") -> ChunkResult:
     rationales = [TASKS[p.task].gold_rationale(p) for p in problems]
     fmt = TASKS[problems[0].task].fmt
     verdicts = verifiers.verify_many([(p.answer, r) for p, r in zip(problems, rationales)], fmt,
                                      questions=[p.question for p in problems])
-    rows = [prov.row(p, "ground-truth", rationale=r, answer=p.answer, verifier_method=v.method,
+    rows = [prov.row(p, source, rationale=r, answer=p.answer, verifier_method=v.method,
                      **step_counts(r, fmt)) for p, r, v in zip(problems, rationales, verdicts)]
     return ChunkResult(rows, ChunkStats(tried=len(problems), kept=len(rows),
                                         self_check_failed=sum(not v.correct for v in verdicts),

@@ -17,7 +17,7 @@ import pyarrow as pa
 import verifiers
 from flows.runtime import banks
 from flows.core.data import load_problems
-from flows.core.problem import Problem, normalize_text
+from flows.core.problem import Problem, content_id, normalize_text
 from flows.build.queries import QUERY_FILTER_VERSION, DuplicateIndex, accept_queries, generate_queries, query_requests
 from flows.build.bank_report import step_summary
 from flows.core.schema import SOURCES as SOURCE_NAMES
@@ -122,6 +122,42 @@ class Unsupervised(ShotSource):
         return unsupervised_rows(chunk.problems, prov)
 
 
+class HumanCot(ShotSource):
+    """The task's human-written worked examples (a task file's ``[prompt] examples``: BBH's 3-shot CoT prompt) as
+    a bank of that many shots, whatever the selection: the few-shot baseline line of an eval (K = 3 for BBH)."""
+
+    mode = "human-cot"
+    refreshable = False
+
+    def key_config(self, spec):
+        return {"examples": config_key({"examples": [list(e) for e in TASKS[spec.selection.task].cot_examples]})}
+
+    def prepare(self, spec, problems, data_dir):
+        super().prepare(spec, problems, data_dir)
+        return None, human_cot_problems(spec.selection.task)
+
+    def run_chunk(self, spec, generator, chunk, prov, state, progress):
+        return ground_truth_rows(chunk.problems, prov, source=self.mode)
+
+    def report(self, table, stats, yields):
+        return {**verifier_lines(table, stats), "examples failing the self-check": stats.self_check_failed}
+
+
+def human_cot_problems(name: str) -> list[Problem]:
+    """The task's worked examples as problems (the answer each commits to is its gold answer)."""
+    found = TASKS[name]
+    if not found.cot_examples:
+        raise BuildError(f"task {name} has no worked examples ([prompt] examples or examples_file): no human-cot bank")
+    out = []
+    for q, rationale in found.cot_examples:
+        answer = verifiers.extract_answer(rationale, found.fmt, question=q)
+        if answer is None:
+            raise BuildError(f"task {name}: a worked example commits to no {found.fmt.name} answer: {rationale[-80:]!r}")
+        out.append(Problem(id=content_id(name, q), task=name, split="train", question=q, solution=rationale,
+                           answer=answer))
+    return out
+
+
 class Reinforced(ShotSource):
     mode = "reinforced"
     needs_model = True
@@ -211,7 +247,8 @@ def verifier_lines(table: pa.Table, stats: ChunkStats) -> dict[str, Any]:
     return {"verifier methods": dict(stats.methods), "verifier errors": dict(stats.errors), **step_summary(table)}
 
 
-SOURCES: dict[str, ShotSource] = {s.mode: s for s in (GroundTruth(), Reinforced(), Unsupervised(), Generated())}
+SOURCES: dict[str, ShotSource] = {s.mode: s for s in (GroundTruth(), Reinforced(), Unsupervised(), Generated(),
+                                                      HumanCot())}
 MODES = tuple(SOURCES)
 REFRESH_MODES = tuple(m for m, s in SOURCES.items() if s.refreshable)
 assert set(MODES) == set(SOURCE_NAMES), "flows.core.schema.SOURCES and the shot sources disagree"

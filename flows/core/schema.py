@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from flows.core.errors import UserError
 
-SOURCES = ("ground-truth", "reinforced", "unsupervised", "generated")
+SOURCES = ("ground-truth", "reinforced", "unsupervised", "generated", "human-cot")
 SCHEMA_VERSION = "2"  # 2: steps_checked, steps_wrong (shots) and k_label (results); version-1 files read with nulls there
 SCHEMA_VERSION_FIELD = "manyshot_schema_version"  # the metadata key with_metadata writes it under
 

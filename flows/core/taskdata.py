@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,24 @@ from flows.core.problem import DataError
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 Row = tuple[str, dict[str, Any]]  # (where, row)
+
+
+ROOTS = ("task_file", "data_dir")  # what a task file's relative data paths resolve against ([data] / [prompt] root)
+DATA_DIR_ENV = "MANYSHOT_DATA_DIR"  # --data-dir sets it too
+
+
+def root_folder(root: str | None, task_path: Path, where: str) -> Path:
+    """The folder a task file's relative paths resolve against: the task file's own folder (``task_file``, the
+    default) or the data folder (``data_dir``: $MANYSHOT_DATA_DIR, which ``--data-dir`` sets)."""
+    if root is None or root == "task_file":
+        return task_path.parent
+    if root != "data_dir":
+        raise DataError(f"{where}: root must be one of {ROOTS}, not {root!r}")
+    folder = os.environ.get(DATA_DIR_ENV)
+    if not folder:
+        raise DataError(f"{where}: root = \"data_dir\" but no data folder is set; pass --data-dir DIR or set "
+                        f"{DATA_DIR_ENV} (the folder holding, e.g., bbh/tasks/)")
+    return Path(folder)
 
 
 def sha256_file(path: Path) -> str:

@@ -21,18 +21,19 @@ from typing import Any, Mapping
 import verifiers
 from flows.core.problem import DataError, Problem, content_id
 from flows.core.tasks import TASKS, Task, register, set_file_loader, task
-from flows.core.taskdata import Row, read_hub_rows, read_rows, sha256_file
+from flows.core.taskdata import Row, read_hub_rows, read_rows, root_folder, sha256_file
+from flows.core.taskpackaged import packaged_task_file
 from flows.core.taskprompt import examples_from, gold_rationale_for
 
 logger = logging.getLogger(__name__)
 
 KEYS = {
     "": {"name", "title", "description", "license", "data", "split", "fields", "answer", "prompt"},
-    "data": {"path", "records", "hub", "config", "split"},
+    "data": {"path", "records", "hub", "config", "split", "root", "duplicates"},
     "split": {"test", "seed", "train"},
     "fields": {"question", "answer", "rationale", "id", "group"},
     "answer": {"format", "labels", "ignore_case", "ignore_punctuation", "ignore_whitespace", "regexes_to_ignore"},
-    "prompt": {"instruction", "examples", "examples_file"},
+    "prompt": {"instruction", "examples", "examples_file", "root"},
 }
 UNPARSED_TOLERANCE = 0.02  # more unparsed gold answers than this share refuse the file (without --allow-unparsed)
 MAX_LABELS_FROM_DATA = 50
@@ -198,6 +199,23 @@ def _problems(name: str, rows: list[Row], split: str, fields: Mapping[str, str])
     return out
 
 
+def drop_duplicates(part: list[tuple[str, Problem]], path: Path) -> list[tuple[str, Problem]]:
+    """``[data] duplicates = "drop"``: a row repeating an earlier row's id is dropped; when the copies disagree
+    on the answer, every copy is (the data cannot say which is right)."""
+    answers: dict[str, set[str]] = {}
+    for _, p in part:
+        answers.setdefault(p.id, set()).add(p.answer)
+    kept, seen = [], set()
+    for where, p in part:
+        if p.id in seen or len(answers[p.id]) > 1:
+            logger.warning("%s: %s dropped: a duplicate of an earlier row%s", path, where,
+                           " with another answer (every copy dropped)" if len(answers[p.id]) > 1 else "")
+        else:
+            kept.append((where, p))
+        seen.add(p.id)
+    return kept
+
+
 def _check_columns(rows: dict[str, list[Row]], fields: Mapping[str, str], path: Path) -> None:
     for source, part in rows.items():
         if not part:
@@ -220,9 +238,17 @@ def load_data(spec: Mapping, path: Path, *, allow_unparsed: bool = False) -> tup
         _str(fields, key, f"{path}: [fields]", required=True)
     for key in fields:
         _str(fields, key, f"{path}: [fields]")
-    rows, data_def = _data_rows(data, split_table, path.parent, path)
+    base = root_folder(data.get("root"), path, f"{path}: [data] root")
+    rows, data_def = _data_rows(data, split_table, base, path)
+    if "root" in data:
+        data_def["root"] = data["root"]  # the name of the root, never its path: the same data anywhere, one key
     _check_columns(rows, fields, path)
     made = {k: _problems(name, part, "test" if k == "test" else "train", fields) for k, part in rows.items()}
+    if data.get("duplicates", "error") == "drop":
+        made = {k: drop_duplicates(part, path) for k, part in made.items()}
+        data_def["duplicates"] = "drop"
+    elif data.get("duplicates", "error") != "error":
+        raise TaskFileError(f"{path}: [data] duplicates must be \"error\" or \"drop\"")
     seen: dict[str, str] = {}
     for where, p in (x for part in made.values() for x in part):
         if p.id in seen:
@@ -264,7 +290,7 @@ def digest(definition: Mapping) -> str:
 
 def load_task_file(path: Path | str, *, allow_unparsed: bool = False):
     """The :class:`~flows.tasks.Task` a task file defines, its data read and checked."""
-    path = Path(path).resolve()
+    path = packaged_task_file(str(path)) or Path(path).resolve()
     spec = read_spec(path)
     data, fmt, data_def = load_data(spec, path, allow_unparsed=allow_unparsed)
     prompt = _table(spec, "prompt", path, required=False)
@@ -297,7 +323,7 @@ def resolve(ref: str, base: Path | str | None = None, *, allow_unparsed: bool = 
     ``base``, default the working directory), which is read, checked and registered."""
     if not is_task_file(ref):
         return task(ref).name
-    path = (Path(ref) if Path(ref).is_absolute() else Path(base or ".") / ref).resolve()
+    path = packaged_task_file(ref) or (Path(ref) if Path(ref).is_absolute() else Path(base or ".") / ref).resolve()
     stat = path.stat() if path.is_file() else None
     key = (str(path), stat and (stat.st_mtime_ns, stat.st_size), allow_unparsed)
     if stat is None or key not in _RESOLVED or dict.get(TASKS, _RESOLVED[key]) is None:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 
 import verifiers
 from flows.core.problem import DataError, Problem
-from flows.core.taskdata import sha256_file
+from flows.core.taskdata import root_folder, sha256_file
 
 MAX_EXAMPLES = 64
 _QA = re.compile(r"(?ms)^Q:[ \t]*(.*?)\n+A:[ \t]*(.*?)(?=\n+Q:|\Z)")
@@ -54,9 +54,11 @@ def examples_from(prompt: Mapping[str, Any], task_path: Path) -> tuple[tuple[tup
         rel = prompt["examples_file"]
         if not isinstance(rel, str):
             raise DataError(f"{where}: examples_file must be a path (relative to the task file)")
-        file = task_path.parent / rel
+        file = root_folder(prompt.get("root"), task_path, f"{where} root") / rel
         examples = read_examples_file(file, f"{where} examples_file {rel}")
         recorded = {"examples_file": rel, "examples_sha256": sha256_file(file)}
+        if "root" in prompt:
+            recorded["root"] = prompt["root"]
     else:
         items = prompt.get("examples", [])
         if not isinstance(items, list):

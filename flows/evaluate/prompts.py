@@ -18,6 +18,10 @@ from generators.prompts import chat
 UNSUPERVISED_PREAMBLE = "You will be provided Problems similar to the ones below:"
 UNSUPERVISED_BRIDGE = ("Now, I am going to give you a series of demonstrations of Problems and Solutions. "
                        "When you respond, respond only with the Solution of the final Problem, thinking step by step.")
+# Task files (BIG-Bench Hard and a user's own): the paper's BBH wording, the bridge ending with the task's instruction
+QUESTIONS_PREAMBLE = "You will be provided questions similar to the ones below:"
+QUESTIONS_BRIDGE = ("Now, I am going to give you a series of demonstrations of questions and answers. When you respond, "
+                    "respond only with the answer to the final question, thinking step by step.")
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,13 @@ def contaminated(view: BankView, test: Sequence[Problem]) -> set[str]:
 
 
 def many_shot_prompt(task: str, shots: Sequence[Shot], question: str) -> Prompt:
-    """Problem/solution turns for solved shots; the paper's unsupervised format for bare problems."""
+    """Problem/solution turns for solved shots; the paper's unsupervised format for bare problems (for a task file,
+    its BBH wording: questions, then the instruction that fixes the answer format, then the worked examples)."""
     spec = TASKS[task]
+    if shots and all(s.rationale is None for s in shots) and spec.source is not None:
+        listing = "\n\n".join(f"Question:\n{s.question}" for s in shots)
+        opening = (f"{QUESTIONS_PREAMBLE}\n\n{listing}\n\n{QUESTIONS_BRIDGE} {spec.answer_format}", "Understood.")
+        return chat(spec.answer_format, (opening, *spec.demos), question)
     if shots and all(s.rationale is None for s in shots):
         listing = "\n\n".join(f"Problem:\n{s.question}" for s in shots)
         opening = (f"{UNSUPERVISED_PREAMBLE}\n\n{listing}\n\n{UNSUPERVISED_BRIDGE}", "Understood.")

@@ -33,6 +33,7 @@ MODES = {
     "reinforced": "each shot is a model-written chain-of-thought rationale, kept only when its final answer "
                   "verifies against the dataset's gold answer (reinforced ICL)",
     "unsupervised": "each shot is a bare dataset problem without a solution (unsupervised ICL)",
+    "human-cot": "the shots are the task's human-written few-shot chain-of-thought prompt (e.g. BBH's 3-shot CoT)",
     "generated": "each shot is a model-written new problem without a solution, filtered for well-formedness "
                  "and near-duplicates of the dataset",
 }

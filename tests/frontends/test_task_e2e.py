@@ -82,8 +82,10 @@ def test_a_task_file_through_build_eval_report_and_export(task_file, tmp_path, c
     results = pd.read_parquet(result.folder / "results.parquet")
     assert len(results) == 8 * 3 and results["correct_strict"].all()  # K=0 once, K=4 per bank; greedy sample 0
     unsupervised_prompt = next(p for prompts, _ in fake.calls for p in prompts
-                               if "You will be provided Problems similar" in p[1]["content"])
+                               if "You will be provided questions similar" in p[1]["content"])
     assert unsupervised_prompt[0]["content"].endswith('"The answer is N".')
+    assert unsupervised_prompt[1]["content"].endswith('respond only with the answer to the final question, thinking '
+                                                      'step by step. ' + unsupervised_prompt[0]["content"])
     assert json.loads((result.folder / "task.json").read_text())["definition"] == definition
 
     assert main(["report", str(result.folder)]) == 0
