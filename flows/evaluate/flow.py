@@ -44,13 +44,13 @@ from flows.evaluate.results import EvalResult, Skipped
 from flows.runtime.retries import retry_model_errors
 from flows.core.schema import RESULT_SCHEMA, to_table, validate
 from flows.evaluate.shot_selection import SelectionError, ShotSelector, make_selectors, parse_select
-from flows.core.specs import MAX, EvalError, EvalSpec, config_key, ShotCount, ShotCountError, parse_shots
+from flows.core.specs import MAX, EvalError, EvalSpec, ShotCount, ShotCountError, parse_shots
 from flows.evaluate.shotcounts import Resolution, resolve_max
+from flows.evaluate.cellfiles import ITEMS_FIELD, items_digest, read_resolution, stale_cell, task_digest
 from flows.evaluate.items import ITEMS_FILE, items_table
 from generators import Generator, Sampling, load_generator, prompt_hash
 
 DEFAULT_ROOT = Path("runs") / "evals"
-ITEMS_FIELD = b"manyshot.items"  # a cell file's Parquet metadata: the items digest it was computed on
 from flows.core.taskfile import write_task_definition
 from flows.core.tasks import task as get_task
 
@@ -107,38 +107,6 @@ def cells(spec: EvalSpec, views: list[BankView], selectors: dict[tuple[str, str]
                 for view in views for strategy in spec.select for order in range(spec.orders)
                 for k in shots if k != 0]
     return out
-
-
-def items_digest(items: list[Problem]) -> str:
-    """The content key of the evaluated items: ids, question and gold answer text, subject and level, in order."""
-    return config_key([(p.id, p.question, p.answer, p.subject, p.level) for p in items])
-
-
-def task_digest(name: str) -> str:
-    """The content key of what a task puts into eval prompts (its answer instruction and worked examples) and, for a
-    task file, its whole definition (file and data content)."""
-    spec = get_task(name)
-    return config_key({"answer_format": spec.answer_format, "demos": spec.demos} | spec.key_config())
-
-
-def stale_cell(path: Path, items: list[Problem], digest: str) -> str | None:
-    """Why the cell file at ``path`` cannot be reused for ``items`` (None when it can): its recorded items digest
-    differs, or (a cell written before digests were recorded) its item ids or gold answers differ."""
-    recorded = (pq.read_schema(path).metadata or {}).get(ITEMS_FIELD)
-    if recorded is not None:
-        return None if recorded.decode() == digest else "it was computed on other test items (items digest differs)"
-    rows = pq.read_table(path, columns=["item_id", "gold"]).to_pylist()
-    if {(r["item_id"], r["gold"]) for r in rows} != {(p.id, p.answer) for p in items}:
-        return "its item ids or gold answers differ from this run's test items"
-    return None
-
-
-def read_resolution(path: Path, digest: str) -> Resolution | None:
-    """A stored ``max`` resolution, or None when it was resolved for other test items (or before it recorded them)."""
-    saved = json.loads(path.read_text())
-    if saved.get("items") != digest:
-        return None
-    return Resolution(saved["k"], saved["prompt_tokens"], saved["reason"])
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[5, 20, 60], retry_condition_fn=retry_model_errors)

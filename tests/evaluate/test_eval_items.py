@@ -8,7 +8,8 @@ import pytest
 
 from conftest import gsm8k_solver
 from flows.build import BuildSpec, Selection, build_bank
-from flows.evaluate.flow import EvalSpec, evaluate, items_digest, stale_cell
+from flows.evaluate import EvalSpec, evaluate
+from flows.evaluate.cellfiles import items_digest, stale_cell
 from flows.core.problem import Problem
 from generators.fake import FakeGenerator
 
