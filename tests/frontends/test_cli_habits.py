@@ -216,8 +216,9 @@ def test_eval_config_file_reads_like_an_evals_entry(tmp_path):
 def test_model_settings_set_the_engine_variables_and_leave_the_eval_key(monkeypatch):
     from flows.cli import _eval_spec
 
-    for variable in MODEL_SETTINGS.values():
-        monkeypatch.delenv(variable, raising=False)
+    for variable in MODEL_SETTINGS.values():  # set, then removed: monkeypatch restores each after the test
+        monkeypatch.setenv(variable, "")
+        monkeypatch.delenv(variable)
     plain = build_parser().parse_args(["eval", "--task", "gsm8k", "--shots", "0"])
     sized = build_parser().parse_args(["eval", "--task", "gsm8k", "--shots", "0", "--max-model-len", "2048",
                                        "--kv-cache-gib", "3", "--block-size", "16", "--dtype", "float16"])
