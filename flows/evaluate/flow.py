@@ -180,9 +180,10 @@ def evaluate(spec: EvalSpec, data_dir: str | None = None, out: str | None = None
         raise EvalError("K > 0 needs at least one --bank")
     test = load_problems(spec.task, "test", data_dir)
     items = select(test, limit=spec.limit, seed=0)
-    folder = Path(out or DEFAULT_ROOT) / f"{spec.task}-{spec.key(items_digest(items), task_digest(spec.task))}"
+    digest = items_digest(items)
+    folder = Path(out or DEFAULT_ROOT) / f"{spec.task}-{spec.key(digest, task_digest(spec.task))}"
     try:
-        return _sweep(spec, folder, test, items, generator)
+        return _sweep(spec, folder, test, items, digest, generator)
     except BaseException:
         remove_if_empty(folder / "cells", folder)
         raise
@@ -195,7 +196,7 @@ def remove_if_empty(*folders: Path) -> None:
             path.rmdir()
 
 
-def _sweep(spec: EvalSpec, folder: Path, test: list[Problem], items: list[Problem],
+def _sweep(spec: EvalSpec, folder: Path, test: list[Problem], items: list[Problem], digest: str,
            generator: Generator | None) -> EvalResult:
     logger = get_run_logger()
     parts = folder / "cells"
@@ -206,7 +207,7 @@ def _sweep(spec: EvalSpec, folder: Path, test: list[Problem], items: list[Proble
     if spec.reference is not None and spec.reference not in lines:
         raise EvalError(f"--reference {spec.reference!r} is none of the banks: {', '.join(sorted(lines)) or 'none'}")
     todo = cells(spec, views, selectors)
-    run = CellRun(spec, items, selectors, parts, generator, len(todo))
+    run = CellRun(spec, items, digest, selectors, parts, generator, len(todo))
     try:
         with signals_allowed():
             with tracking(len(todo), "cells", f"eval {spec.task}", solved_word="correct"):
@@ -244,12 +245,11 @@ def _selectors(spec: EvalSpec, views: list[BankView], leaks: dict[str, set[str]]
 class CellRun:
     """This process's pass over the cells of one sweep: what it kept, skipped and which generator it loaded."""
 
-    def __init__(self, spec: EvalSpec, items: list[Problem], selectors: dict[tuple[str, str], ShotSelector],
-                 parts: Path, generator: Generator | None, total: int):
-        self.spec, self.items, self.parts, self.generator = spec, items, parts, metered(generator)
+    def __init__(self, spec: EvalSpec, items: list[Problem], digest: str,
+                 selectors: dict[tuple[str, str], ShotSelector], parts: Path, generator: Generator | None, total: int):
+        self.spec, self.items, self.digest, self.parts, self.generator = spec, items, digest, parts, metered(generator)
         self.selectors = {(label, selector.label): selector for (label, _), selector in selectors.items()}
         self.total, self.run_id = total, str(uuid.uuid4())
-        self.digest = items_digest(items)
         self.recomputed = False  # a stale cell or resolution was made again: the run folder is rewritten
         self.progress = SweepProgress(parts, total)
         self.done: dict[int, tuple[Path, str]] = {}  # cell number -> (file, K label)
