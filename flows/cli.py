@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="many-shot evaluation of banks")
     e.add_argument("--config", default=None, metavar="TOML",
                    help="eval config file: the keys of an ablation spec's [[evals]] entry (task, banks, shots, ...) "
-                   "and model settings (max_model_len, kv_cache_gib, block_size, dtype); flags override it")
+                   "and model settings (max_model_len, kv_cache_gib, block_size, dtype, tensor_parallel); flags override it")
     _common(e, config=True)
     e.add_argument("--bank", dest="banks", type=_words, default=S, help="bank path(s), comma-separated")
     e.add_argument("--shots", type=_shots, default=S,

@@ -19,7 +19,8 @@ LOG_LEVEL_HELP = ("the least severe log lines shown, from manyshot, Prefect and 
 #: Model settings: the engine's, not the content's (bank and eval keys leave them out). Each maps to the
 #: environment variable the in-process vLLM engine reads (:mod:`generators.vllm_backend`).
 MODEL_SETTINGS = {"max_model_len": "MANYSHOT_MAX_MODEL_LEN", "kv_cache_gib": "MANYSHOT_KV_CACHE_GIB",
-                  "block_size": "MANYSHOT_BLOCK_SIZE", "dtype": "MANYSHOT_DTYPE"}
+                  "block_size": "MANYSHOT_BLOCK_SIZE", "dtype": "MANYSHOT_DTYPE",
+                  "tensor_parallel": "MANYSHOT_TENSOR_PARALLEL"}
 
 GT_BANK = '"$(manyshot bank build --task gsm8k --mode ground-truth --limit {n} | tail -n 1)"'  # prints its path
 EXAMPLES = {
@@ -61,6 +62,9 @@ def add_model_settings(p: argparse.ArgumentParser) -> None:
                    help="KV cache block size (same as MANYSHOT_BLOCK_SIZE; default 32 on CPU, vLLM's on GPU)")
     g.add_argument("--dtype", choices=("auto", "bfloat16", "float16", "float32"), default=S,
                    help="weights and activations (same as MANYSHOT_DTYPE; default auto: the model's)")
+    g.add_argument("--tensor-parallel", type=POSITIVE, default=S, metavar="GPUS",
+                   help="GPUs one model is split over (same as MANYSHOT_TENSOR_PARALLEL; vLLM's tensor_parallel_size; "
+                   "default 1)")
 
 
 def _spec_defaults() -> dict[str, dict[str, Any]]:

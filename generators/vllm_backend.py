@@ -12,6 +12,7 @@ Prefect worker threads:
   override the cache size; ``max_model_len`` or ``MANYSHOT_MAX_MODEL_LEN`` the context;
   ``MANYSHOT_BLOCK_SIZE`` the KV cache block, :data:`CPU_BLOCK_SIZE` otherwise; ``MANYSHOT_DTYPE`` the dtype
   when the backend's ``dtype`` is ``auto``).
+* ``MANYSHOT_TENSOR_PARALLEL``: vLLM's ``tensor_parallel_size`` (a model split over that many GPUs).
 * ``HF_HUB_OFFLINE=1`` is set for the embedded models (they are local directories).
 
 Seeding: a per-request ``SamplingParams(seed=...)`` crashes the CPU engine ("CPU Generator does not
@@ -150,6 +151,9 @@ class VLLMGenerator:
         block_size = sizing.from_environment("MANYSHOT_BLOCK_SIZE") or (CPU_BLOCK_SIZE if on_cpu else None)
         if block_size:
             kwargs["block_size"] = int(block_size)
+        tensor_parallel = sizing.from_environment("MANYSHOT_TENSOR_PARALLEL")
+        if tensor_parallel:
+            kwargs["tensor_parallel_size"] = int(tensor_parallel)
         kwargs.update(engine_kwargs)
         # In-process, LLM(seed=...) reseeds this process's `random` and numpy: keep the caller's streams.
         py_state, np_state = random.getstate(), np.random.get_state()

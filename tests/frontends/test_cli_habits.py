@@ -221,10 +221,11 @@ def test_model_settings_set_the_engine_variables_and_leave_the_eval_key(monkeypa
         monkeypatch.delenv(variable)
     plain = build_parser().parse_args(["eval", "--task", "gsm8k", "--shots", "0"])
     sized = build_parser().parse_args(["eval", "--task", "gsm8k", "--shots", "0", "--max-model-len", "2048",
-                                       "--kv-cache-gib", "3", "--block-size", "16", "--dtype", "float16"])
+                                       "--kv-cache-gib", "3", "--block-size", "16", "--dtype", "float16",
+                                       "--tensor-parallel", "2"])
     assert _eval_spec(plain) == _eval_spec(sized)
     apply_model_settings(vars(sized))
-    assert [os.environ[v] for v in MODEL_SETTINGS.values()] == ["2048", "3", "16", "float16"]
+    assert [os.environ[v] for v in MODEL_SETTINGS.values()] == ["2048", "3", "16", "float16", "2"]
 
 
 def test_eval_config_errors_are_one_line(tmp_path):
