@@ -97,12 +97,7 @@ def _run_ablation(spec: dict[str, Any], config: str, data_dir: str | None, root:
     target.mkdir(parents=True, exist_ok=True)
     results = []
     for i, e in enumerate(spec["evals"], start=1):
-        chosen = tuple(paths[n] for n in e.get("banks", list(paths)))
-        defaults = {k: spec[k] for k in EVAL_ENTRY_KEYS - {"task", "banks"} if k in spec}
-        entry = defaults | e | {"banks": chosen, "model": model}
-        if entry.get("reference") in paths:  # a spec name; the eval knows banks by their file's label
-            entry["reference"] = Path(paths[entry["reference"]]).stem
-        evaluation = eval_spec(entry, f"{config}: eval {i}")
+        evaluation = eval_spec(eval_entry(spec, e, paths, model), f"{config}: eval {i}")
         try:
             results.append(evaluate(evaluation, data_dir=data_dir, out=str(root / "evals"), generator=generator))
         except CellsInterrupted as exc:  # name the eval: the banks and the evals before it are finished
@@ -115,6 +110,16 @@ def _run_ablation(spec: dict[str, Any], config: str, data_dir: str | None, root:
     print((target / "summary.md").read_text())
     print(f"report: {report}")
     return str(target)
+
+
+def eval_entry(spec: dict[str, Any], entry: dict[str, Any], paths: dict[str, str], model: str) -> dict[str, Any]:
+    """An ``[[evals]]`` entry with the spec's defaults and its banks' paths (``paths``: bank name -> path)."""
+    chosen = tuple(paths[n] for n in entry.get("banks", list(paths)))
+    defaults = {k: spec[k] for k in EVAL_ENTRY_KEYS - {"task", "banks"} if k in spec}
+    out = defaults | entry | {"banks": chosen, "model": model}
+    if out.get("reference") in paths:  # a spec name; the eval knows banks by their file's label
+        out["reference"] = Path(paths[out["reference"]]).stem
+    return out
 
 
 def write_summary(target: Path, config: str, paths: dict[str, str], results: list[EvalResult]) -> None:
