@@ -18,9 +18,9 @@ so they agree with each other by construction. Strategies (``--select``):
 - ``hybrid`` (``hybridM``; ``hybrid`` is ``hybrid4``): a fixed block shared by every question, then each question's
   own M nearest (Golchin et al. 2025). The block is the first K - M shots of the seed's ``random`` order (so it
   nests across K and the engine's prefix cache serves it to every question of a sweep); the M nearest are
-  ``similar``'s ranking over the shots not in the block, the most similar last. K <= M is ``similar``. M = 4:
-  the published setup's few nearest shots, a per-question tail of about one ``similar`` K=4 prompt, so a cell
-  costs one shared prefix plus M shots per question instead of K per question.
+  ``similar``'s ranking over the shots not in the block, the most similar last. K <= M is ``similar``. A cell
+  costs one shared prefix plus M shots per question instead of K per question. M = 4 by default: a few nearest
+  shots, a per-question tail that stays small next to the K swept (not tuned: sweep ``hybrid2,hybrid4,...``).
 
 ``order`` j > 0 (``--orders N``) is the same K shots in another seeded permutation (the paper's ordering
 sensitivity); order 0 is the strategy's own order. ``hybrid`` permutes its shared block only and keeps the
