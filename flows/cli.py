@@ -141,11 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--exclude-contaminated", action="store_true", default=S,
                    help="drop the shots that are test questions of this eval (else such a bank is an error)")
     e.add_argument("--select", type=_words, default=S,
-                   help="shot selection, comma-separated: random, similar, diverse, complex (default random)")
+                   help="shot selection, comma-separated: random, similar, diverse, complex, hybrid (default random; "
+                   "hybridM: a shared random block, then each question's M nearest shots; hybrid is hybrid4)")
     e.add_argument("--orders", type=POSITIVE, default=S,
                    help="run each cell in N orders of the same K shots and report the accuracy spread (default 1)")
     e.add_argument("--embedder", choices=("auto", "minilm", "tfidf"), default=S,
-                   help="question embeddings for --select similar/diverse (auto: MiniLM when installed, else TF-IDF)")
+                   help="question embeddings for --select similar/diverse/hybrid (auto: MiniLM when installed, else "
+                   "TF-IDF)")
     e.add_argument("--reference", default=S, metavar="LABEL",
                    help="bank label to show paired differences against (default: the ground-truth bank, else the "
                    "first)")

@@ -120,7 +120,7 @@ class EvalSpec:
     exclude_contaminated: bool = False
     select: tuple[str, ...] = ("random",)  # shot selection strategies (flows.evaluate.shot_selection), one line each
     orders: int = 1  # permutations of each cell's K shots (order 0 is the strategy's own)
-    embedder: str = "auto"  # for the similar and diverse strategies: auto, minilm or tfidf
+    embedder: str = "auto"  # for the similar, diverse and hybrid strategies: auto, minilm or tfidf
     reference: str | None = None  # the bank label paired differences are shown against (None: flows.evaluate.paired's pick)
 
     def key(self, items: str, task_definition: str) -> str:

@@ -43,7 +43,7 @@ from flows.runtime.progress import current, metered, tracking
 from flows.evaluate.results import EvalResult, Skipped
 from flows.runtime.retries import retry_model_errors
 from flows.core.schema import RESULT_SCHEMA, to_table, validate
-from flows.evaluate.shot_selection import SelectionError, ShotSelector, make_selectors, parse_select
+from flows.evaluate.shot_selection import SelectionError, ShotSelector, make_selectors, nests, parse_select
 from flows.core.specs import MAX, EvalError, EvalSpec, ShotCount, ShotCountError, parse_shots
 from flows.evaluate.shotcounts import Resolution, resolve_max
 from flows.evaluate.cellfiles import ITEMS_FIELD, items_digest, read_resolution, stale_cell, task_digest
@@ -104,7 +104,7 @@ def cells(spec: EvalSpec, views: list[BankView], selectors: dict[tuple[str, str]
     out = [Cell(None, 0, 0)] if 0 in shots else []
     for seed in range(spec.seeds):
         out += [Cell(view, seed, k, select=selectors[view.label, strategy].label, order=order)
-                for view in views for strategy in spec.select for order in range(spec.orders)
+                for view in views for strategy in parse_select(spec.select) for order in range(spec.orders)
                 for k in shots if k != 0]
     return out
 
@@ -232,9 +232,9 @@ def _selectors(spec: EvalSpec, views: list[BankView], leaks: dict[str, set[str]]
         strategies = parse_select(spec.select)
         if spec.orders < 1:
             raise SelectionError(f"--orders must be at least 1, got {spec.orders}")
-        if MAX in parse_shots(spec.shots) and "similar" in strategies:
-            raise SelectionError("--shots max needs prompts that nest; --select similar gives each question its "
-                                 "own shots: give K values instead")
+        if MAX in parse_shots(spec.shots) and (per_question := [s for s in strategies if not nests(s)]):
+            raise SelectionError(f"--shots max needs prompts that nest; --select {','.join(per_question)} gives "
+                                 "each question its own shots: give K values instead")
         selectors = make_selectors(views, strategies, leaks, embedder=spec.embedder,
                                    questions=[p.question for p in items], group=f"{spec.task}-test")
     except (SelectionError, EmbeddingError) as exc:
