@@ -48,7 +48,7 @@ def _warm(data_dir: str) -> None:
     import flows.build.flow  # noqa: F401  (prefect, verifiers, sympy: seconds of imports per fresh worker)
     import verifiers
 
-    verifiers.verify("4", "The answer is 4", task="gsm8k")
+    verifiers.verify("4", "The answer is 4", fmt="number")
     Solver(data_dir)([{"role": "user", "content": ""}], 0, random.Random(0))
 
 

@@ -56,10 +56,10 @@ def _rate(fn, items: list, repeats: int) -> float:
 def throughput(rationales: list[str], answers: list[str], repeats: int) -> dict:
     joined = ["\n".join(rationales[i:i + 5]) for i in range(0, len(rationales) - 4, 5)]  # model-length texts
     pairs = list(zip(answers, rationales))
-    verifiers.verify_many(pairs[:50], task="gsm8k")  # start the pool outside the timing
+    verifiers.verify_many(pairs[:50], fmt="number")  # start the pool outside the timing
     check = lambda texts: [verifiers.check_steps(t) for t in texts]  # noqa: E731
     steps = _rate(check, rationales, repeats)
-    verify = _rate(lambda p: verifiers.verify_many(p, task="gsm8k", workers=1), pairs, repeats)
+    verify = _rate(lambda p: verifiers.verify_many(p, fmt="number", workers=1), pairs, repeats)
     steps_long = _rate(check, joined, repeats)
     return {"check_steps_per_cpu_s": round(steps, 1), "verify_per_cpu_s_same_texts": round(verify, 1),
             "check_steps_over_verify_time": round(verify / steps, 3),

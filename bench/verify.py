@@ -97,10 +97,10 @@ def run_ours(cases: list, workers: int, timeout_s: float = OURS_TIMEOUT_S) -> tu
     """Verdicts in case order and the wall-clock seconds, tasks batched separately."""
     verdicts: dict[int, verifiers.Verdict] = {}
     start = time.perf_counter()
-    for task in ("math", "gsm8k"):
+    for task in ("math", "number"):
         index = [i for i, c in enumerate(cases) if c[3] == task]
         pairs = [(cases[i][1], cases[i][2]) for i in index]
-        for i, verdict in zip(index, verifiers.verify_many(pairs, task=task, workers=workers, timeout_s=timeout_s)):
+        for i, verdict in zip(index, verifiers.verify_many(pairs, fmt=task, workers=workers, timeout_s=timeout_s)):
             verdicts[i] = verdict
     return [verdicts[i] for i in range(len(cases))], time.perf_counter() - start
 

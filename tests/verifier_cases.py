@@ -43,8 +43,8 @@ _add(both("thousands", "1234567", "1,234,567", True))
 _add(both("thousands", "10080", "10{,}080", True))
 _add(both("thousands", "12345", "12,346", False))
 _add(both("thousands", "1000000", "1,000", False))
-_add(both("thousands", "1000", "1,000", True, "gsm8k"))
-_add(both("thousands", "-3", "-3", True, "gsm8k"))
+_add(both("thousands", "1000", "1,000", True, "number"))
+_add(both("thousands", "-3", "-3", True, "number"))
 
 # trailing periods
 _add(one("trailing_period", "7", "7.", True))
@@ -60,8 +60,8 @@ _add(both("dollars", "18.50", r"\$18.5", True))
 _add(one("dollars", "18", r"18 dollars", True))
 _add(one("dollars", "18", r"\$19", False))
 _add(one("dollars", "18", r"$\$18$", True))
-_add(one("dollars", "1000", r"\$1,000", True, "gsm8k"))
-_add(one("dollars", "1000", r"\$1,001", False, "gsm8k"))
+_add(one("dollars", "1000", r"\$1,000", True, "number"))
+_add(one("dollars", "1000", r"\$1,001", False, "number"))
 
 # units and words in \text{}
 _add(one("units", "10", r"10 \text{ cm}", True))
@@ -311,23 +311,23 @@ _add(one("last_boxed", "12", "So $\\boxed{10}$ is wrong.\nFinal: $\\boxed{12}$",
 _add(one("last_boxed", "10", "So $\\boxed{10}$ is wrong.\nFinal: $\\boxed{12}$", False))
 
 # whole responses
-_add(one("response", "18", "Janet sells 16 - 3 - 4 = 9 eggs.\nShe makes 9 * 2 = 18 dollars.\n#### 18", True, "gsm8k"))
-_add(one("response", "18", "She makes 9 * 2 = 18 dollars a day. The answer is 18.", True, "gsm8k"))
-_add(one("response", "18", "She makes 9 * 2 = 18 dollars a day. The answer is $18.", True, "gsm8k"))
-_add(one("response", "18", "She makes 9 * 2 = 18 dollars a day. The answer is 17.", False, "gsm8k"))
-_add(one("response", "1000", "Total is 1,000 dollars.\n#### 1,000", True, "gsm8k"))
-_add(one("response", "-3", "The temperature drops to -3.\nThe answer is -3", True, "gsm8k"))
-_add(one("response", "3", "The temperature drops to -3.\nThe answer is -3", False, "gsm8k"))
+_add(one("response", "18", "Janet sells 16 - 3 - 4 = 9 eggs.\nShe makes 9 * 2 = 18 dollars.\n#### 18", True, "number"))
+_add(one("response", "18", "She makes 9 * 2 = 18 dollars a day. The answer is 18.", True, "number"))
+_add(one("response", "18", "She makes 9 * 2 = 18 dollars a day. The answer is $18.", True, "number"))
+_add(one("response", "18", "She makes 9 * 2 = 18 dollars a day. The answer is 17.", False, "number"))
+_add(one("response", "1000", "Total is 1,000 dollars.\n#### 1,000", True, "number"))
+_add(one("response", "-3", "The temperature drops to -3.\nThe answer is -3", True, "number"))
+_add(one("response", "3", "The temperature drops to -3.\nThe answer is -3", False, "number"))
 _add(one("response", r"\frac{1}{2}", "We compute the probability.\nThe final answer is $\\frac{1}{2}$. I hope it is correct.", True))
 _add(one("response", "6", "Adding gives $2+4=6$.\nFinal Answer: The final answer is $6$. I hope it is correct.", True))
 _add(one("response", "6", "Adding gives 6.\n**Answer:** 6", True))
 _add(one("response", "7", "Adding gives 6.\n**Answer:** 6", False))
 _add(one("response", "x=5", "Solving, we get $x = 5$, so the answer is $\\boxed{x=5}$.", True))
 _add(one("response", "5", "Solving, we get $x = 5$, so the answer is $\\boxed{x=5}$.", True))
-_add(one("response", "25", "Step 1: 5*5 = 25\nStep 2: done\nThe answer is: 25", True, "gsm8k"))
+_add(one("response", "25", "Step 1: 5*5 = 25\nStep 2: done\nThe answer is: 25", True, "number"))
 
 # no committed final answer: never correct, even when a stray number equals the gold
-_add(one("no_answer", "18", "She sells 9 eggs and makes 18 dollars every day at the market.", False, "gsm8k"))
+_add(one("no_answer", "18", "She sells 9 eggs and makes 18 dollars every day at the market.", False, "number"))
 _add(one("no_answer", "5", "Let x be the number. Then 2x = 10, so x is 5, I think, but let me check again.", False))
 _add(one("no_answer", "5", "We have 5 apples.\nThen we add more apples to get more.", False))
 _add(one("no_answer", "5", r"We get \boxed{", False))
@@ -390,17 +390,17 @@ _add(both("complex", "3-4i", "3+4i", False))
 _add(both("scientific", r"2 \times 10^{-3}", "0.002", True))
 
 # GSM8K answers
-_add(one("gsm8k", "18", "18.00", True, "gsm8k"))
-_add(one("gsm8k", "18", r"\$18", True, "gsm8k"))
-_add(one("gsm8k", "18", "18.5", False, "gsm8k"))
-_add(one("gsm8k", "-3", "−3", True, "gsm8k"))
-_add(one("gsm8k", "1,000", "1000", True, "gsm8k"))
-_add(one("gsm8k", "10000", "10,000", True, "gsm8k"))
-_add(one("gsm8k", "5", "Each box holds 5.\n#### 5", True, "gsm8k"))
-_add(one("gsm8k", "5", "Each box holds 5.\n#### 6", False, "gsm8k"))
-_add(one("gsm8k", "70000", "He made a profit of 200000-130000=$70,000.\n#### 70000", True, "gsm8k"))
-_add(one("gsm8k", "70000", "So the profit is $70,000. The answer is $70,000.", True, "gsm8k"))
-_add(one("gsm8k", "3", "So she needs 3 bolts.\nThe answer is 3 bolts.", True, "gsm8k"))
+_add(one("number", "18", "18.00", True, "number"))
+_add(one("number", "18", r"\$18", True, "number"))
+_add(one("number", "18", "18.5", False, "number"))
+_add(one("number", "-3", "−3", True, "number"))
+_add(one("number", "1,000", "1000", True, "number"))
+_add(one("number", "10000", "10,000", True, "number"))
+_add(one("number", "5", "Each box holds 5.\n#### 5", True, "number"))
+_add(one("number", "5", "Each box holds 5.\n#### 6", False, "number"))
+_add(one("number", "70000", "He made a profit of 200000-130000=$70,000.\n#### 70000", True, "number"))
+_add(one("number", "70000", "So the profit is $70,000. The answer is $70,000.", True, "number"))
+_add(one("number", "3", "So she needs 3 bolts.\nThe answer is 3 bolts.", True, "number"))
 
 
 # independent probes written after the first table (kept as regression cases)
@@ -446,17 +446,17 @@ _PROBES_RESPONSE = [
  ("42", "Final answer: 42", "math", True), ("42", "So, answer = 42", "math", True),
  ("42", "Some reasoning.\n\\[\n\\boxed{42}\n\\]", "math", True),
  ("5", "Therefore the answer is $x = 5$.", "math", True),
- ("18", "The answer is: $18.00", "gsm8k", True), ("1000", "#### $1,000", "gsm8k", True),
- ("18", "18", "gsm8k", True), ("18", "18 dollars", "gsm8k", True), ("18", "$18", "gsm8k", True),
- ("18", "Janet makes $18.\nThe answer is 18 dollars.", "gsm8k", True),
- ("18", "Janet makes $18.", "gsm8k", True),  # issue 27: a short statement states its value
- ("18", "The answer is 9 * 2 = 18", "gsm8k", True),
+ ("18", "The answer is: $18.00", "number", True), ("1000", "#### $1,000", "number", True),
+ ("18", "18", "number", True), ("18", "18 dollars", "number", True), ("18", "$18", "number", True),
+ ("18", "Janet makes $18.\nThe answer is 18 dollars.", "number", True),
+ ("18", "Janet makes $18.", "number", True),  # issue 27: a short statement states its value
+ ("18", "The answer is 9 * 2 = 18", "number", True),
  ("5", "I think it's 4. Actually \\boxed{5}. Hmm wait it should be 4 so the answer is 4.", "math", False),  # issue 27: the last commitment wins
  (r"\frac{1}{2}", "The probability is $\\frac{1}{2}$.", "math", True),  # issue 27: short statement
  ("2", r"The answer is \(2\).", "math", True), ("2", "The answer is **2**.", "math", True),
- ("7", "The final answer is 7", "gsm8k", True),
+ ("7", "The final answer is 7", "number", True),
  ("7", "Answer: 7\nExplanation: we computed 3+4.", "math", True),
- ("10", "#### 10\nThe answer is 11", "gsm8k", False),
+ ("10", "#### 10\nThe answer is 11", "number", False),
  ("3", "So there are 3.", "math", True),  # issue 27: short statement
  (r"\text{(D)}", "The correct option is (D).", "math", False),
  (r"\text{(D)}", "The answer is D.", "math", True),
@@ -475,16 +475,16 @@ _add(both("thousands_latex", "1250", r"1,\!250", True))
 _add(both("thousands_latex", r"1{,}250", r"1,\!250", True))
 _add(both("thousands_latex", "1250000", r"1,\!250,\!000", True))
 _add(both("thousands_latex", "10000", r"\$10,\!000", True))
-_add(both("thousands_latex", "1250", r"1,\!250", True, "gsm8k"))
-_add(one("thousands_latex", "1250", r"We add them up. The answer is $1{,}250$.", True, "gsm8k"))
-_add(one("thousands_latex", "1250", "Adding the two costs.\n#### 1,\\!250", True, "gsm8k"))
+_add(both("thousands_latex", "1250", r"1,\!250", True, "number"))
+_add(one("thousands_latex", "1250", r"We add them up. The answer is $1{,}250$.", True, "number"))
+_add(one("thousands_latex", "1250", "Adding the two costs.\n#### 1,\\!250", True, "number"))
 _add(both("thousands_latex", "1250", "1.250", False))
 _add(both("thousands_latex", r"1{,}250", "1.250", False))
 _add(both("thousands_latex", r"1,\!250", "1.25", False))
 _add(both("thousands_latex", r"1{,}250", "12500", False))
 _add(both("thousands_latex", "125", r"1{,}25", False))
-_add(one("thousands_latex", "1", r"We add them up. The answer is 1,\!250", False, "gsm8k"))
-_add(one("thousands_latex", "250", r"We add them up. The answer is 1,\!250", False, "gsm8k"))
+_add(one("thousands_latex", "1", r"We add them up. The answer is 1,\!250", False, "number"))
+_add(one("thousands_latex", "250", r"We add them up. The answer is 1,\!250", False, "number"))
 
 # issue 13: the same expression with its terms reordered, next to sign and coefficient changes
 _add(both("reordered", "a - b", "-b + a", True))
@@ -511,11 +511,11 @@ _add(both("mixed", r"\frac{7}{2}", r"3 \cdot \frac{1}{2}", False))
 _add(both("mixed", r"\frac{7}{2}", r"3\times\frac{1}{2}", False))
 _add(both("mixed", r"\frac{3x}{2}", r"3\frac{x}{2}", True))
 _add(both("mixed", r"\frac{7x}{2}", r"3\frac{x}{2}", False))
-_add(one("mixed", "3.5", "Half of 7 is 3 1/2.\nThe answer is 3 1/2.", True, "gsm8k"))
-_add(one("mixed", "3", "Half of 7 is 3 1/2.\nThe answer is 3 1/2.", False, "gsm8k"))
-_add(one("mixed", "3", "Half of 7 is $3\\frac{1}{2}$. The answer is $3\\frac{1}{2}$.", False, "gsm8k"))
-_add(one("mixed", "3", "Each gets three quarters.\n#### 3/4", False, "gsm8k"))
-_add(one("mixed", "2", "Each gets a share. The answer is 2/3 of the cake.", False, "gsm8k"))
+_add(one("mixed", "3.5", "Half of 7 is 3 1/2.\nThe answer is 3 1/2.", True, "number"))
+_add(one("mixed", "3", "Half of 7 is 3 1/2.\nThe answer is 3 1/2.", False, "number"))
+_add(one("mixed", "3", "Half of 7 is $3\\frac{1}{2}$. The answer is $3\\frac{1}{2}$.", False, "number"))
+_add(one("mixed", "3", "Each gets three quarters.\n#### 3/4", False, "number"))
+_add(one("mixed", "2", "Each gets a share. The answer is 2/3 of the cake.", False, "number"))
 
 # issue 13: the real line minus points, written as a set difference or x != a
 _R1 = r"(-\infty,1)\cup(1,\infty)"
@@ -553,18 +553,18 @@ _flex(one("closing_math", "1024", "Doubling ten times from one, the final amount
 _flex(one("closing_math", "10", "Doubling ten times from one, the final amount is $2^{10}$.", False))
 _flex(one("closing_math", "2", "Squaring both sides of the equation, we find $x^2$.", False))
 _flex(one("closing_math", r"\frac{2}{7}", "There are 7 outcomes in all, so the probability is less than $\\frac{3}{7}$.", False))
-_flex(one("closing_gsm8k", "2300", "She earns 1,500 dollars and then 800 more.\nThe total is 2,300 dollars.", True, "gsm8k"))
-_flex(one("closing_gsm8k", "2300", "She earns 1,500 dollars and then 800 more. The total is $2,300.", True, "gsm8k"))
-_flex(one("closing_gsm8k", "2300", "She earns $1{,}500$ dollars and then 800 more. The total is $2{,}300$ dollars.", True, "gsm8k"))
-_flex(one("closing_gsm8k", "2300", "She earns 1,\\!500 dollars and then 800 more. The total is 2,\\!300 dollars.", True, "gsm8k"))
-_flex(one("closing_gsm8k", "300", "She earns 1,500 dollars and then 800 more. The total is 2{,}300 dollars.", False, "gsm8k"))
-_flex(one("closing_gsm8k", "300", "She earns 1,500 dollars and then 800 more. The total is 2,\\!300 dollars.", False, "gsm8k"))
-_flex(one("closing_gsm8k", "2", "She earns 1,500 dollars and then 800 more.\nThe total is 2,300 dollars.", False, "gsm8k"))
-_flex(one("closing_gsm8k", "2300", "She earns 1,500 dollars and then 800 more. The total is 2.300 dollars.", False, "gsm8k"))
-_flex(one("closing_gsm8k", "8", "She buys 5 apples and 3 pears, so the total is 8 fruits.", True, "gsm8k"))
-_flex(one("closing_gsm8k", "5", "She buys 5 apples and 3 pears, so the total is 8 fruits.", False, "gsm8k"))
-_flex(one("closing_gsm8k", "18", "She sells 9 eggs at 2 dollars each and makes $18 every day.", True, "gsm8k"))
-_flex(one("closing_gsm8k", "3", "Each of the 4 friends gets an equal part, so each gets 3/4 of a pizza.", False, "gsm8k"))
+_flex(one("closing_gsm8k", "2300", "She earns 1,500 dollars and then 800 more.\nThe total is 2,300 dollars.", True, "number"))
+_flex(one("closing_gsm8k", "2300", "She earns 1,500 dollars and then 800 more. The total is $2,300.", True, "number"))
+_flex(one("closing_gsm8k", "2300", "She earns $1{,}500$ dollars and then 800 more. The total is $2{,}300$ dollars.", True, "number"))
+_flex(one("closing_gsm8k", "2300", "She earns 1,\\!500 dollars and then 800 more. The total is 2,\\!300 dollars.", True, "number"))
+_flex(one("closing_gsm8k", "300", "She earns 1,500 dollars and then 800 more. The total is 2{,}300 dollars.", False, "number"))
+_flex(one("closing_gsm8k", "300", "She earns 1,500 dollars and then 800 more. The total is 2,\\!300 dollars.", False, "number"))
+_flex(one("closing_gsm8k", "2", "She earns 1,500 dollars and then 800 more.\nThe total is 2,300 dollars.", False, "number"))
+_flex(one("closing_gsm8k", "2300", "She earns 1,500 dollars and then 800 more. The total is 2.300 dollars.", False, "number"))
+_flex(one("closing_gsm8k", "8", "She buys 5 apples and 3 pears, so the total is 8 fruits.", True, "number"))
+_flex(one("closing_gsm8k", "5", "She buys 5 apples and 3 pears, so the total is 8 fruits.", False, "number"))
+_flex(one("closing_gsm8k", "18", "She sells 9 eggs at 2 dollars each and makes $18 every day.", True, "number"))
+_flex(one("closing_gsm8k", "3", "Each of the 4 friends gets an equal part, so each gets 3/4 of a pizza.", False, "number"))
 
 # rational-function identities decided in-process (verifiers.poly), next to near misses
 _add(both("polynomial", "(x+1)^2", "x^2+2x+1", True))
@@ -630,10 +630,10 @@ _add(one("last_commitment", "7", "We get $\\boxed{7}$.\nChecking: $3+4=7$, so th
 _add(one("last_commitment", "7", "We get $\\boxed{7}$. So the answer is $7$ because $3 + 4 = 7$.", True))
 _add(one("last_commitment", "8", "We get $\\boxed{7}$. Wait, the answer is $8$.", True))
 _add(one("last_commitment", "7", "We get $\\boxed{7}$. Wait, the answer is $8$.", False))
-_add(one("last_commitment", "12", "Tom claims the answer is 12, which is wrong.\n#### 15", False, "gsm8k"))
-_add(one("last_commitment", "15", "Tom claims the answer is 12, which is wrong.\n#### 15", True, "gsm8k"))
-_add(one("last_commitment", "15", 'So there are 15 apples. #### 15\nNote: the question says "the answer is 12".', True, "gsm8k"))
-_add(one("last_commitment", "12", 'So there are 15 apples. #### 15\nNote: the question says "the answer is 12".', False, "gsm8k"))
+_add(one("last_commitment", "12", "Tom claims the answer is 12, which is wrong.\n#### 15", False, "number"))
+_add(one("last_commitment", "15", "Tom claims the answer is 12, which is wrong.\n#### 15", True, "number"))
+_add(one("last_commitment", "15", 'So there are 15 apples. #### 15\nNote: the question says "the answer is 12".', True, "number"))
+_add(one("last_commitment", "12", 'So there are 15 apples. #### 15\nNote: the question says "the answer is 12".', False, "number"))
 _add(one("last_commitment", "12", "So the answer is 12, which is impossible. We retry.", False))
 
 # issue 27: a label on the left of the value (segments, ratios, angles); an expression is not a label
@@ -676,8 +676,8 @@ _add(one("final_sentence", r"\frac{2}{7}", "Count the cases.\nFinal Answer: The 
 _add(one("final_sentence", "7", "Count the cases.\nFinal Answer: The probability is $\\frac{2}{7}$.", False))
 _add(one("final_sentence", "34", "So n cannot exceed 34.\nFinal Answer: The largest $n$ is not 34.", False))
 _add(one("final_sentence", "34", "So n is small.\nFinal Answer: The largest $n$ is between 30 and 34.", False))
-_add(one("final_sentence", "12", "Final Answer: She has 12 apples.", True, "gsm8k"))
-_add(one("final_sentence", "12", "Final Answer: She has about 12 apples.", False, "gsm8k"))
+_add(one("final_sentence", "12", "Final Answer: She has 12 apples.", True, "number"))
+_add(one("final_sentence", "12", "Final Answer: She has about 12 apples.", False, "number"))
 
 # issue 27: short statements (fewer than four prose words) are read for the value they end on
 _add(one("short_statement", "9", "Answer $ 9 $", True))
@@ -717,7 +717,7 @@ _add(both("formatting_latex", "1111100", r"11,\! 111,\! 100", False))
 _add(both("formatting_latex", "1250", r"1,\! 25", False))
 _add(both("formatting_latex", "1.5", "1,5", False))
 _add(both("formatting_latex", "1.250", "1,250", False))
-_add(one("formatting_latex", "11111100", "Adding them up.\n#### 11,\\! 111,\\! 100", True, "gsm8k"))
+_add(one("formatting_latex", "11111100", "Adding them up.\n#### 11,\\! 111,\\! 100", True, "number"))
 
 # issue 27, flexible mode: short statements and answer sentences read like strict mode; a response cut
 # off before it commits still scores by its last number (lm-eval's flexible-extract, see docs/verifiers.md)
@@ -725,8 +725,8 @@ _flex(one("short_statement", "4096", "The count is $4{,}096$.", True))
 _flex(one("short_statement", "4097", "The count is $4{,}096$.", False))
 _flex(one("last_commitment", "255", _R255, False))
 _flex(one("last_commitment", "10455", _R255, True))
-_flex(one("truncated", "24", "First, 48 / 2 = 24 cupcakes per class. Then each of the", True, "gsm8k"))
-_flex(one("truncated", "48", "First, 48 / 2 = 24 cupcakes per class. Then each of the", False, "gsm8k"))
+_flex(one("truncated", "24", "First, 48 / 2 = 24 cupcakes per class. Then each of the", True, "number"))
+_flex(one("truncated", "48", "First, 48 / 2 = 24 cupcakes per class. Then each of the", False, "number"))
 
 # issue 27: more hard negatives written against the rules above
 _add(one("short_statement", "5", "x exceeds 5", False))
@@ -753,5 +753,5 @@ _add(one("last_commitment", "24", "So the sum is $\\boxed{24}$.\n\nChallenge: Is
 _add(one("last_commitment", "44", "So $17^{-1} \\equiv \\boxed{44} \\pmod{83}$.\n\nWe may check our answer: $17 \\cdot 44 = 748$.", True))
 _add(one("last_commitment", "5", "Is the answer 5? Let us see.", False))
 _add(one("last_commitment", "2\\sqrt{22}", "This gives $\\boxed{2\\sqrt{22}}$, which cannot be simplified further.", True))
-_add(one("last_commitment", "12", "So the answer is 12.\n\nWait, that's wrong. Let me redo the sum.", False, "gsm8k"))
-_add(one("last_commitment", "12", "So the answer is 12.\n\nWait, let me double-check: 5 + 7 = 12. Yes.", True, "gsm8k"))
+_add(one("last_commitment", "12", "So the answer is 12.\n\nWait, that's wrong. Let me redo the sum.", False, "number"))
+_add(one("last_commitment", "12", "So the answer is 12.\n\nWait, let me double-check: 5 + 7 = 12. Yes.", True, "number"))

@@ -10,7 +10,6 @@ Public API (``fmt``: a :class:`Format` or one of ``FORMATS``: number, math, choi
     instruction(fmt), answer_line(answer, fmt)            (how a response in this format must end)
     Format, FORMATS, Verdict, VERSION
 
-The keyword ``task=`` is the former name of ``fmt`` (``"gsm8k"`` meaning ``"number"``).
 
 Safety: model text is never evaluated. Cheap checks (canonical exact match, exact rationals
 from strictly validated numeric strings, exact rational-function identities on a strict subset

@@ -11,7 +11,7 @@ A :class:`Format` names one of :data:`FORMATS` with its options:
 
 Every format has strict and flexible extraction and a default :func:`instruction` telling a model how to end
 its answer. ``number`` and ``math`` go through :mod:`verifiers.grader`; the others through
-:mod:`verifiers.textual`. The former names ``gsm8k`` and ``math`` of the ``task=`` argument still work.
+:mod:`verifiers.textual`.
 """
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ from verifiers.verdict import Verdict
 
 FORMATS = ("number", "math", "choice", "label", "exact")
 ARITHMETIC = ("number", "math")  # formats whose rationales have arithmetic steps to check
-_LEGACY = {"gsm8k": "number"}    # the task names the ``task=`` argument took before formats
 MAX_LABELS = 100
 MAX_REGEXES = 20
 
@@ -74,12 +73,12 @@ class Format:
 
     @classmethod
     def of(cls, fmt: "Format | str") -> "Format":
-        """``fmt`` as a Format: a name (or a former task name) takes the default options."""
+        """``fmt`` as a Format: a name takes the default options."""
         if isinstance(fmt, Format):
             return fmt
         if not isinstance(fmt, str):
             raise TypeError(f"expected a format name or Format, got {type(fmt).__name__}")
-        return cls(_LEGACY.get(fmt, fmt))
+        return cls(fmt)
 
     def options(self) -> dict:
         """The options that differ from the defaults, for provenance and messages."""
@@ -92,24 +91,14 @@ def check_mode(mode: str) -> None:
         raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
 
 
-def _resolve(fmt, task) -> Format:
-    if task is None:
-        return Format.of(fmt)
-    try:
-        return Format.of(task)
-    except ValueError:
-        raise ValueError(f"unknown task {task!r}; expected an answer format, one of {FORMATS}") from None
-
-
 def verify(gold: str, pred: str, fmt: Format | str = "math", *, mode: str = "strict",
-           timeout_s: float = grader.DEFAULT_TIMEOUT_S, question: str | None = None, task: str | None = None) -> Verdict:
+           timeout_s: float = grader.DEFAULT_TIMEOUT_S, question: str | None = None) -> Verdict:
     """Judge ``pred`` (a bare answer or a whole response) against ``gold`` under the answer format ``fmt``.
 
     ``mode`` (``strict``/``flexible``) controls extraction from whole responses; ``question`` lets the choice
-    format read the options a question lists; ``task`` is the former name of ``fmt``. Never raises for bad answer
-    text; raises ValueError/TypeError for bad arguments.
+    format read the options a question lists. Never raises for bad answer text; raises ValueError/TypeError for bad arguments.
     """
-    f = _resolve(fmt, task)
+    f = Format.of(fmt)
     check_mode(mode)
     if f.name in ARITHMETIC:
         return grader.verify(gold, pred, f.name, mode=mode, timeout_s=timeout_s)
@@ -118,9 +107,9 @@ def verify(gold: str, pred: str, fmt: Format | str = "math", *, mode: str = "str
 
 def verify_many(pairs: Iterable[tuple[str, str]], fmt: Format | str = "math", *, mode: str = "strict",
                 workers: int | None = None, timeout_s: float = grader.DEFAULT_TIMEOUT_S,
-                questions: Iterable[str | None] | None = None, task: str | None = None) -> list[Verdict]:
+                questions: Iterable[str | None] | None = None) -> list[Verdict]:
     """:func:`verify` over (gold, pred) pairs, in input order; ``questions`` pairs up with them (choice)."""
-    f = _resolve(fmt, task)
+    f = Format.of(fmt)
     check_mode(mode)
     if f.name in ARITHMETIC:
         return grader.verify_many(pairs, task=f.name, mode=mode, workers=workers, timeout_s=timeout_s)
@@ -132,9 +121,9 @@ def verify_many(pairs: Iterable[tuple[str, str]], fmt: Format | str = "math", *,
 
 
 def extract_answer(response: str, fmt: Format | str = "math", mode: str = "strict", *,
-                   question: str | None = None, task: str | None = None) -> str | None:
+                   question: str | None = None) -> str | None:
     """The final answer ``response`` commits to under ``fmt``, or None."""
-    f = _resolve(fmt, task)
+    f = Format.of(fmt)
     check_mode(mode)
     if f.name in ARITHMETIC:
         return _extract_math(response, f.name, mode)
@@ -153,10 +142,10 @@ def parse_gold(gold: str, fmt: Format | str, question: str | None = None) -> str
     return textual.parse_gold(gold, f, question)
 
 
-def check_steps(rationale: str, fmt: Format | str = "number", *, task: str | None = None) -> StepReport:
+def check_steps(rationale: str, fmt: Format | str = "number") -> StepReport:
     """The arithmetic claims of ``rationale`` (:mod:`verifiers.steps`); an empty report for formats without
     arithmetic (choice, label, exact)."""
-    f = _resolve(fmt, task)
+    f = Format.of(fmt)
     if f.name not in ARITHMETIC:
         return StepReport((), 0, False)
     return _check_steps(rationale, f.name)

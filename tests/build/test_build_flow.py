@@ -30,7 +30,7 @@ def test_reinforced_keeps_only_verified_shots(tmp_path, data_dir):
     rows = table.to_pylist()
     assert len(rows) == 8 and len({r["problem_id"] for r in rows}) == 8
     for r in rows:
-        assert verifiers.verify(r["gold_answer"], r["rationale"], task="gsm8k").correct
+        assert verifiers.verify(r["gold_answer"], r["rationale"], fmt="number").correct
         assert r["source"] == "reinforced" and r["model"] == "fake" and r["template_id"].startswith("gsm8k-cot")
         assert r["verifier_version"] == verifiers.VERSION and r["seed"] is not None and r["sampling"]
     assert meta["report"]["problems tried"] == 8 and meta["report"]["solved per round"] == [8]

@@ -25,7 +25,7 @@ def test_number(gold, pred, right):
 
 
 def test_legacy_task_names_are_formats():
-    assert ok("51", "The answer is 51", "gsm8k") and verifiers.verify("51", "51.0", task="gsm8k").correct
+    assert ok("51", "The answer is 51", "number") and verifiers.verify("51", "51.0", fmt="number").correct
     assert ok("\\frac{1}{2}", "The answer is $\\boxed{0.5}$", "math")
     with pytest.raises(ValueError, match="unknown"):
         verifiers.verify("1", "1", "chess")

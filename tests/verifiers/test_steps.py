@@ -100,14 +100,14 @@ def test_rounding_and_percent_rules(text, ok, rule):
     (r"$1000 \cdot 1.01875^8 = \boxed{1161}$", 1),
 ])
 def test_latex_equalities_between_numbers(text, wrong):
-    report = check_steps(text, task="math")
+    report = check_steps(text, fmt="math")
     assert (report.checked, report.wrong) == (1, wrong), report.describe()
 
 
 @pytest.mark.parametrize("text, task", [
-    ("2x + 3 = 12", "gsm8k"),
-    ("x - 3 = 5", "gsm8k"),
-    ("Let 3 * n = 12", "gsm8k"),
+    ("2x + 3 = 12", "number"),
+    ("x - 3 = 5", "number"),
+    ("Let 3 * n = 12", "number"),
     (r"$\sqrt{16} + 1 = 4$", "math"),
     (r"$x^2 = 4$", "math"),
     (r"$f(2) = 5$", "math"),
@@ -123,23 +123,25 @@ def test_latex_equalities_between_numbers(text, wrong):
     (r"$\frac{1}{3} = 0.\overline{3}$", "math"),
     (r"$f \left( \frac{7}{2} \right) = 3$", "math"),
     (r"$-22 + 2g + 12 = 0$", "math"),
-    ("3 1/2 * 2 = 8", "gsm8k"),
-    ("1 hour = 60 minutes", "gsm8k"),
-    ("12 = 3 * 5", "gsm8k"),
-    ("The total is 3 * 4 = 12 + tip", "gsm8k"),
-    ("It ends at 10 + 5 = 15:30", "gsm8k"),
-    ("5 / 0 = 1", "gsm8k"),
-    ("2^2^2^2^2 = 5", "gsm8k"),
-    ("3 <= 2 + 2", "gsm8k"),
+    ("3 1/2 * 2 = 8", "number"),
+    ("1 hour = 60 minutes", "number"),
+    ("12 = 3 * 5", "number"),
+    ("The total is 3 * 4 = 12 + tip", "number"),
+    ("It ends at 10 + 5 = 15:30", "number"),
+    ("5 / 0 = 1", "number"),
+    ("2^2^2^2^2 = 5", "number"),
+    ("3 <= 2 + 2", "number"),
 ])
 def test_symbolic_or_ambiguous_text_is_not_checked(text, task):
-    report = check_steps(text, task=task)
+    report = check_steps(text, fmt=task)
     assert report.wrong == 0 and report.checked == 0, report.describe()
 
 
-def test_unknown_task_is_named():
-    with pytest.raises(ValueError, match="unknown task 'chess'"):
-        check_steps("1 + 1 = 2", task="chess")
+def test_unknown_format_is_named():
+    with pytest.raises(ValueError, match="unknown answer format 'chess'"):
+        check_steps("1 + 1 = 2", "chess")
+    with pytest.raises(ValueError, match="unknown answer format 'gsm8k'"):  # a dataset name is no format
+        check_steps("1 + 1 = 2", "gsm8k")
 
 
 @pytest.mark.parametrize("text", [

@@ -41,7 +41,7 @@ def test_flexible_table(case):
     category, gold, pred, task, expected = case
     verdict = verify(gold, pred, task, mode="flexible")
     assert verdict.correct is expected, verdict
-    assert verify_many([(gold, pred)], task=task, mode="flexible") == [verdict]
+    assert verify_many([(gold, pred)], fmt=task, mode="flexible") == [verdict]
 
 
 @pytest.mark.parametrize(
@@ -49,10 +49,10 @@ def test_flexible_table(case):
     [
         ("5", "So the answer is \\boxed{5}.", "math", "strict", "boxed"),
         ("6", "Adding gives 6.\n**Answer:** 6", "math", "strict", "answer_phrase"),
-        ("5", "Each box holds 5.\n#### 5", "gsm8k", "strict", "hashes"),
+        ("5", "Each box holds 5.\n#### 5", "number", "strict", "hashes"),
         (r"\frac{2}{7}", "Of the 7 outcomes, 2 are good, so the probability is $\\frac{2}{7}$.", "math", "flexible",
          "closing_statement"),
-        ("18", "She sells 9 eggs and then makes $18 every day at the market", "gsm8k", "flexible", "last_number"),
+        ("18", "She sells 9 eggs and then makes $18 every day at the market", "number", "flexible", "last_number"),
         (r"\frac{2}{7}", "\\frac{2}{7}", "math", "flexible", "bare"),
     ],
 )
@@ -68,14 +68,14 @@ def test_closing_statement_needs_flexible_mode():
     assert extract_answer(response, "math", "flexible") == r"\frac{2}{7}"
 
 
-@pytest.mark.parametrize("task", ["math", "gsm8k"])
+@pytest.mark.parametrize("task", ["math", "number"])
 def test_verify_many_matches_verify_in_order(task):
     cases = [c for c in CASES if c[3] == task]
     pairs = [(gold, pred) for _, gold, pred, _, _ in cases]
-    batch = verify_many(pairs, task=task, workers=2)
+    batch = verify_many(pairs, fmt=task, workers=2)
     assert [v.correct for v in batch] == [c[4] for c in cases]
     assert batch == [verify(g, p, task) for g, p in pairs]
-    assert verify_many(iter(pairs[:5]), task=task, workers=1) == batch[:5]
+    assert verify_many(iter(pairs[:5]), fmt=task, workers=1) == batch[:5]
 
 
 def test_verify_many_sends_each_distinct_symbolic_pair_once(monkeypatch):
@@ -120,10 +120,10 @@ def test_bad_arguments_raise():
 @pytest.mark.parametrize(
     "response, task, strict, flexible",
     [
-        ("So 9 * 2 = 18.\n#### 18", "gsm8k", "18", "18"),
-        ("She makes 18 dollars. The answer is 18.", "gsm8k", "18", "18"),
-        ("She makes $18 every day.", "gsm8k", None, "18"),
-        ("Total: 1,000 dollars", "gsm8k", None, "1,000"),
+        ("So 9 * 2 = 18.\n#### 18", "number", "18", "18"),
+        ("She makes 18 dollars. The answer is 18.", "number", "18", "18"),
+        ("She makes $18 every day.", "number", None, "18"),
+        ("Total: 1,000 dollars", "number", None, "1,000"),
         (r"First \boxed{4}, then \boxed{\frac{1}{2}}.", "math", r"\frac{1}{2}", r"\frac{1}{2}"),
         (r"The answer is $\boxed{\boxed{7}}$", "math", r"\boxed{7}", r"\boxed{7}"),
         ("The final answer is $x=3$. I hope it is correct.", "math", "x=3", "x=3"),
@@ -141,9 +141,9 @@ def test_extract_answer_modes(response, task, strict, flexible):
 
 def test_flexible_mode_in_verify():
     response = "She sells 9 eggs and makes 18 dollars every day"
-    assert verify("18", response, "gsm8k").correct is False
-    assert verify("18", response, "gsm8k", mode="flexible").correct is True
-    assert verify_many([("18", response)], task="gsm8k", mode="flexible")[0].correct is True
+    assert verify("18", response, "number").correct is False
+    assert verify("18", response, "number", mode="flexible").correct is True
+    assert verify_many([("18", response)], fmt="number", mode="flexible")[0].correct is True
 
 
 def test_extracted_and_method_are_reported():
@@ -177,13 +177,13 @@ def _jsonl(path: Path) -> list[dict]:
 
 def test_math500_boxed_solutions_verify_against_answers(data_dir):
     rows = _jsonl(data_dir / "math/test.jsonl")
-    verdicts = verify_many([(r["answer"], r["solution"]) for r in rows], task="math")
+    verdicts = verify_many([(r["answer"], r["solution"]) for r in rows], fmt="math")
     assert sum(v.correct for v in verdicts) >= 0.99 * len(rows)
 
 
 def test_gsm8k_hash_answers_verify(data_dir):
     rows = _jsonl(data_dir / "gsm8k/test.jsonl")
     pairs = [(r["answer"].split("####")[-1].strip(), r["answer"]) for r in rows]
-    verdicts = verify_many(pairs, task="gsm8k")
+    verdicts = verify_many(pairs, fmt="number")
     assert all(v.correct for v in verdicts)
-    assert all(extract_answer(r["answer"], "gsm8k") for r in rows)
+    assert all(extract_answer(r["answer"], "number") for r in rows)

@@ -32,7 +32,7 @@ def test_hostile_input_is_bounded_and_never_wrongly_accepted(case):
 def test_hostile_batch_through_pool_then_pool_still_works():
     pairs = [(gold, pred) for _, gold, pred, task, _ in HOSTILE if task == "math"]
     start = time.monotonic()
-    verdicts = verify_many(pairs, task="math", timeout_s=DEADLINE_S)
+    verdicts = verify_many(pairs, fmt="math", timeout_s=DEADLINE_S)
     assert time.monotonic() - start < 60
     expected = [e for _, _, _, task, e in HOSTILE if task == "math"]
     assert [v.correct for v in verdicts] == expected
