@@ -1,13 +1,13 @@
 """Bank-build benchmark: the reinforced ``build_bank`` flow against a raw ``vllm.LLM.generate`` call, and the
 pipeline's own throughput with a zero-latency fake model.
 
-    .venv/bin/python bench/build.py [--model embedded] [--limit 32] [--samples 4] [--max-tokens 256]
-                                    [--repeats 1] [--fake-problems 10000] [--fake-chunk-size 512]
+    .venv/bin/python bench/build.py [--model embedded] [--task gsm8k] [--limit 32] [--samples 4]
+                                    [--temperature 0.7] [--max-tokens 256] [--repeats 1] [--fake-problems 10000] [--fake-chunk-size 512]
                                     [--skip-real] [--skip-fake]
 
 Real part: one ``VLLMGenerator`` engine serves both paths. The problems are the build's own selection
-(GSM8K train, seed 0, ``--limit``), prompted with the build's few-shot CoT template; one round of
-``--samples`` samples at temperature 0.7. The runs go raw, build, raw (``--repeats 2``: raw, build, raw,
+(``--task``'s shot pool, seed 0, ``--limit``; a built-in task or a task file such as ``bbh/object_counting``),
+prompted with the build's few-shot CoT template; one round of ``--samples`` samples at ``--temperature``. The runs go raw, build, raw (``--repeats 2``: raw, build, raw,
 build, raw), with the prefix cache reset before each, so warm-up and drift hit both paths alike.
 
 * raw: ``generator.render(prompt)`` texts straight into the engine's ``LLM.generate`` with
@@ -115,15 +115,17 @@ def real_part(args, data_dir: str, work: Path) -> dict:
     from flows.core.specs import BuildError, BuildSpec, Rounds, Selection
     from flows.core.data import load_problems, select
     from flows.build.rounds import round_seed, template_prompt
+    from flows.core.taskfile import resolve
     from flows.core.tasks import cot_template
     from generators.vllm_backend import VLLMGenerator, reseed
 
-    rounds = Rounds(samples=args.samples, temperature=0.7, retry_temperature=1.0, max_tokens=args.max_tokens,
-                    rounds=1)
-    spec = BuildSpec(mode="reinforced", selection=Selection(task="gsm8k", limit=args.limit), model=args.model,
+    task = resolve(args.task)
+    rounds = Rounds(samples=args.samples, temperature=args.temperature, retry_temperature=1.0,
+                    max_tokens=args.max_tokens, rounds=1)
+    spec = BuildSpec(mode="reinforced", selection=Selection(task=task, limit=args.limit), model=args.model,
                      rounds=rounds, chunk_size=max(args.limit, 1))  # one chunk: one engine call per path
-    problems = select(load_problems("gsm8k", "train", data_dir), limit=args.limit, seed=spec.selection.seed)
-    make = template_prompt(cot_template("gsm8k", spec.few_shot))
+    problems = select(load_problems(task, "train", data_dir), limit=args.limit, seed=spec.selection.seed)
+    make = template_prompt(cot_template(task, spec.few_shot))
 
     print(f"loading {args.model} ...", flush=True)
     gen = VLLMGenerator(args.model, seed=spec.selection.seed, max_model_len=args.max_model_len)
@@ -188,7 +190,8 @@ def real_part(args, data_dir: str, work: Path) -> dict:
     ratio = sum(ratios) / len(ratios)
     overhead = sum(b["overhead_pct"] for b in build) / len(build)
     return {
-        "model": gen.model_id, "model_name": args.model, "problems": len(problems), "samples": rounds.samples,
+        "model": gen.model_id, "model_name": args.model, "task": args.task, "problems": len(problems),
+        "samples": rounds.samples,
         "temperature": rounds.temperature, "max_tokens": rounds.max_tokens, "prompt_tokens": prompt_tokens,
         "engine_load_s": round(gen.load_seconds, 1), "order": order,
         "runs": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in runs],
@@ -322,8 +325,10 @@ def print_fake(res: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="embedded")
+    parser.add_argument("--task", default="gsm8k", help="the real build's task: a built-in name or a task file")
     parser.add_argument("--limit", type=int, default=32, help="problems in the real build")
     parser.add_argument("--samples", type=int, default=4)
+    parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--max-model-len", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=1, help="build runs, each between two raw runs")
