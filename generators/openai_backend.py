@@ -4,12 +4,15 @@ One :class:`OpenAIGenerator` talks to one or more endpoints serving the same mod
 sends one HTTP request per prompt (all ``n`` samples in one request) and
 
 * bounds the requests in flight per endpoint (``concurrency``), also across concurrent ``generate`` calls;
-* shards the prompts over the endpoints through a shared work queue, so a faster server takes more;
-  the output order is the prompt order;
+* routes by prefix (:mod:`generators.openai_routing`): prompts whose shared part (all messages but the last)
+  agrees in its first ``route_prefix_chars`` characters form a group that one endpoint serves, so a long shot
+  prefix is computed once, not once per server; groups are spread over the endpoints (least pinned work
+  first) and keep their endpoint from call to call. Prompts with a shorter shared part go through a shared
+  work queue, so a faster server takes more. The output order is the prompt order;
 * retries connection errors, timeouts, 408/429 and 5xx on the same endpoint with exponential backoff
   and jitter (drawn from an RNG seeded with ``retry_seed``); after ``max_retries`` retries of one
-  request the endpoint is declared dead for the rest of the call and its unfinished prompts move to
-  the live endpoints; when no endpoint is left the call raises :class:`AllEndpointsFailedError`
+  request the endpoint is declared dead for the rest of the call and its unfinished prompts (its groups
+  whole) move to the live endpoints; when no endpoint is left the call raises :class:`AllEndpointsFailedError`
   (a :class:`~generators.base.GenerationError`) naming every endpoint, its attempts and last error,
   and carrying the results that did finish in ``.partial``;
 * raises :class:`OpenAIBadRequestError` (a :class:`~generators.base.BadRequestError`) at once on any
@@ -68,6 +71,7 @@ from generators.openai_protocol import (UNKNOWN_TOKENS, build_body, estimate_tok
                                         parse_completion, request_seed, sample_seed)
 from generators.openai_transport import (NO_ROUTE_STATUS, AllEndpointsFailedError, EndpointGone,
                                          EndpointPool, OpenAIBadRequestError, Retryable, Run, api_root)
+from generators.openai_routing import DEFAULT_ROUTE_CHARS, Router
 from generators.prompts import render_completion
 
 __all__ = ["DEFAULT_ENDPOINT", "UNKNOWN_TOKENS", "AllEndpointsFailedError", "OpenAIBadRequestError",
@@ -93,7 +97,9 @@ class OpenAIGenerator:
     to ``max_backoff_s``). ``vllm``: send vLLM-only fields (``return_token_ids``); None detects vLLM
     from ``/v1/models`` (``owned_by == "vllm"``) when discovery runs. ``extra_body``: extra request
     fields. ``split_n``: send ``n`` single-sample requests instead of one request with ``n`` (also
-    switched on per endpoint when it answers 4xx to ``n > 1`` but accepts ``n == 1``).
+    switched on per endpoint when it answers 4xx to ``n > 1`` but accepts ``n == 1``). ``route_prefix_chars``:
+    the leading characters of a prompt's shared part that key its group (default ``$MANYSHOT_ROUTE_PREFIX_CHARS``
+    or 4096, about 1,000 tokens); 0 turns prefix routing off (every prompt through the shared queue).
 
     The constructor calls ``GET /v1/models`` only when ``model`` or ``max_model_len`` is missing.
     """
@@ -103,7 +109,8 @@ class OpenAIGenerator:
                  concurrency: int = 8, timeout_s: float = 300.0, connect_timeout_s: float = 10.0,
                  max_retries: int = 3, backoff_s: float = 0.5, max_backoff_s: float = 8.0,
                  retry_seed: int = 0, vllm: bool | None = None,
-                 extra_body: Mapping[str, Any] | None = None, split_n: bool = False):
+                 extra_body: Mapping[str, Any] | None = None, split_n: bool = False,
+                 route_prefix_chars: int | None = None):
         if endpoints is None:
             endpoints = os.environ.get("OPENAI_BASE_URL") or DEFAULT_ENDPOINT
         if isinstance(endpoints, str):
@@ -128,6 +135,9 @@ class OpenAIGenerator:
         self._pool = EndpointPool(roots, headers=headers, timeout=self.timeout, concurrency=concurrency,
                                   max_retries=max_retries, backoff_s=backoff_s, max_backoff_s=max_backoff_s,
                                   retry_seed=retry_seed)
+        if route_prefix_chars is None:
+            route_prefix_chars = int(os.environ.get("MANYSHOT_ROUTE_PREFIX_CHARS") or DEFAULT_ROUTE_CHARS)
+        self._router = Router(roots, route_prefix_chars)
         self._no_tokenize: set[str] = set()
         self._token_cache: collections.OrderedDict[str, int] = collections.OrderedDict()
         self._token_lock = threading.Lock()
@@ -273,7 +283,8 @@ class OpenAIGenerator:
         prompts = list(prompts)
         if not prompts:
             return []
-        run = Run(prompts, sampling, self.endpoints)
+        keys = self._router.keys(prompts)
+        run = Run(prompts, sampling, self.endpoints, keys, self._router)
         t0 = time.perf_counter()
         per_endpoint = min(self.concurrency, len(prompts))
         threads = [threading.Thread(target=self._worker, args=(run, ep), daemon=True,
@@ -289,9 +300,12 @@ class OpenAIGenerator:
             run.fail(e)
             raise
         finally:
+            run.release()
             self.last_run = {"wall_s": time.perf_counter() - t0, "prompts": len(prompts),
                              "done_by": dict(run.done_by), "attempts": dict(run.attempts),
-                             "retries": dict(run.retries), "dead": dict(run.dead)}
+                             "retries": dict(run.retries), "dead": dict(run.dead),
+                             "groups": dict(collections.Counter(run.home.values())),
+                             "pinned": sum(k is not None for k in keys)}
         if run.error is not None:
             # Workers still waiting on a response finish in the background; their results are dropped.
             raise run.error
