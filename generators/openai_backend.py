@@ -26,6 +26,11 @@ is identical; a real server's numbers can still depend on which requests it batc
 vLLM CPU even greedy outputs change with batch composition, so bit-identical outputs across runs
 need the same server-side batching, e.g. ``concurrency=1``.)
 
+``last_run`` describes the latest ``generate`` call: ``wall_s``, ``prompts``, per endpoint the prompts it
+answered (``done_by``), ``attempts``, ``retries``, why it was declared ``dead``, the prefix groups it ended up
+with (``groups``), the ``prompt_tokens`` and ``cached_tokens`` of its responses' usage (cached tokens only where
+the server reports them), and how many prompts were ``pinned`` to a group.
+
 Endpoint health is per ``generate`` call: an endpoint declared dead is tried afresh by the next call
 (its first retries then cost about ``backoff_s * (2**max_retries - 1)`` seconds while the live
 endpoints carry on). Environment proxy settings are ignored (``trust_env=False``), so
@@ -137,7 +142,7 @@ class OpenAIGenerator:
                                   retry_seed=retry_seed)
         if route_prefix_chars is None:
             route_prefix_chars = int(os.environ.get("MANYSHOT_ROUTE_PREFIX_CHARS") or DEFAULT_ROUTE_CHARS)
-        self._router = Router(roots, route_prefix_chars)
+        self.router = Router(roots, route_prefix_chars)
         self._no_tokenize: set[str] = set()
         self._token_cache: collections.OrderedDict[str, int] = collections.OrderedDict()
         self._token_lock = threading.Lock()
@@ -233,8 +238,13 @@ class OpenAIGenerator:
         def one(n: int, s: int) -> Completion:
             body = build_body(prompt, sampling, n, s, model=self.model_id, chat=self.chat, vllm=self.vllm,
                               extra_body=self.extra_body)
-            return self._pool.with_retries(endpoint, lambda: parse_completion(
-                self._pool.request(endpoint, "POST", path, body), n, want_lp, chat=self.chat), run)
+
+            def attempt() -> Completion:
+                data = self._pool.request(endpoint, "POST", path, body)
+                completion = parse_completion(data, n, want_lp, chat=self.chat)
+                run.count_usage(endpoint, data.get("usage"))
+                return completion
+            return self._pool.with_retries(endpoint, attempt, run)
 
         n = sampling.n
         if n > 1 and not (self.split_n or endpoint in self._split_n_on):
@@ -283,8 +293,8 @@ class OpenAIGenerator:
         prompts = list(prompts)
         if not prompts:
             return []
-        keys = self._router.keys(prompts)
-        run = Run(prompts, sampling, self.endpoints, keys, self._router)
+        keys = self.router.keys(prompts)
+        run = Run(prompts, sampling, self.endpoints, keys, self.router)
         t0 = time.perf_counter()
         per_endpoint = min(self.concurrency, len(prompts))
         threads = [threading.Thread(target=self._worker, args=(run, ep), daemon=True,
@@ -305,7 +315,8 @@ class OpenAIGenerator:
                              "done_by": dict(run.done_by), "attempts": dict(run.attempts),
                              "retries": dict(run.retries), "dead": dict(run.dead),
                              "groups": dict(collections.Counter(run.home.values())),
-                             "pinned": sum(k is not None for k in keys)}
+                             "pinned": sum(k is not None for k in keys),
+                             "prompt_tokens": dict(run.prompt_tokens), "cached_tokens": dict(run.cached_tokens)}
         if run.error is not None:
             # Workers still waiting on a response finish in the background; their results are dropped.
             raise run.error

@@ -94,7 +94,3 @@ class Router:
         """Pinned prompts outstanding per endpoint, over all running calls."""
         with self._lock:
             return dict(self._load)
-
-    def home(self, key: str) -> str | None:
-        with self._lock:
-            return self._homes.get(key)

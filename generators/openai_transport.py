@@ -115,6 +115,8 @@ class Run:
     done_by: collections.Counter[str] = field(default_factory=collections.Counter)
     attempts: collections.Counter[str] = field(default_factory=collections.Counter)
     retries: collections.Counter[str] = field(default_factory=collections.Counter)
+    prompt_tokens: collections.Counter[str] = field(default_factory=collections.Counter)  # usage, per endpoint
+    cached_tokens: collections.Counter[str] = field(default_factory=collections.Counter)  # where reported
     cond: threading.Condition = field(default_factory=threading.Condition)
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -167,6 +169,18 @@ class Run:
             if self.remaining == 0:
                 self.stop.set()
             self.cond.notify_all()
+
+    def count_usage(self, endpoint: str, usage: Any) -> None:
+        """Add a response's ``usage.prompt_tokens`` and ``usage.prompt_tokens_details.cached_tokens`` (vLLM reports
+        the latter with ``--enable-prompt-tokens-details``) to ``endpoint``'s totals."""
+        usage = usage if isinstance(usage, dict) else {}
+        details = usage.get("prompt_tokens_details")
+        cached = details.get("cached_tokens") if isinstance(details, dict) else None
+        with self.cond:
+            if isinstance(usage.get("prompt_tokens"), int):
+                self.prompt_tokens[endpoint] += usage["prompt_tokens"]
+            if isinstance(cached, int):
+                self.cached_tokens[endpoint] += cached
 
     def requeue(self, index: int) -> None:
         with self.cond:
