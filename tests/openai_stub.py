@@ -7,9 +7,10 @@ Prints ``PORT <n>`` once it listens (``--port 0`` picks a free port). Serves ``G
 ``vllm:prefix_cache_hits_total``), ``POST /tokenize``, ``/v1/chat/completions`` and ``/v1/completions``.
 
 Tokens are whitespace-separated words of the rendered prompt (chat: each message as ``<|role|> content``). Like
-vLLM's prefix cache, a request reuses the longest run of whole ``--block``-token blocks some earlier request has
-finished computing (at least the last token is always computed), and its own blocks become reusable only when it
-is answered: requests with one prefix that arrive together each compute it. The answer to sample ``i`` is
+vLLM's prefix cache, a request reuses the longest run of whole ``--block``-token blocks an earlier request computed
+(at least its last token is always computed). The cache is idealised: a request's blocks count as computed when it
+arrives, so a prefix is computed once per server however many requests holding it arrive together (a real server
+may compute it more than once for requests scheduled in the same step). The answer to sample ``i`` is
 ``"<last message> | seed=<seed> s=<i>"``, the same on every server. With ``--log`` every answered generation request
 appends one JSON line (``last``: the last message, ``seed``, ``prompt_tokens``, ``cached_tokens``), flushed at once.
 Used by the ``server`` tests and by ``bench/endpoints.py prefix --stub N``; standard library only.
@@ -51,22 +52,19 @@ class PrefixCache:
             out.append(h.hexdigest())
         return out
 
-    def lookup(self, toks: list[str]) -> int:
-        """Tokens of ``toks`` served from the cache (whole blocks, never the last token)."""
+    def admit(self, toks: list[str]) -> int:
+        """Tokens of ``toks`` served from the cache (whole blocks, never the last token); its blocks are cached."""
         hit = 0
         with self.lock:
             for digest in self.chain(toks[:-1]):
                 if digest not in self.blocks:
                     break
                 hit += self.block
+            self.blocks.update(self.chain(toks))
             self.prompt_tokens += len(toks)
             self.queries += len(toks)
             self.hits += hit
         return hit
-
-    def store(self, toks: list[str]) -> None:
-        with self.lock:
-            self.blocks.update(self.chain(toks))
 
 
 def make_handler(args: argparse.Namespace, cache: PrefixCache, log):
@@ -117,9 +115,8 @@ def make_handler(args: argparse.Namespace, cache: PrefixCache, log):
                 return
             chat = "messages" in body
             toks = tokens(body)
-            cached = cache.lookup(toks)
+            cached = cache.admit(toks)
             time.sleep(args.latency)
-            cache.store(toks)
             last = body["messages"][-1]["content"] if chat else str(body.get("prompt", ""))[-60:]
             texts = [f"{last} | seed={body.get('seed')} s={i}" for i in range(body.get("n", 1))]
             choices = [{"index": i, "finish_reason": "stop",
