@@ -184,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log", help="append one JSON line per answered generation request")
     args = ap.parse_args(argv)
     log = open(args.log, "a", encoding="utf-8") if args.log else None
+    ThreadingHTTPServer.request_queue_size = 128  # the default 5 drops connects beyond it: a 1 s SYN retry
     httpd = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(args, PrefixCache(args.block), log))
     httpd.daemon_threads = True
     print(f"PORT {httpd.server_address[1]}", flush=True)
