@@ -5,8 +5,8 @@ server: then the prefix is computed once, not once per server. The prompts of an
 everything but their last message (the shots, then the question), so a prompt's *shared part* is all its
 messages but the last. :func:`route_key` hashes the first ``chars`` characters of that part (roles and contents);
 prompts with the same key form a *group*, pinned to one endpoint. A shared part shorter than ``chars`` gives no
-key: such a prompt (a zero-shot or few-shot template prompt, a build's prompt) is not worth pinning and goes to
-whichever endpoint is free, as all prompts did before routing.
+key: such a prompt (zero-shot, or a few-shot template's) is not worth pinning and goes to whichever endpoint is
+free, as all prompts did before routing.
 
 Keying on a leading chunk rather than the whole shared part also pins together prompts whose shared parts differ
 only further on: the cells of one shot order (K = 25, 50, max of one seed extend the same shots) and per-question
@@ -35,9 +35,16 @@ MAX_REMEMBERED = 4096
 """Groups whose endpoint a router remembers (least recently used forgotten first)."""
 
 
-def shared_text(prompt: Prompt) -> str:
-    """The text of all messages but the last (roles and contents), the part the prompts of a cell share."""
-    return "\x1e".join(f"{m.get('role', '')}\x1f{m.get('content') or ''}" for m in prompt[:-1])
+def shared_text(prompt: Prompt, limit: int | None = None) -> str:
+    """The text of all messages but the last (roles and contents), the part the prompts of a cell share; with
+    ``limit``, only the messages up to the one that reaches ``limit`` characters."""
+    parts, size = [], 0
+    for m in prompt[:-1]:
+        parts.append(f"{m.get('role', '')}\x1f{m.get('content') or ''}")
+        size += len(parts[-1]) + 1
+        if limit is not None and size > limit:
+            break
+    return "\x1e".join(parts)
 
 
 def route_key(prompt: Prompt, chars: int) -> str | None:
@@ -45,7 +52,7 @@ def route_key(prompt: Prompt, chars: int) -> str | None:
     is 0: routing off)."""
     if chars <= 0:
         return None
-    text = shared_text(prompt)
+    text = shared_text(prompt, chars)
     if len(text) < chars:
         return None
     return hashlib.sha256(text[:chars].encode()).hexdigest()[:16]

@@ -189,7 +189,7 @@ class Run:
             self.cond.notify_all()
 
     def release(self) -> None:
-        """Give the router back the load of the prompts this call leaves unfinished (it failed)."""
+        """Give the router back the load of the prompts this call leaves unfinished (when it failed)."""
         with self.cond:
             for key, left in self.outstanding.items():
                 if left:

@@ -69,6 +69,9 @@ def test_route_key_is_the_leading_chunk_of_everything_but_the_last_message():
     assert route_key(prompt("g", "1", k=2), CHARS) is None
     assert route_key([{"role": "user", "content": "z" * 5000}], CHARS) is None
     assert route_key(a, 0) is None
+    # the key reads only the messages it needs, and equals the key of the whole text's first characters
+    assert shared_text(a, 10) == "system\x1fSolve it."
+    assert route_key(a, 300) == route_key([*a[:5], {"role": "user", "content": "q"}], 300) is not None
     # the question is never part of the key, the roles are
     swapped = [dict(m, role="user") for m in a]
     assert route_key(swapped, CHARS) != route_key(a, CHARS)
