@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import threading
 
 import pytest
 
@@ -122,10 +123,11 @@ def test_many_groups_spread_evenly_and_each_stays_on_one_server(servers):
 
 
 def test_groups_keep_their_server_across_calls_and_short_prefixes_are_shared(servers):
-    fakes = [servers(latency=0.02) for _ in range(2)]
+    fakes = [servers(latency=0.04) for _ in range(2)]
     gen = OpenAIGenerator([f.url for f in fakes], route_prefix_chars=CHARS, concurrency=2, **FAST)
-    gen.generate(cell("a", 3), Sampling())
+    gen.generate(cell("a", 3) + cell("c", 3), Sampling())  # two groups: both servers (and their clients) used
     home = served(fakes)["a"]
+    assert served(fakes)["c"] == {0, 1} - home
     for f in fakes:
         f.requests.clear()
     # the next cell of the same shot order (more shots) and a new group; then prompts too short to pin
@@ -136,8 +138,21 @@ def test_groups_keep_their_server_across_calls_and_short_prefixes_are_shared(ser
     assert gen.last_run["pinned"] == 6 and gen.router.load() == {ep: 0 for ep in gen.endpoints}
 
 
+def test_concurrent_calls_put_their_cells_on_different_servers(servers):
+    fakes = [servers(latency=0.05) for _ in range(2)]
+    gen = OpenAIGenerator([f.url for f in fakes], route_prefix_chars=CHARS, concurrency=2, **FAST)
+    threads = [threading.Thread(target=gen.generate, args=(cell(g, 6), Sampling())) for g in "pq"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    where = served(fakes)
+    assert len(where["p"]) == len(where["q"]) == 1 and where["p"] != where["q"]
+    assert gen.router.load() == {ep: 0 for ep in gen.endpoints}
+
+
 def test_routing_off_shares_one_group_over_all_servers(servers):
-    fakes = [servers(latency=0.02) for _ in range(2)]
+    fakes = [servers(latency=0.1) for _ in range(2)]  # long enough for the second server's client to start
     gen = OpenAIGenerator([f.url for f in fakes], route_prefix_chars=0, concurrency=2, **FAST)
     gen.generate(cell("g", 12), Sampling())
     assert served(fakes)["g"] == {0, 1} and gen.last_run["pinned"] == 0 and gen.last_run["groups"] == {}
@@ -165,7 +180,8 @@ def test_groups_of_a_dead_server_move_to_the_live_ones(servers):
     assert all(len(where) == 1 for where in served(alive).values())  # a moved group still has one server
     assert out == OpenAIGenerator(alive[0].url, route_prefix_chars=0, **FAST).generate(batch, Sampling(n=2, seed=5))
     assert gen.endpoints[0] in gen.last_run["dead"] and gen.endpoints[0] not in gen.last_run["done_by"]
-    assert sorted(gen.last_run["groups"].values()) == [3, 3]
+    # the dead server's two groups went to the least loaded live servers when it was declared dead
+    assert sum(gen.last_run["groups"].values()) == 6 and min(gen.last_run["groups"].values()) >= 2
     assert gen.router.load() == {ep: 0 for ep in gen.endpoints}
 
 
@@ -188,7 +204,8 @@ def test_server_dying_mid_group_moves_the_rest_of_the_group(servers):
     assert list(gen.last_run["dead"]) == [dead_url]
     survivors = {ep for ep in gen.last_run["done_by"] if ep != dead_url}
     assert len(survivors) == 1  # the rest of the group went to one live server
-    assert gen.last_run["done_by"][dead_url] == 2 and sum(gen.last_run["done_by"].values()) == 16
+    assert gen.last_run["done_by"][dead_url] in (1, 2)  # questions 0 and 1 (1 may lose the race to the kill)
+    assert sum(gen.last_run["done_by"].values()) == 16
 
 
 def test_all_servers_dying_gives_the_load_back(servers):
