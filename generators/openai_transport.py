@@ -1,5 +1,5 @@
 """HTTP transport of :mod:`generators.openai_backend`: errors, the endpoint pool with retries and backoff,
-and the shared work queue of one ``generate`` call.
+and the work queues of one ``generate`` call (shared, and per endpoint for prefix groups).
 
 Only httpx, synchronous; this module must not import vllm.
 """
