@@ -7,6 +7,8 @@ two endpoints, two endpoints of which one is 3x slower, and two endpoints of whi
 row's outputs must equal the one-endpoint outputs. Prints a table, writes bench/results/endpoints.json.
 
     .venv/bin/python bench/endpoints.py [--prompts 64] [--latency 0.2] [--server-slots 4]
+
+``bench/endpoints.py prefix ...`` measures prefix routing on real servers instead (:mod:`prefix_routing`).
 """
 from __future__ import annotations
 
@@ -88,6 +90,11 @@ def dead_url() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["prefix"]:
+        from prefix_routing import main as prefix_main
+
+        return prefix_main(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--prompts", type=int, default=64)
     ap.add_argument("--latency", type=float, default=0.2, help="seconds per request on a fast server")

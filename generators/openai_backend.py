@@ -4,12 +4,15 @@ One :class:`OpenAIGenerator` talks to one or more endpoints serving the same mod
 sends one HTTP request per prompt (all ``n`` samples in one request) and
 
 * bounds the requests in flight per endpoint (``concurrency``), also across concurrent ``generate`` calls;
-* shards the prompts over the endpoints through a shared work queue, so a faster server takes more;
-  the output order is the prompt order;
+* routes by prefix (:mod:`generators.openai_routing`): prompts whose shared part (all messages but the last)
+  agrees in its first ``route_prefix_chars`` characters form a group that one endpoint serves, so a long shot
+  prefix is computed once, not once per server; groups are spread over the endpoints (least pinned work
+  first) and keep their endpoint from call to call. Prompts with a shorter shared part go through a shared
+  work queue, so a faster server takes more. The output order is the prompt order;
 * retries connection errors, timeouts, 408/429 and 5xx on the same endpoint with exponential backoff
   and jitter (drawn from an RNG seeded with ``retry_seed``); after ``max_retries`` retries of one
-  request the endpoint is declared dead for the rest of the call and its unfinished prompts move to
-  the live endpoints; when no endpoint is left the call raises :class:`AllEndpointsFailedError`
+  request the endpoint is declared dead for the rest of the call and its unfinished prompts (its groups
+  whole) move to the live endpoints; when no endpoint is left the call raises :class:`AllEndpointsFailedError`
   (a :class:`~generators.base.GenerationError`) naming every endpoint, its attempts and last error,
   and carrying the results that did finish in ``.partial``;
 * raises :class:`OpenAIBadRequestError` (a :class:`~generators.base.BadRequestError`) at once on any
@@ -22,6 +25,11 @@ depend on how many endpoints share the work or in which order requests finish. (
 is identical; a real server's numbers can still depend on which requests it batches together: on
 vLLM CPU even greedy outputs change with batch composition, so bit-identical outputs across runs
 need the same server-side batching, e.g. ``concurrency=1``.)
+
+``last_run`` describes the latest ``generate`` call: ``wall_s``, ``prompts``, per endpoint the prompts it
+answered (``done_by``), ``attempts``, ``retries``, why it was declared ``dead``, the prefix groups it ended up
+with (``groups``), the ``prompt_tokens`` and ``cached_tokens`` of its responses' usage (cached tokens only where
+the server reports them), and how many prompts were ``pinned`` to a group.
 
 Endpoint health is per ``generate`` call: an endpoint declared dead is tried afresh by the next call
 (its first retries then cost about ``backoff_s * (2**max_retries - 1)`` seconds while the live
@@ -68,6 +76,7 @@ from generators.openai_protocol import (UNKNOWN_TOKENS, build_body, estimate_tok
                                         parse_completion, request_seed, sample_seed)
 from generators.openai_transport import (NO_ROUTE_STATUS, AllEndpointsFailedError, EndpointGone,
                                          EndpointPool, OpenAIBadRequestError, Retryable, Run, api_root)
+from generators.openai_routing import DEFAULT_ROUTE_CHARS, Router
 from generators.prompts import render_completion
 
 __all__ = ["DEFAULT_ENDPOINT", "UNKNOWN_TOKENS", "AllEndpointsFailedError", "OpenAIBadRequestError",
@@ -93,7 +102,9 @@ class OpenAIGenerator:
     to ``max_backoff_s``). ``vllm``: send vLLM-only fields (``return_token_ids``); None detects vLLM
     from ``/v1/models`` (``owned_by == "vllm"``) when discovery runs. ``extra_body``: extra request
     fields. ``split_n``: send ``n`` single-sample requests instead of one request with ``n`` (also
-    switched on per endpoint when it answers 4xx to ``n > 1`` but accepts ``n == 1``).
+    switched on per endpoint when it answers 4xx to ``n > 1`` but accepts ``n == 1``). ``route_prefix_chars``:
+    the leading characters of a prompt's shared part that key its group (default ``$MANYSHOT_ROUTE_PREFIX_CHARS``
+    or 4096, about 1,000 tokens); 0 turns prefix routing off (every prompt through the shared queue).
 
     The constructor calls ``GET /v1/models`` only when ``model`` or ``max_model_len`` is missing.
     """
@@ -103,7 +114,8 @@ class OpenAIGenerator:
                  concurrency: int = 8, timeout_s: float = 300.0, connect_timeout_s: float = 10.0,
                  max_retries: int = 3, backoff_s: float = 0.5, max_backoff_s: float = 8.0,
                  retry_seed: int = 0, vllm: bool | None = None,
-                 extra_body: Mapping[str, Any] | None = None, split_n: bool = False):
+                 extra_body: Mapping[str, Any] | None = None, split_n: bool = False,
+                 route_prefix_chars: int | None = None):
         if endpoints is None:
             endpoints = os.environ.get("OPENAI_BASE_URL") or DEFAULT_ENDPOINT
         if isinstance(endpoints, str):
@@ -128,6 +140,9 @@ class OpenAIGenerator:
         self._pool = EndpointPool(roots, headers=headers, timeout=self.timeout, concurrency=concurrency,
                                   max_retries=max_retries, backoff_s=backoff_s, max_backoff_s=max_backoff_s,
                                   retry_seed=retry_seed)
+        if route_prefix_chars is None:
+            route_prefix_chars = int(os.environ.get("MANYSHOT_ROUTE_PREFIX_CHARS") or DEFAULT_ROUTE_CHARS)
+        self.router = Router(roots, route_prefix_chars)
         self._no_tokenize: set[str] = set()
         self._token_cache: collections.OrderedDict[str, int] = collections.OrderedDict()
         self._token_lock = threading.Lock()
@@ -223,8 +238,13 @@ class OpenAIGenerator:
         def one(n: int, s: int) -> Completion:
             body = build_body(prompt, sampling, n, s, model=self.model_id, chat=self.chat, vllm=self.vllm,
                               extra_body=self.extra_body)
-            return self._pool.with_retries(endpoint, lambda: parse_completion(
-                self._pool.request(endpoint, "POST", path, body), n, want_lp, chat=self.chat), run)
+
+            def attempt() -> Completion:
+                data = self._pool.request(endpoint, "POST", path, body)
+                completion = parse_completion(data, n, want_lp, chat=self.chat)
+                run.count_usage(endpoint, data.get("usage"))
+                return completion
+            return self._pool.with_retries(endpoint, attempt, run)
 
         n = sampling.n
         if n > 1 and not (self.split_n or endpoint in self._split_n_on):
@@ -273,7 +293,8 @@ class OpenAIGenerator:
         prompts = list(prompts)
         if not prompts:
             return []
-        run = Run(prompts, sampling, self.endpoints)
+        keys = self.router.keys(prompts)
+        run = Run(prompts, sampling, self.endpoints, keys, self.router)
         t0 = time.perf_counter()
         per_endpoint = min(self.concurrency, len(prompts))
         threads = [threading.Thread(target=self._worker, args=(run, ep), daemon=True,
@@ -289,9 +310,13 @@ class OpenAIGenerator:
             run.fail(e)
             raise
         finally:
+            run.release()
             self.last_run = {"wall_s": time.perf_counter() - t0, "prompts": len(prompts),
                              "done_by": dict(run.done_by), "attempts": dict(run.attempts),
-                             "retries": dict(run.retries), "dead": dict(run.dead)}
+                             "retries": dict(run.retries), "dead": dict(run.dead),
+                             "groups": dict(collections.Counter(run.home.values())),
+                             "pinned": sum(k is not None for k in keys),
+                             "prompt_tokens": dict(run.prompt_tokens), "cached_tokens": dict(run.cached_tokens)}
         if run.error is not None:
             # Workers still waiting on a response finish in the background; their results are dropped.
             raise run.error

@@ -1,5 +1,5 @@
 """HTTP transport of :mod:`generators.openai_backend`: errors, the endpoint pool with retries and backoff,
-and the shared work queue of one ``generate`` call.
+and the work queues of one ``generate`` call (shared, and per endpoint for prefix groups).
 
 Only httpx, synchronous; this module must not import vllm.
 """
@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 import httpx
 
 from generators.base import BadRequestError, Completion, GenerationError, Prompt, Sampling
+from generators.openai_routing import Router
 
 log = logging.getLogger(__name__)
 
@@ -89,26 +90,56 @@ def describe(exc: BaseException) -> str:
 
 @dataclass
 class Run:
-    """Shared state of one ``generate`` call: the work queue, the results, the live endpoints."""
+    """Shared state of one ``generate`` call: the work queues, the results, the live endpoints.
+
+    ``keys[i]`` is prompt ``i``'s routing key (:mod:`generators.openai_routing`): prompts with a key are pinned,
+    group by group, to the endpoint ``router`` places the group on, and only that endpoint takes them; prompts
+    without one (and every prompt when ``keys`` is empty) wait in the shared queue any live endpoint takes from.
+    When an endpoint is declared dead its groups are placed again among the live endpoints, unfinished prompts and
+    all (requests still in flight there join them when they give up).
+    """
 
     prompts: Sequence[Prompt]
     sampling: Sampling
     endpoints: Sequence[str]
+    keys: Sequence[str | None] = ()
+    router: Router | None = None
     results: list[Completion | None] = field(init=False)
-    pending: collections.deque[int] = field(init=False)
+    pending: collections.deque[int] = field(init=False)  # the shared queue
+    pinned: dict[str, collections.deque[int]] = field(init=False)  # endpoint -> its groups' queued prompts
+    home: dict[str, str] = field(init=False)  # routing key -> endpoint
+    outstanding: collections.Counter[str] = field(init=False)  # routing key -> prompts not finished
     remaining: int = field(init=False)
     error: BaseException | None = None
     dead: dict[str, str] = field(default_factory=dict)
     done_by: collections.Counter[str] = field(default_factory=collections.Counter)
     attempts: collections.Counter[str] = field(default_factory=collections.Counter)
     retries: collections.Counter[str] = field(default_factory=collections.Counter)
+    prompt_tokens: collections.Counter[str] = field(default_factory=collections.Counter)  # usage, per endpoint
+    cached_tokens: collections.Counter[str] = field(default_factory=collections.Counter)  # where reported
     cond: threading.Condition = field(default_factory=threading.Condition)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
+        if self.keys and (len(self.keys) != len(self.prompts) or self.router is None):
+            raise ValueError("Run needs one routing key per prompt and a router to place them")
         self.results = [None] * len(self.prompts)
-        self.pending = collections.deque(range(len(self.prompts)))
         self.remaining = len(self.prompts)
+        self.pinned = {ep: collections.deque() for ep in self.endpoints}
+        self.home, self.outstanding = {}, collections.Counter()
+        groups: dict[str, list[int]] = {}
+        free = []
+        for i, key in enumerate(self.keys or [None] * len(self.prompts)):
+            (free if key is None else groups.setdefault(key, [])).append(i)
+        self.pending = collections.deque(free)
+        for key, members in sorted(groups.items(), key=lambda kv: -len(kv[1])):  # largest first: even spread
+            self.outstanding[key] = len(members)
+            self._place(key, members, list(self.endpoints))
+
+    def _place(self, key: str, queued: Sequence[int], live: list[str]) -> None:
+        assert self.router is not None
+        self.home[key] = self.router.place(key, self.outstanding[key], live)
+        self.pinned[self.home[key]].extend(queued)
 
     @property
     def over(self) -> bool:
@@ -119,6 +150,8 @@ class Run:
             while True:
                 if self.over or endpoint in self.dead:
                     return None
+                if self.pinned[endpoint]:
+                    return self.pinned[endpoint].popleft()
                 if self.pending:
                     return self.pending.popleft()
                 self.cond.wait()
@@ -129,14 +162,39 @@ class Run:
                 self.results[index] = completion
                 self.remaining -= 1
                 self.done_by[endpoint] += 1
+                key = self.keys[index] if self.keys else None
+                if key is not None and self.outstanding[key]:  # 0 once release() gave the load back
+                    self.outstanding[key] -= 1
+                    self.router.release(self.home[key])
             if self.remaining == 0:
                 self.stop.set()
             self.cond.notify_all()
 
+    def count_usage(self, endpoint: str, usage: Any) -> None:
+        """Add a response's ``usage.prompt_tokens`` and ``usage.prompt_tokens_details.cached_tokens`` (vLLM reports
+        the latter with ``--enable-prompt-tokens-details``) to ``endpoint``'s totals."""
+        usage = usage if isinstance(usage, dict) else {}
+        details = usage.get("prompt_tokens_details")
+        cached = details.get("cached_tokens") if isinstance(details, dict) else None
+        with self.cond:
+            if isinstance(usage.get("prompt_tokens"), int):
+                self.prompt_tokens[endpoint] += usage["prompt_tokens"]
+            if isinstance(cached, int):
+                self.cached_tokens[endpoint] += cached
+
     def requeue(self, index: int) -> None:
         with self.cond:
-            self.pending.appendleft(index)
+            key = self.keys[index] if self.keys else None
+            (self.pending if key is None else self.pinned[self.home[key]]).appendleft(index)
             self.cond.notify_all()
+
+    def release(self) -> None:
+        """Give the router back the load of the prompts this call leaves unfinished (when it failed)."""
+        with self.cond:
+            for key, left in self.outstanding.items():
+                if left:
+                    self.router.release(self.home[key], left)
+                    self.outstanding[key] = 0
 
     def fail(self, error: BaseException) -> None:
         with self.cond:
@@ -161,7 +219,21 @@ class Run:
                 msg += f" ({done}/{len(self.prompts)} prompts completed)"
                 self.error = AllEndpointsFailedError(msg, self.dead, self.results)
                 self.stop.set()
+            elif self.error is None:
+                self._move_groups(endpoint)
             self.cond.notify_all()
+
+    def _move_groups(self, endpoint: str) -> None:
+        """Place the dead ``endpoint``'s unfinished groups again among the live endpoints (under ``cond``)."""
+        live = [ep for ep in self.endpoints if ep not in self.dead]
+        queued = self.pinned[endpoint]
+        self.pinned[endpoint] = collections.deque()
+        moved = [key for key, ep in self.home.items() if ep == endpoint and self.outstanding[key]]
+        for key in sorted(moved, key=lambda k: -self.outstanding[k]):
+            self.router.release(endpoint, self.outstanding[key])
+            self._place(key, [i for i in queued if self.keys[i] == key], live)
+            log.warning("group %s (%d prompts) moved from dead %s to %s", key, self.outstanding[key], endpoint,
+                        self.home[key])
 
 
 class EndpointPool:
