@@ -91,7 +91,8 @@ def test_report_has_plots_tables_skips_provenance_and_exact_shots(results):
     assert data["items"] == [p.id for p in items] and data["questions"][items[2].id] == items[2].question
     view = BankView.from_rows(gt.stem, read_bank(gt)[0].to_pylist())
     shots = data["shots"][gt.stem]
-    assert [shots["texts"][i][0] for i in shots["orders"]["1"][:4]] == [s.problem_id for s in shot_order(view, 1)[:4]]
+    listed = shots["lists"][data["prompt_shots"][f"{gt.stem}-s1-k4"][items[0].id]]
+    assert [shots["texts"][i][0] for i in listed] == [s.problem_id for s in shot_order(view, 1)[:4]]
     checks = [v for cell in data["prompt_check"].values() for v in cell.values()]
     assert len(checks) == 5 * (1 + 2 * 2 + 2) and set(checks) == {"matches"}  # rebuilt prompts hash as the run's
     rows = data["rows"][f"{gt.stem}-s1-k4"][items[0].id]
