@@ -91,7 +91,7 @@ def top1_units(part: EvalPart, banks, embedder: Embedder, cache: EmbeddingCache,
     its prompt had, and the nearest shot's problem id. The shots are the row's ``shot_ids``, so every selection
     and order is covered; rows from before that column (random order 0 only) get their shots rebuilt with
     :func:`shot_order` and checked against the row's ``prompt_hash``."""
-    rows = part.all_results if part.all_results is not None else part.results
+    rows = part.all_rows
     results = with_labels(rows[rows["bank"] != "none"])
     by_id = {p.id: p for p in test}
     missing = sorted(set(results["item_id"]) - set(by_id))
@@ -251,7 +251,7 @@ def analyze(folder: Path | str, *, edges: Sequence[float] = DEFAULT_EDGES, embed
         embedder = make_embedder(embedder, corpus)
     cache = EmbeddingCache(cache_dir)
     units = pd.concat([_with_scores(top1_units(p, inputs.banks, embedder, cache, tests[p.task]),
-                                    p.all_results if p.all_results is not None else p.results)
+                                    p.all_rows)
                        for p in parts], ignore_index=True)
     table = bucket_table(units, edges, embedder.name)
     out = inputs.folder
