@@ -26,6 +26,7 @@ from flows.cli import main
 from flows.core.data import load_problems, select
 from flows.evaluate.flow import evaluate
 from flows.report.html_report import write_report
+from flows.report.inputs import read_inputs
 from flows.evaluate.prompts import BankView
 from flows.evaluate.shot_selection import shot_order
 from flows.report.samples import Limits
@@ -331,6 +332,20 @@ def test_the_page_shows_a_similar_order_one_sample_labelled_with_its_recorded_sh
     assert [t.split(":")[0] for t in page.shot_titles] == [problem_of[i] for i in ids[item]]
     assert "prompt hash of the run: matches" in page.text["sample-view"]
     assert "similar/tfidf, order 1" in page.text["pick-selection"]
+
+
+def test_an_ablation_from_before_run_folders_reads_every_selections_cell_files(selected, tmp_path):
+    folder, bank, _ = selected
+    ablation = tmp_path / "ablation-old"  # it names the eval folder, whose cells/ hold every selection and order
+    ablation.mkdir()
+    pd.read_csv(folder / "summary.csv").assign(eval_task="gsm8k").to_csv(ablation / "summary.csv", index=False)
+    (ablation / "summary.md").write_text(f"# old\n\n## eval on gsm8k\n\nresults: {folder.parent.parent}\n")
+    part = read_inputs(ablation).evals[0]
+    rows = pd.read_parquet(folder / "results.parquet")
+    assert len(part.all_rows) == len(rows) and len(part.results) == len(rows[(rows["select"] == "random")
+                                                                             & (rows["order"] == 0)])
+    assert set(zip(part.all_rows["select"], part.all_rows["order"])) == {("random", 0), ("random", 1),
+                                                                         ("similar/tfidf", 0), ("similar/tfidf", 1)}
 
 
 def test_report_of_a_200_item_30_cell_grid_stays_small(tmp_path):
