@@ -29,7 +29,7 @@ from flows.report.html_report import write_report
 from flows.report.inputs import read_inputs
 from flows.evaluate.prompts import BankView
 from flows.evaluate.shot_selection import shot_order
-from flows.report.samples import Limits
+from flows.report.samples import NOT_RECORDED, Limits
 from flows.core.schema import RESULT_SCHEMA, to_table
 from flows.evaluate.paired import PairedError, against, read_paired
 from generators.fake import FakeGenerator
@@ -424,3 +424,17 @@ def test_rows_from_older_results_without_k_label_still_render(results, tmp_path)
                                                                                           index=False)
     data = embedded_samples(write_report(folder, data_dir=str(DATA_DIR)).read_text())["evals"][0]
     assert {c["label"] for c in data["cells"]} == {"0", "2", "4"}
+
+
+def test_rows_from_before_shot_ids_show_no_shots_and_say_why(results, tmp_path):
+    folder = tmp_path / "before-shot-ids"
+    shutil.copytree(results[0], folder)
+    rows = pd.read_parquet(folder / "results.parquet")
+    rows["shot_ids"] = None
+    rows.to_parquet(folder / "results.parquet", index=False)
+    data = embedded_samples(write_report(folder, data_dir=str(DATA_DIR), bank_dirs=[results[1].parent])
+                            .read_text())["evals"][0]
+    gt = results[1].stem
+    assert set(data["prompt_shots"][f"{gt}-s1-k4"].values()) == {NOT_RECORDED}  # not rebuilt: not recorded
+    assert set(data["prompt_check"][f"{gt}-s1-k4"].values()) == {"shots not available"}
+    assert set(data["prompt_check"]["none-s0-k0"].values()) == {"matches"}  # zero-shot prompts have no shots
