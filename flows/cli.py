@@ -8,10 +8,10 @@ import sys
 import traceback
 from pathlib import Path
 
-from flows.cli_options import add_model_settings, finish
-from flows.cli_types import DEBUG_HELP, EXIT_CODES, NON_NEGATIVE, POSITIVE, Parser, temperature
+from flows.cli_eval import add_eval_command, apply_model_settings, eval_entry, link_run, run_eval, spec_from_args
+from flows.cli_options import add_model_settings, common, endpoint_generator, finish, no_progress
+from flows.cli_types import DEBUG_HELP, EXIT_CODES, NON_NEGATIVE, POSITIVE, Parser, ints, temperature, words
 from flows.core.schema import SOURCES
-from flows.core.tasks import TASKS
 
 DESCRIPTION = """manyshot: many-shot in-context learning pipelines.
 Build shot banks (bank build/list/show/export/diff), evaluate them (eval), run ablation grids (ablate),
@@ -25,57 +25,6 @@ RUN_DEFAULTS = {"task": "gsm8k", "reinforced_limit": 64, "truth_limit": 192, "sa
                 "eval_limit": 20, "shots": "0,4,16,64"}
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    words = [x.strip() for x in text.split(",") if x.strip()]
-    if not all(word.isdecimal() for word in words):
-        raise argparse.ArgumentTypeError(f"expected comma-separated non-negative integers, got {text!r}")
-    return tuple(int(word) for word in words)
-
-
-def _shots(text: str) -> tuple[int | str, ...]:
-    from flows.core.specs import ShotCountError, parse_shots
-
-    try:
-        return parse_shots(text)
-    except ShotCountError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _run_name(text: str) -> str:
-    from flows.cli_eval import check_name
-    from flows.config import ConfigError
-
-    try:
-        return check_name(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _words(text: str) -> tuple[str, ...]:
-    return tuple(x.strip() for x in text.split(",") if x.strip())
-
-
-def _common(p: argparse.ArgumentParser, *, config: bool = False) -> None:
-    """The options of bank build and eval; with ``config`` (eval) --task and --model may come from --config."""
-    p.add_argument("--task", required=not config, default=S, metavar="TASK",
-                   help=f"a built-in task ({', '.join(TASKS)}) or a task file (.toml, see docs/tasks.md)"
-                   + ("; required unless the --config file has a task" * config))
-    p.add_argument("--allow-unparsed", action="store_true",
-                   help="task files: skip rows whose gold answer does not parse under the declared format")
-    p.add_argument("--data-dir", default=None, help="folder with {gsm8k,math}/{train,test}.jsonl "
-                   "(default: $MANYSHOT_DATA_DIR, else ./data if it holds them, else the Hugging Face hub)")
-    p.add_argument("--model", default=S if config else "embedded",
-                   help="embedded, embedded-tiny, an HF model id or a local path" + (" (default embedded)" * config))
-    p.add_argument("--endpoint", action="append", default=[], help="OpenAI-compatible server URL (repeatable)")
-    _no_progress(p)
-    add_model_settings(p)
-
-
-def _no_progress(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--no-progress", action="store_true",
-                   help="no progress display or progress lines on stderr (same as MANYSHOT_PROGRESS=0)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="manyshot", description=DESCRIPTION, epilog=EXIT_CODES,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,12 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     bank = sub.add_parser("bank", help="build and inspect shot banks").add_subparsers(dest="bank_command", required=True)
     b = bank.add_parser("build", help="build a shot bank (prints its path)")
-    _common(b)
+    common(b)
     b.add_argument("--mode", required=True, choices=SOURCES)
     b.add_argument("--limit", type=POSITIVE, default=S, help="training problems drawn")
     b.add_argument("--seed", type=NON_NEGATIVE, default=S, help="seed of the draw and of sampling")
-    b.add_argument("--subjects", type=_words, default=S, help="MATH subjects, comma-separated")
-    b.add_argument("--levels", type=_ints, default=S, help="MATH levels, comma-separated")
+    b.add_argument("--subjects", type=words, default=S, help="MATH subjects, comma-separated")
+    b.add_argument("--levels", type=ints, default=S, help="MATH levels, comma-separated")
     b.add_argument("--samples", type=POSITIVE, default=S, help="rationales sampled per problem and round")
     b.add_argument("--temperature", type=temperature, default=S, help="sampling temperature of the first round")
     b.add_argument("--retry-temperature", type=temperature, default=S, help="sampling temperature of later rounds")
@@ -125,37 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument("--limit", type=NON_NEGATIVE, default=20, help="problems listed per section")
     df.add_argument("--diffs", type=NON_NEGATIVE, default=3, help="rationale diffs shown")
 
-    e = sub.add_parser("eval", help="many-shot evaluation of banks")
-    e.add_argument("--config", default=None, metavar="TOML",
-                   help="eval config file: the keys of an ablation spec's [[evals]] entry (task, banks, shots, ...) "
-                   "and model settings (max_model_len, kv_cache_gib, block_size, dtype, tensor_parallel); flags override it")
-    _common(e, config=True)
-    e.add_argument("--bank", dest="banks", type=_words, default=S, help="bank path(s), comma-separated")
-    e.add_argument("--shots", type=_shots, default=S,
-                   help="shot counts, e.g. 0,4,16,64,max (max: the largest K that fits the context, per bank and seed)")
-    e.add_argument("--seeds", type=POSITIVE, default=S, help="shot draws per bank and K")
-    e.add_argument("--limit", type=POSITIVE, default=S, help="test questions evaluated")
-    e.add_argument("--samples", type=POSITIVE, default=S, help="samples per question (majority vote)")
-    e.add_argument("--temperature", type=temperature, default=S)
-    e.add_argument("--max-tokens", type=POSITIVE, default=S, help="tokens per answer")
-    e.add_argument("--exclude-contaminated", action="store_true", default=S,
-                   help="drop the shots that are test questions of this eval (else such a bank is an error)")
-    e.add_argument("--select", type=_words, default=S,
-                   help="shot selection, comma-separated: random, similar, diverse, complex, hybrid (default random; "
-                   "hybridM: a shared random block, then each question's M nearest shots; hybrid is hybrid4)")
-    e.add_argument("--orders", type=POSITIVE, default=S,
-                   help="run each cell in N orders of the same K shots and report the accuracy spread (default 1)")
-    e.add_argument("--embedder", choices=("auto", "minilm", "tfidf"), default=S,
-                   help="question embeddings for --select similar/diverse/hybrid (auto: MiniLM when installed, else "
-                   "TF-IDF)")
-    e.add_argument("--reference", default=S, metavar="LABEL",
-                   help="bank label to show paired differences against (default: the ground-truth bank, else the "
-                   "first)")
-    e.add_argument("--out", default=None, metavar="DIR",
-                   help="the root of eval folders: results land in DIR/TASK-KEY/runs/RUN-KEY, and DIR/latest points "
-                   "at the last finished run (default runs/evals)")
-    e.add_argument("--name", type=_run_name, default=None,
-                   help="also name the run folder: DIR/NAME, a link beside the TASK-KEY folders")
+    add_eval_command(sub)
 
     a = sub.add_parser("ablate", help="run an ablation grid from a TOML spec")
     a.add_argument("config", help="an ablation spec (.toml, see configs/)")
@@ -166,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="OpenAI-compatible server URL (repeatable); overrides the spec's endpoints")
     a.add_argument("--reference", default=None, metavar="NAME",
                    help="bank (spec name or label) to show paired differences against; overrides the spec's")
-    _no_progress(a)
+    no_progress(a)
     add_model_settings(a)
 
     s = sub.add_parser("serve", help="serve the scheduled jobs of a pipeline config (Prefect deployments)")
@@ -180,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", default="embedded", help="embedded, embedded-tiny, an HF model id or a local path")
     r.add_argument("--out", default="runs", metavar="DIR",
                    help="the root of the job: banks in DIR/banks, eval folders in DIR/evals")
-    _no_progress(r)
+    no_progress(r)
     add_model_settings(r)
 
     rp = sub.add_parser("report", help="write a self-contained HTML report of an eval results or ablation folder")
@@ -262,45 +181,7 @@ def _build_spec(args):
 def _bank_build(args) -> str:
     from flows.build import build_bank
 
-    return build_bank(_build_spec(args), data_dir=args.data_dir, out=args.out, generator=_generator(args))
-
-
-def _generator(args, model: str | None = None):
-    if not args.endpoint:
-        return None
-    from generators import load_generator
-
-    return load_generator(model or args.model, endpoints=args.endpoint)
-
-
-def _eval_entry(args) -> dict:
-    """The eval's keys: the --config file's, overridden by the flags given."""
-    from flows.cli_eval import merged, read_config
-
-    return merged(read_config(args.config) if args.config else {}, vars(args))
-
-
-def _eval_spec(args):
-    from flows.config import EVAL_KEYS, eval_spec
-    from flows.core.taskfile import resolve
-    from flows.errors import UsageError
-
-    entry = _eval_entry(args)
-    if "task" not in entry:
-        raise UsageError("manyshot eval: give --task, or a task key in the --config file")
-    entry["task"] = resolve(entry["task"], allow_unparsed=args.allow_unparsed)
-    return eval_spec({k: v for k, v in entry.items() if k in EVAL_KEYS}, args.config or "manyshot eval")
-
-
-def _eval(args) -> str:
-    from flows.cli_eval import link_run
-    from flows.evaluate import evaluate
-    from flows.evaluate.flow import DEFAULT_ROOT
-
-    spec = _eval_spec(args)
-    folder = evaluate(spec, data_dir=args.data_dir, out=args.out, generator=_generator(args, spec.model)).folder
-    link_run(args.out or DEFAULT_ROOT, folder, args.name)
-    return str(folder)
+    return build_bank(_build_spec(args), data_dir=args.data_dir, out=args.out, generator=endpoint_generator(args))
 
 
 def _bank_list(args) -> None:
@@ -370,11 +251,9 @@ def _run(args) -> None:
                             data_dir=args.data_dir, out=str(out / "banks"))
     truth = build_bank(BuildSpec(mode="ground-truth", selection=Selection(task=d["task"], limit=d["truth_limit"])),
                        data_dir=args.data_dir, out=str(out / "banks"))
-    results = evaluate(EvalSpec(task=d["task"], banks=(reinforced, truth), shots=_ints(d["shots"]),
+    results = evaluate(EvalSpec(task=d["task"], banks=(reinforced, truth), shots=ints(d["shots"]),
                                 limit=d["eval_limit"], model=args.model, max_tokens=384),
                        data_dir=args.data_dir, out=str(out / "evals"))
-    from flows.cli_eval import link_run
-
     link_run(out / "evals", results.folder)
     print(f"\nreinforced bank: {reinforced}\nground-truth bank: {truth}\nresults: {results.folder}")
 
@@ -397,7 +276,7 @@ def _preflight(args) -> None:
     if args.command == "bank" and args.bank_command == "build":
         preflight.check_build(_build_spec(args), data_dir=args.data_dir, out=args.out, endpoints=args.endpoint)
     elif args.command == "eval":
-        preflight.check_eval(_eval_spec(args), data_dir=args.data_dir, out=args.out, endpoints=args.endpoint)
+        preflight.check_eval(spec_from_args(args), data_dir=args.data_dir, out=args.out, endpoints=args.endpoint)
     elif args.command == "run":
         preflight.check_run(args.model, task=RUN_DEFAULTS["task"], data_dir=args.data_dir, out=args.out)
     elif args.command == "ablate":
@@ -432,9 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     restore = install_handlers() if args.command != "serve" else None
     loud = quiet_prefect_tracebacks() if not args.debug else None
     try:
-        from flows.cli_eval import apply_model_settings
-
-        apply_model_settings(_eval_entry(args) if args.command == "eval" else vars(args))
+        apply_model_settings(eval_entry(args) if args.command == "eval" else vars(args))
         _preflight(args)
         if args.command in ("eval", "ablate", "run") or getattr(args, "bank_command", None) == "build":
             start_prefect_server_shielded()  # so that Ctrl-C leaves it running until the flow has ended
@@ -453,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "bank":
             _bank_show(args)
         elif args.command == "eval":
-            print(_eval(args))
+            print(run_eval(args))
         elif args.command == "run":
             _run(args)
         elif args.command == "serve":

@@ -1,4 +1,4 @@
-"""``manyshot eval``'s config file and output pointers.
+"""``manyshot eval``: its options, its config file, the spec they make, and the output pointers of a run.
 
 ``--config eval.toml`` holds the keys of an ablation spec's ``[[evals]]`` entry (all of
 :data:`flows.config.EVAL_KEYS`) plus the model settings (:data:`flows.cli_options.MODEL_SETTINGS`), at the top level;
@@ -10,14 +10,16 @@ with ``--name NAME``, a symlink ``NAME`` to it as well, beside the ``<task>-<key
 """
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
-from flows.cli_options import MODEL_SETTINGS
-from flows.config import EVAL_KEYS, ConfigError
+from flows.cli_options import MODEL_SETTINGS, S, common, endpoint_generator
+from flows.cli_types import POSITIVE, shot_counts, temperature, words
+from flows.config import EVAL_KEYS, ConfigError, eval_spec
 
 LATEST = "latest"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -84,3 +86,73 @@ def link_run(root: Path | str, run_folder: Path | str, name: str | None = None) 
     root, run_folder = Path(root), Path(run_folder)
     links = [_link(root, check_name(name), run_folder)] if name else []
     return links + [_link(root, LATEST, run_folder)]
+
+
+def _run_name(text: str) -> str:
+    try:
+        return check_name(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_eval_command(sub) -> None:
+    """The ``eval`` subcommand's parser, under ``sub`` (the command line's subparsers)."""
+    e = sub.add_parser("eval", help="many-shot evaluation of banks")
+    e.add_argument("--config", default=None, metavar="TOML",
+                   help="eval config file: the keys of an ablation spec's [[evals]] entry (task, banks, shots, ...) "
+                   "and model settings (max_model_len, kv_cache_gib, block_size, dtype, tensor_parallel); flags override it")
+    common(e, config=True)
+    e.add_argument("--bank", dest="banks", type=words, default=S, help="bank path(s), comma-separated")
+    e.add_argument("--shots", type=shot_counts, default=S,
+                   help="shot counts, e.g. 0,4,16,64,max (max: the largest K that fits the context, per bank and seed)")
+    e.add_argument("--seeds", type=POSITIVE, default=S, help="shot draws per bank and K")
+    e.add_argument("--limit", type=POSITIVE, default=S, help="test questions evaluated")
+    e.add_argument("--samples", type=POSITIVE, default=S, help="samples per question (majority vote)")
+    e.add_argument("--temperature", type=temperature, default=S)
+    e.add_argument("--max-tokens", type=POSITIVE, default=S, help="tokens per answer")
+    e.add_argument("--exclude-contaminated", action="store_true", default=S,
+                   help="drop the shots that are test questions of this eval (else such a bank is an error)")
+    e.add_argument("--select", type=words, default=S,
+                   help="shot selection, comma-separated: random, similar, diverse, complex, hybrid (default random; "
+                   "hybridM: a shared random block, then each question's M nearest shots; hybrid is hybrid4)")
+    e.add_argument("--orders", type=POSITIVE, default=S,
+                   help="run each cell in N orders of the same K shots and report the accuracy spread (default 1)")
+    e.add_argument("--embedder", choices=("auto", "minilm", "tfidf"), default=S,
+                   help="question embeddings for --select similar/diverse/hybrid (auto: MiniLM when installed, else "
+                   "TF-IDF)")
+    e.add_argument("--reference", default=S, metavar="LABEL",
+                   help="bank label to show paired differences against (default: the ground-truth bank, else the "
+                   "first)")
+    e.add_argument("--out", default=None, metavar="DIR",
+                   help="the root of eval folders: results land in DIR/TASK-KEY/runs/RUN-KEY, and DIR/latest points "
+                   "at the last finished run (default runs/evals)")
+    e.add_argument("--name", type=_run_name, default=None,
+                   help="also name the run folder: DIR/NAME, a link beside the TASK-KEY folders")
+
+
+def eval_entry(args) -> dict:
+    """The eval's keys: the --config file's, overridden by the flags given."""
+    return merged(read_config(args.config) if args.config else {}, vars(args))
+
+
+def spec_from_args(args):
+    """The eval spec of the command line (and its --config file); the task resolved (a task file registered)."""
+    from flows.core.taskfile import resolve
+    from flows.errors import UsageError
+
+    entry = eval_entry(args)
+    if "task" not in entry:
+        raise UsageError("manyshot eval: give --task, or a task key in the --config file")
+    entry["task"] = resolve(entry["task"], allow_unparsed=args.allow_unparsed)
+    return eval_spec({k: v for k, v in entry.items() if k in EVAL_KEYS}, args.config or "manyshot eval")
+
+
+def run_eval(args) -> str:
+    """Run the evaluation, point ``latest`` (and ``--name``) at its run folder and return the folder."""
+    from flows.evaluate import evaluate
+    from flows.evaluate.flow import DEFAULT_ROOT
+
+    spec = spec_from_args(args)
+    folder = evaluate(spec, data_dir=args.data_dir, out=args.out, generator=endpoint_generator(args, spec.model)).folder
+    link_run(args.out or DEFAULT_ROOT, folder, args.name)
+    return str(folder)

@@ -1,5 +1,6 @@
-"""What every ``manyshot`` subcommand shares: ``--version``, the output options (``--debug``, ``--quiet``,
-``--log-level``), the model settings of commands that load a model, and help that shows defaults and examples
+"""What ``manyshot`` subcommands share: ``--version``, the output options (``--debug``, ``--quiet``,
+``--log-level``), the model settings of commands that load a model, the options of bank build and eval
+(:func:`common`, with the generator of their ``--endpoint`` servers) and help that shows defaults and examples
 (:func:`finish`)."""
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from importlib.metadata import version
 from typing import Any
 
 from flows.cli_types import DEBUG_HELP, POSITIVE
+from flows.core.tasks import TASKS
 
 S = argparse.SUPPRESS
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -65,6 +67,36 @@ def add_model_settings(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tensor-parallel", type=POSITIVE, default=S, metavar="GPUS",
                    help="GPUs one model is split over (same as MANYSHOT_TENSOR_PARALLEL; vLLM's tensor_parallel_size; "
                    "default 1)")
+
+
+def common(p: argparse.ArgumentParser, *, config: bool = False) -> None:
+    """The options of bank build and eval; with ``config`` (eval) --task and --model may come from --config."""
+    p.add_argument("--task", required=not config, default=S, metavar="TASK",
+                   help=f"a built-in task ({', '.join(TASKS)}) or a task file (.toml, see docs/tasks.md)"
+                   + ("; required unless the --config file has a task" * config))
+    p.add_argument("--allow-unparsed", action="store_true",
+                   help="task files: skip rows whose gold answer does not parse under the declared format")
+    p.add_argument("--data-dir", default=None, help="folder with {gsm8k,math}/{train,test}.jsonl "
+                   "(default: $MANYSHOT_DATA_DIR, else ./data if it holds them, else the Hugging Face hub)")
+    p.add_argument("--model", default=S if config else "embedded",
+                   help="embedded, embedded-tiny, an HF model id or a local path" + (" (default embedded)" * config))
+    p.add_argument("--endpoint", action="append", default=[], help="OpenAI-compatible server URL (repeatable)")
+    no_progress(p)
+    add_model_settings(p)
+
+
+def no_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress display or progress lines on stderr (same as MANYSHOT_PROGRESS=0)")
+
+
+def endpoint_generator(args, model: str | None = None):
+    """The generator of the --endpoint servers; None (the in-process engine) without them."""
+    if not args.endpoint:
+        return None
+    from generators import load_generator
+
+    return load_generator(model or args.model, endpoints=args.endpoint)
 
 
 def _spec_defaults() -> dict[str, dict[str, Any]]:

@@ -55,6 +55,29 @@ def temperature(text: str) -> float:
     return value
 
 
+def ints(text: str) -> tuple[int, ...]:
+    """``"0,4,16"`` -> ``(0, 4, 16)``."""
+    words = [x.strip() for x in text.split(",") if x.strip()]
+    if not all(word.isdecimal() for word in words):
+        raise argparse.ArgumentTypeError(f"expected comma-separated non-negative integers, got {text!r}")
+    return tuple(int(word) for word in words)
+
+
+def shot_counts(text: str) -> tuple[int | str, ...]:
+    """``"0,4,max"`` -> shot counts (:func:`flows.core.specs.parse_shots`)."""
+    from flows.core.specs import ShotCountError, parse_shots
+
+    try:
+        return parse_shots(text)
+    except ShotCountError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def words(text: str) -> tuple[str, ...]:
+    """``"a, b"`` -> ``("a", "b")``."""
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
 def subcommands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
     """Every (sub)command parser below ``parser``."""
     found = []

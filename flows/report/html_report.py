@@ -3,8 +3,8 @@
 The page needs no network: CSS and JavaScript are inline, plots are PNGs embedded as base64 data URIs,
 and the sample browser reads JSON embedded in the page. Sections: accuracy vs K (strict and flexible,
 95% CIs), the accuracy tables, prompt tokens per K, skipped cells with their reasons, the banks'
-provenance, a sample browser (bank, K, seed, item: question, gold, responses, extracted answers,
-verdicts and the shots that were in the prompt) and any ``analysis-*`` files (see flows/report/inputs.py).
+provenance, a sample browser (bank, shot selection and order, K, seed, item: question, gold, responses,
+extracted answers, verdicts and the shots the result row recorded for the prompt) and any ``analysis-*`` files (see flows/report/inputs.py).
 Paired differences (flows/evaluate/paired.py) come from the results folder's ``paired.csv``, or are computed from the
 result rows of folders written before it.
 """

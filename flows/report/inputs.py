@@ -51,8 +51,13 @@ class EvalPart:
     notes: list[str] = field(default_factory=list)
     reference: str | None = None
     #: Every result row, other shot selections and orders included (``results`` holds the default selection's):
-    #: analyses that read the rows' ``shot_ids`` cover them all.
+    #: the sample browser and the analyses read the rows' ``shot_ids`` and cover them all.
     all_results: pd.DataFrame | None = None
+
+    @property
+    def all_rows(self) -> pd.DataFrame:
+        """Every result row: ``all_results``, else (a part made without it) ``results``."""
+        return self.all_results if self.all_results is not None else self.results
 
 
 @dataclass
@@ -81,8 +86,8 @@ def label_key(label: str) -> tuple[int, int | str]:
 
 
 def default_selection(results: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """The rows of the default shot selection (random, order 0), which the sample browser and the analyses
-    rebuild, and a note naming the rows of other selections or orders left out ("" when there are none)."""
+    """The rows of the default shot selection (random, order 0), which the prompt-token table covers, and a
+    note naming the rows of other selections or orders it leaves out ("" when there are none)."""
     if results.empty:
         return results, ""
     labelled = with_labels(results)
@@ -91,8 +96,9 @@ def default_selection(results: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         return results, ""
     other = labelled[~keep]
     kinds = sorted({f"{s} order {o}" if o else s for s, o in zip(other["select"], other["order"])})
-    return results[keep], (f"{len(other)} result rows of other shot selections or orders ({', '.join(kinds)}) are in "
-                           "the summary only: samples and analyses rebuild random order-0 prompts")
+    return results[keep], (f"{len(other)} result rows of other shot selections or orders ({', '.join(kinds)}) are "
+                           "left out of the prompt-token table (random order 0 only); the summary, the samples and "
+                           "the analyses have them")
 
 
 def with_k_labels(frame: pd.DataFrame) -> pd.DataFrame:
@@ -145,11 +151,11 @@ def _read_eval_folder(folder: Path) -> EvalPart:
                     meta.get("reference"), with_k_labels(every))
 
 
-def _cell_k(folder: Path, bank: str, seed: int, label: str) -> str | None:
+def _cell_k(folder: Path, bank: str, seed: int, label: str, select: str) -> str | None:
     """The K of a cell file: the label itself, or for ``max`` the K its resolution file recorded."""
     if label.isdigit():
         return label
-    resolution = CellKey(bank, seed, label).path(folder / "cells", ".json")
+    resolution = CellKey(bank, seed, label, select).path(folder / "cells", ".json")
     return str(json.loads(resolution.read_text())["k"]) if resolution.exists() else None
 
 
@@ -162,13 +168,14 @@ def _cell_rows(folder: Path, summary: pd.DataFrame) -> pd.DataFrame:
     strict = summary[summary["metric"] == "strict"] if "metric" in summary else summary
     for row in strict.itertuples():
         select = getattr(row, "select", "random")  # NaN in summaries written before selections
-        if isinstance(select, str) and select != "random":
-            continue  # the sample browser and the analyses rebuild random order-0 prompts only
+        select = select if isinstance(select, str) else "random"
+        orders = getattr(row, "orders", 1)  # NaN or absent in summaries written before orders
         for seed in range(int(getattr(row, "seeds", 1))):
-            k = _cell_k(folder, row.bank, seed, row.k_label)
-            path = CellKey(row.bank, seed, k).path(folder / "cells")
-            if k is not None and path.exists():
-                frames.append(pq.read_table(path).to_pandas().assign(k_label=row.k_label))
+            k = _cell_k(folder, row.bank, seed, row.k_label, select)
+            for order in range(1 if pd.isna(orders) else int(orders)):
+                path = CellKey(row.bank, seed, k, select, order).path(folder / "cells")
+                if k is not None and path.exists():
+                    frames.append(pq.read_table(path).to_pandas().assign(k_label=row.k_label))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -230,14 +237,15 @@ def _read_ablation(folder: Path, bank_dirs: Sequence[Path]) -> Inputs:
         eval_folder = _eval_folder(entry["folder"], folder) if entry["folder"] else None
         if eval_folder is None:
             notes.append(f"eval folder {entry['folder'] or '?'} not found: no samples")
-            results = pd.DataFrame()
+            every = pd.DataFrame()
         else:
             eval_folders.append(eval_folder)
             register_from_folder(eval_folder)
-            results, other = default_selection(_cell_rows(eval_folder, part_summary))
-            notes += [other] if other else []
+            every = with_k_labels(_cell_rows(eval_folder, part_summary))
+        results, other = default_selection(every)
+        notes += [other] if other else []
         evals.append(EvalPart(task, eval_folder, part_summary.reset_index(drop=True), results, entry["skipped"], notes,
-                              entry.get("reference")))
+                              entry.get("reference"), every))
     return Inputs("ablation", folder, meta["title"], evals, banks, _analyses([folder, *eval_folders]))
 
 

@@ -1,18 +1,19 @@
 """Gold-solution NLL vs K (issue 11, part 2; the paper's section 4.6): does the K-shot prompt make the
 reference solution more likely, and does that track accuracy?
 
-For every cell (bank, seed, K label) of a finished evaluation (or of an ablation's evaluations) and each
-of its first ``limit`` test items, the prompt is rebuilt as the eval built it,
-``many_shot_prompt(task, shot_order(view, seed, contaminated(view, test))[:k], question)``, checked
+For every cell (bank, shot selection, order, seed, K label) of a finished evaluation (or of an ablation's
+evaluations) and each of its first ``limit`` test items, the prompt is the one the result row records:
+``many_shot_prompt(task, shots, question)`` with the row's ``shot_ids`` looked up in the bank, checked
 against the row's ``prompt_hash``, and the item's reference solution (the task's ``gold_rationale``:
 GSM8K's solution without calculator annotations plus "The answer is N"; MATH's solution) is scored as the
 reply with :meth:`generators.base.Generator.score`. An item's NLL is its mean per-token negative
-log-likelihood (nats); a cell's is the mean over its items (95% bootstrap CI over items), and
-``token_nll`` pools all tokens of the cell.
+log-likelihood (nats); a line's (bank and selection) at a K is the mean over its (seed, order, item) units
+(95% bootstrap CI over them), and ``token_nll`` pools all their tokens. Rows from before ``shot_ids`` cannot
+be scored (their prompts' shots are not recorded).
 
-Writes into the folder: ``analysis-nll.csv`` (one row per eval task, bank, K label; with the strict
-accuracy from ``summary.csv``), ``analysis-nll.png`` (NLL vs K beside accuracy vs K, a line per bank;
-zero-shot is every line's K=0 point) and per-cell checkpoints under ``analysis-nll-cells/<model>/``,
+Writes into the folder: ``analysis-nll.csv`` (one row per eval task, bank, selection, K label; with the strict
+accuracy from ``summary.csv``), ``analysis-nll.png`` (NLL vs K beside accuracy vs K, a line per bank and
+selection; zero-shot is every line's K=0 point) and per-cell checkpoints under ``analysis-nll-cells/<model>/``,
 so a rerun scores only the items no checkpoint holds.
 """
 from __future__ import annotations
@@ -30,11 +31,11 @@ import pyarrow.parquet as pq
 from flows.core.cellkey import CellKey
 from flows.runtime.banks import atomic_write
 from flows.core.data import load_problems
-from flows.evaluate.prompts import BankView, contaminated, many_shot_prompt
-from flows.evaluate.metrics import bootstrap_ci, default_lines, with_zero_shot
+from flows.evaluate.prompts import BankView, many_shot_prompt
+from flows.evaluate.metrics import bootstrap_ci, line_label, with_labels, with_zero_shot
 from flows.core.problem import Problem
+from flows.core.schema import Shot
 from flows.report.inputs import EvalPart, Inputs, ReportError, label_key, read_inputs
-from flows.evaluate.shot_selection import shot_order
 from flows.core.tasks import TASKS
 from generators import Generator, prompt_hash
 
@@ -47,7 +48,8 @@ CELL_SCHEMA = pa.schema([("item_id", pa.string()), ("tokens", pa.int64()), ("sum
 
 
 class NLLError(ReportError):
-    """The analysis cannot be computed as asked (bank missing, prompt not reproducible, no solution)."""
+    """The analysis cannot be computed as asked (bank missing, prompt not recorded or not reproducible, no
+    solution)."""
 
 
 @dataclass
@@ -65,25 +67,29 @@ class Cell:
     seed: int
     label: str
     k: int
+    select: str = "random"
+    order: int = 0
 
     @property
     def key(self) -> str:
-        return CellKey(self.bank, self.seed, self.label).name
+        return CellKey(self.bank, self.seed, self.label, self.select, self.order).name
 
 
 def model_slug(model_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", model_id).strip("_") or "model"
 
 
-def cells_of(part: EvalPart) -> list[Cell]:
-    frame = part.results[["bank", "seed", "k_label", "k"]].drop_duplicates()
-    cells = [Cell(part.task, str(r.bank), int(r.seed), str(r.k_label), int(r.k)) for r in frame.itertuples()]
-    return sorted(cells, key=lambda c: (c.bank, c.seed, label_key(c.label)))
+def cells_of(task: str, rows: pd.DataFrame) -> list[Cell]:
+    """The cells of labelled result rows (:func:`flows.evaluate.metrics.with_labels`): every selection and order."""
+    frame = rows[["bank", "select", "order", "seed", "k_label", "k"]].drop_duplicates()
+    cells = [Cell(task, str(r.bank), int(r.seed), str(r.k_label), int(r.k), str(r.select), int(r.order))
+             for r in frame.itertuples()]
+    return sorted(cells, key=lambda c: (c.bank, c.select != "random", c.select, c.order, c.seed, label_key(c.label)))
 
 
 def items_of(part: EvalPart, limit: int | None) -> list[str]:
     """The first ``limit`` items in result order: the same items in every cell."""
-    items = list(dict.fromkeys(part.results["item_id"]))
+    items = list(dict.fromkeys(part.all_rows["item_id"]))
     return items if limit is None else items[:limit]
 
 
@@ -101,23 +107,38 @@ def reference(problem: Problem) -> str:
     return TASKS[problem.task].gold_rationale(problem)
 
 
-def cell_prompts(part: EvalPart, cell: Cell, items: Sequence[str], by_id: dict[str, Problem],
-                 shots: list) -> list[tuple[str, list, str]]:
-    """(item, prompt, prompt hash) for the cell's items, each checked against the eval's ``prompt_hash``."""
-    rows = part.results[(part.results["bank"] == cell.bank) & (part.results["seed"] == cell.seed)
-                        & (part.results["k_label"] == cell.label)]
-    hashes = rows.groupby("item_id")["prompt_hash"].first()
+def _shots(cell: Cell, item: str, ids, bank: dict[str, Shot]) -> list[Shot]:
+    """The prompt's shots, in prompt order, from a row's ``shot_ids``."""
+    if cell.bank == "none":
+        return []
+    if ids is None or isinstance(ids, float):  # None or NaN: a row from before the column
+        raise NLLError(f"cell {cell.key}: its result rows are from before the shot_ids column, so the shots of "
+                       "their prompts are not recorded; evaluate again to score them")
+    unknown = [i for i in ids if i not in bank]
+    if unknown:
+        raise NLLError(f"cell {cell.key}, item {item}: shot {unknown[0]} is not in bank {cell.bank} "
+                       "(the bank changed since the eval)")
+    return [bank[i] for i in ids]
+
+
+def cell_prompts(cell: Cell, rows: pd.DataFrame, items: Sequence[str], by_id: dict[str, Problem],
+                 bank: dict[str, Shot]) -> list[tuple[str, list, str]]:
+    """(item, prompt, prompt hash) for the cell's items: the prompt of the shots the cell's ``rows`` record (the
+    bank's shots by id), checked against the row's ``prompt_hash``."""
+    first = rows.drop_duplicates("item_id").set_index("item_id")
     out = []
     for item in items:
-        if item not in hashes:
+        if item not in first.index:
             continue  # the cell has no row for this item (e.g. an interrupted cell)
         if item not in by_id:
-            raise NLLError(f"result item {item} is not in the {part.task} test split")
-        prompt = many_shot_prompt(part.task, shots[:cell.k], by_id[item].question)
-        if prompt_hash(prompt) != hashes[item]:
-            raise NLLError(f"cell {cell.key}, item {item}: the rebuilt prompt does not match the row's prompt_hash "
-                           "(bank or shot order changed since the eval)")
-        out.append((item, prompt, hashes[item]))
+            raise NLLError(f"result item {item} is not in the {cell.task} test split")
+        row = first.loc[item]
+        shots = _shots(cell, item, row["shot_ids"] if "shot_ids" in row else None, bank)
+        prompt = many_shot_prompt(cell.task, shots, by_id[item].question)
+        if prompt_hash(prompt) != row["prompt_hash"]:
+            raise NLLError(f"cell {cell.key}, item {item}: the prompt made of the row's shots does not match the "
+                           "row's prompt_hash (the bank's shots changed since the eval)")
+        out.append((item, prompt, row["prompt_hash"]))
     return out
 
 
@@ -146,29 +167,34 @@ def score_cell(generator: Generator, path: Path, prompts: list[tuple[str, list, 
 
 
 def nll_table(units: pd.DataFrame) -> pd.DataFrame:
-    """Mean per-token NLL per (eval task, bank, K label) over (seed, item) units, with a 95% CI."""
+    """Mean per-token NLL per (eval task, bank, selection, K label) over (seed, order, item) units, with a 95% CI."""
     out = []
-    for (task, bank, label), g in units.groupby(["eval_task", "bank", "k_label"]):
+    for (task, bank, select, label), g in units.groupby(["eval_task", "bank", "select", "k_label"]):
         low, high = bootstrap_ci(g["mean_nll"].tolist())
-        out.append({"eval_task": task, "bank": bank, "k_label": label, "k": g["k"].mean(),
-                    "seeds": g["seed"].nunique(), "items": g["item_id"].nunique(), "units": len(g),
+        out.append({"eval_task": task, "bank": bank, "select": select, "k_label": label, "k": g["k"].mean(),
+                    "seeds": g["seed"].nunique(), "orders": g["order"].nunique(), "items": g["item_id"].nunique(),
+                    "units": len(g),
                     "mean_nll": g["mean_nll"].mean(), "ci_low": low, "ci_high": high,
                     "token_nll": g["sum_nll"].sum() / g["tokens"].sum(), "tokens": int(g["tokens"].sum()),
                     "recomputed": int(g["recomputed"].sum())})
     table = pd.DataFrame(out)
-    return table.assign(_k=table["k_label"].map(label_key)).sort_values(["eval_task", "bank", "_k"]).drop(columns="_k")
+    order = table["k_label"].map(label_key)
+    return table.assign(_k=order).sort_values(["eval_task", "bank", "select", "_k"]).drop(columns="_k")
+
+
+def _strict(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary's strict rows, every selection (random in summaries written before selections)."""
+    strict = summary[summary["metric"] == "strict"] if "metric" in summary else summary
+    select = strict["select"] if "select" in strict else pd.Series("random", index=strict.index)
+    return strict.assign(select=select.where(select.notna(), "random"))
 
 
 def with_accuracy(table: pd.DataFrame, parts: Sequence[EvalPart]) -> pd.DataFrame:
-    """Adds the strict accuracy (over all the eval's items, from its summary) of each row's cell."""
-    frames = []
-    for part in parts:
-        summary = default_lines(part.summary)
-        strict = summary[summary["metric"] == "strict"] if "metric" in summary else summary
-        frames.append(strict.assign(eval_task=part.task)[["eval_task", "bank", "k_label", "accuracy"]])
+    """Adds the strict accuracy (over all the eval's items, from its summary) of each row's line and K."""
+    keys = ["eval_task", "bank", "select", "k_label"]
+    frames = [_strict(part.summary).assign(eval_task=part.task)[[*keys, "accuracy"]] for part in parts]
     accuracy = pd.concat(frames, ignore_index=True).rename(columns={"accuracy": "accuracy_strict"})
-    return table.merge(accuracy.assign(k_label=accuracy["k_label"].astype(str)), how="left",
-                       on=["eval_task", "bank", "k_label"])
+    return table.merge(accuracy.assign(k_label=accuracy["k_label"].astype(str)), how="left", on=keys)
 
 
 def _lines(frame: pd.DataFrame) -> pd.DataFrame:
@@ -188,14 +214,12 @@ def plot(table: pd.DataFrame, parts: Sequence[EvalPart], path: Path, *, title: s
     for row, task in enumerate(tasks):
         nll = _lines(table[table["eval_task"] == task])
         part = next(p for p in parts if p.task == task)
-        summary = default_lines(part.summary)
-        summary = summary[summary["metric"] == "strict"] if "metric" in summary else summary
-        accuracy = with_zero_shot(summary)
+        accuracy = with_zero_shot(_strict(part.summary))
         for ax, frame, column, ylabel in ((axes[row][0], nll, "mean_nll", "gold-solution NLL (nats/token)"),
                                           (axes[row][1], accuracy, "accuracy", "accuracy (strict)")):
-            for bank, g in frame.groupby("bank"):
+            for (bank, select), g in frame.groupby(["bank", "select"]):
                 g = g.sort_values("k")
-                ax.plot(g["k"], g[column], marker="o", label=bank)
+                ax.plot(g["k"], g[column], marker="o", label=line_label(bank, select))
                 if column == "mean_nll":
                     ax.fill_between(g["k"], g["ci_low"], g["ci_high"], alpha=0.15)
             ax.set_xscale("symlog", linthresh=1)
@@ -219,29 +243,26 @@ def analyze(folder: Path | str, generator: Generator, *, limit: int | None = Non
     if limit is not None and limit < 1:
         raise NLLError(f"--limit must be at least 1, got {limit}")
     inputs: Inputs = read_inputs(folder, bank_dirs)
-    parts = [p for p in inputs.evals if not p.results.empty]
+    parts = [p for p in inputs.evals if not p.all_rows.empty]
     if not parts:
         raise NLLError(f"{inputs.folder} has no result rows")
     units, scored, reused = [], 0, 0
     for part in parts:
-        test = load_problems(part.task, "test", data_dir)
-        by_id = {p.id: p for p in test}
+        by_id = {p.id: p for p in load_problems(part.task, "test", data_dir)}
         items = items_of(part, limit)
         root = (part.folder or inputs.folder) / CELLS / model_slug(generator.model_id)
-        orders: dict[tuple[str, int], list] = {}
-        for cell in cells_of(part):
-            if cell.bank == "none":
-                shots = []
-            else:
-                if (cell.bank, cell.seed) not in orders:
-                    view = _view(part, cell.bank, inputs.banks)
-                    orders[cell.bank, cell.seed] = shot_order(view, cell.seed, contaminated(view, test))
-                shots = orders[cell.bank, cell.seed]
-            prompts = cell_prompts(part, cell, items, by_id, shots)
+        rows = with_labels(part.all_rows)
+        banks: dict[str, dict[str, Shot]] = {}
+        for cell in cells_of(part.task, rows):
+            if cell.bank != "none" and cell.bank not in banks:
+                banks[cell.bank] = {s.shot_id: s for s in _view(part, cell.bank, inputs.banks).shots}
+            in_cell = rows[(rows["bank"] == cell.bank) & (rows["select"] == cell.select) & (rows["order"] == cell.order)
+                           & (rows["seed"] == cell.seed) & (rows["k_label"] == cell.label)]
+            prompts = cell_prompts(cell, in_cell, items, by_id, banks.get(cell.bank, {}))
             frame, new = score_cell(generator, root / f"{cell.key}.parquet", prompts, by_id)
             scored, reused = scored + new, reused + len(frame) - new
-            units.append(frame.assign(eval_task=part.task, bank=cell.bank, seed=cell.seed, k_label=cell.label,
-                                      k=cell.k))
+            units.append(frame.assign(eval_task=part.task, bank=cell.bank, select=cell.select, order=cell.order,
+                                      seed=cell.seed, k_label=cell.label, k=cell.k))
     table = with_accuracy(nll_table(pd.concat(units, ignore_index=True)), parts).assign(model=generator.model_id)
     paths = [inputs.folder / "analysis-nll.csv", inputs.folder / "analysis-nll.png"]
     table.to_csv(paths[0], index=False)
@@ -253,6 +274,6 @@ def markdown(table: pd.DataFrame) -> str:
     lines = ["| task | bank | K | items | NLL (nats/token) | 95% CI | token NLL | accuracy (strict) |",
              "|---|---|---|---:|---:|---|---:|---:|"]
     for r in table.itertuples():
-        lines.append(f"| {r.eval_task} | {r.bank} | {r.k_label} | {r.items} | {r.mean_nll:.4f} | "
+        lines.append(f"| {r.eval_task} | {line_label(r.bank, r.select)} | {r.k_label} | {r.items} | {r.mean_nll:.4f} | "
                      f"[{r.ci_low:.4f}, {r.ci_high:.4f}] | {r.token_nll:.4f} | {r.accuracy_strict:.3f} |")
     return "\n".join(lines)

@@ -33,7 +33,8 @@ JS = r"""
 (function () {
   var DATA = JSON.parse(document.getElementById('samples-data').textContent);
   var el = function (id) { return document.getElementById(id); };
-  var sel = {ev: el('pick-eval'), bank: el('pick-bank'), k: el('pick-k'), seed: el('pick-seed'), item: el('pick-item')};
+  var sel = {ev: el('pick-eval'), bank: el('pick-bank'), selection: el('pick-selection'), k: el('pick-k'),
+    seed: el('pick-seed'), item: el('pick-item')};
   var wrongOnly = el('pick-wrong');
   function fill(select, values, labels, keep) {
     select.innerHTML = '';
@@ -46,9 +47,10 @@ JS = r"""
   function uniq(xs) { return xs.filter(function (x, i) { return xs.indexOf(x) === i; }); }
   function ev() { return DATA.evals[Number(sel.ev.value)]; }
   function cells() { return ev().cells; }
+  function inLine(c) { return c.bank === sel.bank.value && c.selection === sel.selection.value; }
   function cell() {
-    var b = sel.bank.value, k = sel.k.value, s = Number(sel.seed.value);
-    return cells().filter(function (c) { return c.bank === b && c.label === k && c.seed === s; })[0];
+    var k = sel.k.value, s = Number(sel.seed.value);
+    return cells().filter(function (c) { return inLine(c) && c.label === k && c.seed === s; })[0];
   }
   function text(tag, cls, content) {
     var n = document.createElement(tag); if (cls) { n.className = cls; } n.textContent = content; return n;
@@ -56,16 +58,21 @@ JS = r"""
   function verdict(ok) { return text('span', ok ? 'ok' : 'bad', ok ? 'correct' : 'wrong'); }
   function refreshBanks(keep) {
     fill(sel.bank, uniq(cells().map(function (c) { return c.bank; })), null, keep.bank);
+    refreshSelection(keep);
+  }
+  function refreshSelection(keep) {
+    fill(sel.selection, uniq(cells().filter(function (c) { return c.bank === sel.bank.value; })
+      .map(function (c) { return c.selection; })), null, keep.selection);
     refreshK(keep);
   }
   function refreshK(keep) {
-    var ks = uniq(cells().filter(function (c) { return c.bank === sel.bank.value; }).map(function (c) { return c.label; }));
+    var ks = uniq(cells().filter(inLine).map(function (c) { return c.label; }));
     var num = function (l) { return /^[0-9]+$/.test(l) ? Number(l) : Infinity; };
     fill(sel.k, ks.sort(function (a, b) { return num(a) - num(b); }), null, keep.k);
     refreshSeed(keep);
   }
   function refreshSeed(keep) {
-    var ss = uniq(cells().filter(function (c) { return c.bank === sel.bank.value && c.label === sel.k.value; })
+    var ss = uniq(cells().filter(function (c) { return inLine(c) && c.label === sel.k.value; })
       .map(function (c) { return c.seed; }));
     fill(sel.seed, ss, null, keep.seed);
     refreshItems(keep);
@@ -83,10 +90,13 @@ JS = r"""
     var view = el('sample-view'); view.innerHTML = '';
     var e = ev(), c = cell(), item = sel.item.value;
     if (!c || !item) { view.appendChild(text('p', 'note', e.note || 'no samples for this choice')); return; }
-    history.replaceState(null, '', '#' + ['eval=' + sel.ev.value, 'bank=' + c.bank, 'k=' + c.label, 'seed=' + c.seed,
+    history.replaceState(null, '', '#' + ['eval=' + sel.ev.value, 'bank=' + c.bank,
+      'selection=' + encodeURIComponent(c.selection), 'k=' + c.label, 'seed=' + c.seed,
       'item=' + encodeURIComponent(item)].join('&'));
     var kText = c.label === String(c.k) ? 'K=' + c.k : 'K=' + c.label + ' (' + c.k + ')';
-    view.appendChild(text('h3', null, 'Item ' + item + ' \u2014 ' + c.bank + ', ' + kText + ', seed ' + c.seed));
+    var line = c.k === 0 ? c.bank : c.bank + ' (' + c.selection + ')';  // zero-shot has no shots to select
+    var title = text('h3', null, 'Item ' + item + ' \u2014 ' + line + ', ' + kText + ', seed ' + c.seed);
+    title.id = 'sample-title'; view.appendChild(title);
     var q = text('pre', 'question', e.questions[item] || '(question not found in the test split)');
     q.id = 'sample-question'; view.appendChild(q);
     var gold = text('p', null, 'Gold answer: '); gold.appendChild(text('strong', null, e.gold[item]));
@@ -103,12 +113,17 @@ JS = r"""
     });
     var check = (e.prompt_check[c.key] || {})[item];
     view.appendChild(text('h3', null, 'Shots in the prompt (' + c.k + ')'));
-    if (check) { view.appendChild(text('p', 'muted', 'reconstructed prompt vs. the prompt hash of the run: ' + check)); }
+    view.appendChild(text('p', 'muted', 'in prompt order, as the result row recorded them (shot_ids)'));
+    if (check) {
+      view.appendChild(text('p', 'muted', 'prompt made of these shots vs. the prompt hash of the run: ' + check));
+    }
     if (c.k === 0) { view.appendChild(text('p', 'muted', 'zero-shot: no shots')); return; }
     var bank = e.shots[c.bank] || {status: 'no shot data'};
     if (bank.status !== 'found') { view.appendChild(text('p', 'note', bank.status)); return; }
+    var shots = (e.prompt_shots[c.key] || {})[item];
+    if (typeof shots !== 'number') { view.appendChild(text('p', 'note', shots || 'no shot data')); return; }
     var list = document.createElement('ol'); list.id = 'sample-shots';
-    bank.orders[String(c.seed)].slice(0, c.k).forEach(function (idx) {
+    bank.lists[shots].forEach(function (idx) {
       var s = bank.texts[idx], li = document.createElement('li'), d = document.createElement('details');
       d.appendChild(text('summary', null, s[0] + ': ' + s[1].slice(0, 100)));
       d.appendChild(text('pre', null, s[1]));
@@ -124,13 +139,15 @@ JS = r"""
   if (hash.bank === 'none') { hash.bank = 'zero-shot'; }  // the zero-shot cell's label in the data
   fill(sel.ev, DATA.evals.map(function (e, i) { return i; }), DATA.evals.map(function (e) { return e.task; }), hash.eval);
   sel.ev.onchange = function () { refreshBanks({}); };
-  sel.bank.onchange = function () { refreshK({item: sel.item.value}); };
+  sel.bank.onchange = function () { refreshSelection({selection: sel.selection.value, item: sel.item.value}); };
+  sel.selection.onchange = function () { refreshK({k: sel.k.value, seed: sel.seed.value, item: sel.item.value}); };
   sel.k.onchange = function () { refreshSeed({seed: sel.seed.value, item: sel.item.value}); };
   sel.seed.onchange = function () { refreshItems({item: sel.item.value}); };
   sel.item.onchange = render;
   wrongOnly.onchange = function () { refreshItems({item: sel.item.value}); };
   refreshBanks(hash);
-  var asked = ['eval', 'bank', 'k', 'seed', 'item'].filter(function (name) { return hash[name] !== undefined; });
+  var asked = ['eval', 'bank', 'selection', 'k', 'seed', 'item'].filter(function (name) {
+    return hash[name] !== undefined; });
   var missing = asked.filter(function (name) { return sel[name === 'eval' ? 'ev' : name].value !== hash[name]; });
   if (missing.length) {
     var notice = el('link-notice');
@@ -150,6 +167,7 @@ BROWSER = """
 <div class="controls">
   <label>evaluation<select id="pick-eval"></select></label>
   <label>bank<select id="pick-bank"></select></label>
+  <label>shot selection<select id="pick-selection"></select></label>
   <label>K<select id="pick-k"></select></label>
   <label>seed<select id="pick-seed"></select></label>
   <label>item<select id="pick-item"></select></label>

@@ -1,29 +1,29 @@
 """The sample browser's data: per cell and item the question, gold, responses and verdicts, and the
 shots that were in the prompt, bounded so that the report stays a few MB.
 
-Questions come from the run folder's ``items.parquet`` (:mod:`flows.evaluate.items`), else (folders from before it)
-from the test split in the data dir. Shots are the ones the result rows record (``shot_ids``), else (older rows)
-reconstructed read-only with ``flows.selection.shot_order`` (test-split overlaps excluded as the eval did, which
-needs the test split); either way the rebuilt prompt is checked against the prompt hash stored with every result
-row: it is shown as "matches" only when it hashes to the row's ``prompt_hash``.
+Every cell of the results is covered: each bank, shot selection (random, similar, diverse, complex), order
+(``--orders``), seed and K. Questions come from the run folder's ``items.parquet`` (:mod:`flows.evaluate.items`),
+else (folders from before it) from the test split in the data dir. A prompt's shots are the ones its result row
+records (``shot_ids``, in prompt order), looked up in the bank by id; the prompt they make is checked against the
+row's ``prompt_hash`` and shown as "matches" only when it hashes to it (it differs when the bank changed since
+the eval). Rows from before ``shot_ids`` have no shots shown.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
 from flows.core.cellkey import CellKey
 from flows.core.data import load_problems
 from flows.evaluate.items import read_items
-from flows.evaluate.prompts import BankView, contaminated, many_shot_prompt
-from flows.evaluate.metrics import bank_name
-from flows.core.problem import DataError, Problem
+from flows.evaluate.prompts import BankView, many_shot_prompt
+from flows.evaluate.metrics import bank_name, with_labels
 from flows.report.inputs import BankInfo, EvalPart
-from flows.core.schema import Shot
-from flows.evaluate.shot_selection import shot_order
 from generators import prompt_hash
+
+NOT_RECORDED = "shots not recorded: these result rows are from before the shot_ids column"
 
 
 @dataclass(frozen=True)
@@ -45,43 +45,40 @@ def _views(banks: dict[str, BankInfo]) -> dict[str, BankView]:
             for label, info in banks.items() if info.table is not None}
 
 
-def _shots(view: BankView, orders: dict[int, list[Shot]], seeds_and_k: dict[int, int],
-           limits: Limits) -> dict[str, Any]:
-    """The bank's shot texts (those used by some cell) and each seed's order, as indexes into them."""
-    texts, index, out = [], {}, {}
-    for seed, kmax in sorted(seeds_and_k.items()):
-        order = []
-        for shot in orders[seed][:kmax]:
-            if shot.problem_id not in index:
-                index[shot.problem_id] = len(texts)
-                texts.append([shot.problem_id, clip(shot.question, limits.shot_text),
-                              clip(shot.rationale, limits.shot_text)])
-            order.append(index[shot.problem_id])
-        out[str(seed)] = order
-    return {"status": "found", "texts": texts, "orders": out}
+def _recorded(ids: Any) -> list[str] | None:
+    """A row's ``shot_ids`` as a list; None for rows from before that column."""
+    return None if ids is None or isinstance(ids, float) else [str(i) for i in ids]  # None or NaN: not recorded
 
 
-def _recorded(rows: pd.DataFrame, seed: int, k: int) -> list[str] | None:
-    """The shot ids the run recorded for the seed's K-shot prompts; None for rows from before they were."""
-    ids = rows.loc[(rows["seed"] == seed) & (rows["k"] == k), "shot_ids"] if "shot_ids" in rows else []
-    return None if len(ids) == 0 or ids.iloc[0] is None else [str(i) for i in ids.iloc[0]]
+class _BankShots:
+    """One bank's shots as the browser holds them: the texts of the shots some prompt had, and each distinct
+    prompt's shot list as indexes into them (the prompts of nested selections share one list)."""
+
+    def __init__(self, view: BankView, limits: Limits):
+        self.by_id = {s.shot_id: s for s in view.shots}
+        self.limits, self.texts, self.lists = limits, [], []
+        self._text, self._list = {}, {}
+
+    def add(self, ids: list[str]) -> int:
+        """The list number of a prompt's shots; KeyError naming a shot the bank does not have."""
+        if tuple(ids) not in self._list:
+            for i in ids:
+                if i not in self._text:
+                    shot = self.by_id[i]
+                    self._text[i] = len(self.texts)
+                    self.texts.append([shot.problem_id, clip(shot.question, self.limits.shot_text),
+                                       clip(shot.rationale, self.limits.shot_text)])
+            self._list[tuple(ids)] = len(self.lists)
+            self.lists.append([self._text[i] for i in ids])
+        return self._list[tuple(ids)]
+
+    def data(self) -> dict[str, Any]:
+        return {"status": "found", "texts": self.texts, "lists": self.lists}
 
 
-def _orders(view: BankView, seeds_and_k: dict[int, int], rows: pd.DataFrame,
-            test_split: Callable[[], list[Problem]]) -> dict[int, list[Shot]]:
-    """Each seed's shots in prompt order: as recorded in the rows, else rebuilt (which needs the test split)."""
-    by_id = {s.shot_id: s for s in view.shots}
-    orders = {}
-    for seed, kmax in seeds_and_k.items():
-        ids = _recorded(rows, seed, kmax)
-        if ids is None:
-            orders[seed] = shot_order(view, seed, contaminated(view, test_split()))
-            continue
-        missing = [i for i in ids if i not in by_id]
-        if missing:
-            raise DataError(f"the results name shots that bank {view.label} does not have: {', '.join(missing[:3])}")
-        orders[seed] = [by_id[i] for i in ids]
-    return orders
+def _selection(select: str, order: int) -> str:
+    """How the browser names a cell's shot selection: the selector's label, and its order when not 0."""
+    return select if order == 0 else f"{select}, order {order}"
 
 
 def _text(value: Any) -> str | None:
@@ -97,59 +94,67 @@ def _verdict_rows(group: pd.DataFrame, limits: Limits) -> list[list[Any]]:
     return rows
 
 
+def _prompt(task: str, shots: _BankShots | None, bank: str, ids: list[str] | None, question: str | None,
+            hashed: str) -> tuple[int | str | None, str]:
+    """A prompt's shot list (its number in the bank's lists, None for zero-shot, or why it is not shown) and
+    whether the prompt those shots make hashes as the row's."""
+    if bank == "none":
+        chosen = []
+        listed = None
+    elif shots is None:
+        return "bank file not found", "shots not available"
+    elif ids is None:
+        return NOT_RECORDED, "shots not available"
+    else:
+        try:
+            listed = shots.add(ids)
+        except KeyError as exc:
+            return f"the results name a shot that bank {bank} does not have: {exc.args[0]}", "shots not available"
+        chosen = [shots.by_id[i] for i in ids]
+    if question is None:
+        return listed, "item not in the test split"
+    return listed, "matches" if prompt_hash(many_shot_prompt(task, chosen, question)) == hashed else "differs"
+
+
 def eval_samples(part: EvalPart, banks: dict[str, BankInfo], limits: Limits,
                  data_dir: str | None = None) -> dict[str, Any]:
-    """The browser's data for one evaluation (JSON-ready)."""
-    results = part.results
+    """The browser's data for one evaluation (JSON-ready): every cell of its results."""
+    results = part.all_rows
     if results.empty:
         return {"task": part.task, "cells": [], "items": [], "questions": {}, "gold": {}, "rows": {},
                 "shots": {}, "note": "; ".join(part.notes) or "no result rows"}
-    split: list[Problem] = []
-
-    def test_split() -> list[Problem]:  # read once, and only when needed
-        split[:] = split or load_problems(part.task, "test", data_dir)
-        return split
-
-    test = (read_items(part.folder, part.task) if part.folder else None) or test_split()
+    test = (read_items(part.folder, part.task) if part.folder else None) or load_problems(part.task, "test", data_dir)
     by_id = {p.id: p for p in test}
     items = list(dict.fromkeys(results["item_id"]))[:limits.items]
-    shown = results[results["item_id"].isin(items)]
-    cells = shown[["bank", "seed", "k", "k_label"]].drop_duplicates().sort_values(["bank", "seed", "k"])
+    shown = with_labels(results[results["item_id"].isin(items)])
+    if "shot_ids" not in shown:
+        shown = shown.assign(shot_ids=None)
+    keys = ["bank", "select", "order", "seed", "k_label"]
+    cells = shown[[*keys, "k"]].drop_duplicates(keys).assign(_other=lambda f: f["select"] != "random")
+    cells = cells.sort_values(["bank", "_other", "select", "order", "seed", "k"])
     views = _views(banks)
-    shots, orders = {}, {}
-    for bank, g in cells[cells["bank"] != "none"].groupby("bank"):
-        if bank not in views:
-            where = banks[bank].searched if bank in banks else []
-            shots[bank] = {"status": f"bank file not found (looked at: {', '.join(where) or 'nowhere'})"}
-            continue
-        seeds_and_k = g.groupby("seed")["k"].max().to_dict()
-        try:
-            orders[bank] = _orders(views[bank], seeds_and_k, results[results["bank"] == bank], test_split)
-        except DataError as exc:
-            shots[bank] = {"status": f"shots not shown: {exc}"}
-            continue
-        shots[bank] = _shots(views[bank], orders[bank], seeds_and_k, limits)
-    rows, hashes, out_cells = {}, {}, []
+    shots = {b: _BankShots(views[b], limits) for b in sorted(set(cells["bank"]) - {"none"}) if b in views}
+    rows, prompts, hashes, out_cells = {}, {}, {}, []
     for cell in cells.itertuples():
-        view = views.get(cell.bank)
-        key = CellKey(cell.bank, int(cell.seed), cell.k_label).name
-        out_cells.append({"key": key, "bank": bank_name(cell.bank), "seed": int(cell.seed), "k": int(cell.k),
-                          "label": cell.k_label})
-        in_cell = shown[(shown["bank"] == cell.bank) & (shown["seed"] == cell.seed) & (shown["k_label"] == cell.k_label)]
-        rows[key], hashes[key] = {}, {}
+        bank, seed, order = str(cell.bank), int(cell.seed), int(cell.order)
+        key = CellKey(bank, seed, cell.k_label, cell.select, order).name
+        out_cells.append({"key": key, "bank": bank_name(bank), "selection": _selection(cell.select, order),
+                          "seed": seed, "k": int(cell.k), "label": cell.k_label})
+        in_cell = shown[(shown["bank"] == bank) & (shown["select"] == cell.select) & (shown["order"] == order)
+                        & (shown["seed"] == seed) & (shown["k_label"] == cell.k_label)]
+        rows[key], prompts[key], hashes[key] = {}, {}, {}
         for item, g in in_cell.groupby("item_id", sort=False):
             rows[key][item] = _verdict_rows(g, limits)
             problem = by_id.get(item)
-            if cell.bank != "none" and cell.bank not in orders:
-                hashes[key][item] = "shots not available"
-            elif problem is None:
-                hashes[key][item] = "item not in the test split"
-            else:
-                prompt = many_shot_prompt(part.task, orders[cell.bank][int(cell.seed)][:int(cell.k)] if view else [],
-                                          problem.question)
-                hashes[key][item] = "matches" if prompt_hash(prompt) == g["prompt_hash"].iloc[0] else "differs"
+            prompts[key][item], hashes[key][item] = _prompt(
+                part.task, shots.get(bank), bank, _recorded(g["shot_ids"].iloc[0]),
+                problem.question if problem else None, g["prompt_hash"].iloc[0])
+    status = {b: banks[b].searched if b in banks else [] for b in set(cells["bank"]) - {"none"} - set(shots)}
     return {"task": part.task, "cells": out_cells, "items": items,
             "questions": {i: clip(by_id[i].question, limits.text) for i in items if i in by_id},
             "gold": {i: str(g) for i, g in shown.groupby("item_id")["gold"].first().items()},
-            "rows": rows, "prompt_check": hashes, "shots": shots,
+            "rows": rows, "prompt_shots": prompts, "prompt_check": hashes,
+            "shots": {b: s.data() for b, s in shots.items()}
+            | {b: {"status": f"bank file not found (looked at: {', '.join(where) or 'nowhere'})"}
+               for b, where in status.items()},
             "total_items": int(results["item_id"].nunique()), "note": "; ".join(part.notes)}

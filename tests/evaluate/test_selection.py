@@ -155,7 +155,7 @@ def test_eval_refuses_max_with_similar_and_unknown_strategies(tmp_path, data_dir
                  data_dir=str(data_dir), out=str(tmp_path / "evals"), generator=gen)
 
 
-def test_samples_and_analyses_keep_the_random_order_zero_rows_and_say_what_they_left_out():
+def test_default_selection_keeps_the_random_order_zero_rows_and_names_the_rest():
     from flows.report.inputs import default_selection
 
     base = {"bank": "b", "k": 4, "item_id": "1"}

@@ -214,7 +214,7 @@ def test_eval_config_file_reads_like_an_evals_entry(tmp_path):
 
 
 def test_model_settings_set_the_engine_variables_and_leave_the_eval_key(monkeypatch):
-    from flows.cli import _eval_spec
+    from flows.cli_eval import spec_from_args as _eval_spec
 
     for variable in MODEL_SETTINGS.values():  # set, then removed: monkeypatch restores each after the test
         monkeypatch.setenv(variable, "")

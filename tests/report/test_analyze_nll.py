@@ -9,13 +9,16 @@ import pandas as pd
 import pytest
 
 from conftest import DATA_DIR
-from flows.report.nll import CELLS, NLLError, analyze, model_slug
+from flows.report.nll import CELLS, NLLError, analyze, markdown, model_slug
 from flows.build.flow import build_bank
 from flows.core.specs import BuildSpec, EvalSpec, Selection
 from flows.cli import main
 from flows.core.data import load_problems
 from flows.evaluate.flow import evaluate
+from flows.evaluate.prompts import BankView, many_shot_prompt
+from flows.runtime.banks import read_bank
 from flows.core.tasks import TASKS
+from generators import prompt_hash
 from generators.base import Generator, Score
 from generators.fake import FakeGenerator
 from generators.openai_backend import OpenAIGenerator
@@ -118,6 +121,50 @@ def test_a_prompt_that_cannot_be_rebuilt_is_refused(results, tmp_path):
     rows.to_parquet(copy / "results.parquet", index=False)
     with pytest.raises(NLLError, match="does not match the row's prompt_hash"):
         analyze(copy, FakeGenerator(), limit=1, data_dir=str(DATA_DIR))
+
+
+def test_rows_without_shot_ids_are_refused(results, tmp_path):
+    folder, gt, _ = results
+    copy = tmp_path / "evals" / folder.name
+    shutil.copytree(folder, copy)
+    shutil.copytree(folder.parents[3] / "banks", tmp_path / "banks")
+    rows = pd.read_parquet(copy / "results.parquet")
+    rows["shot_ids"] = None  # rows written before the column: their prompts' shots are not recorded
+    rows.to_parquet(copy / "results.parquet", index=False)
+    with pytest.raises(NLLError, match=f"cell {gt}-s0-k2: its result rows are from before the shot_ids column"):
+        analyze(copy, FakeGenerator(), limit=1, data_dir=str(DATA_DIR))
+
+
+def test_a_similar_selection_in_a_second_order_scores_the_prompts_its_rows_recorded(tmp_path):
+    """Per-question shots (``similar``) in order 1: each scored prompt is the one made of the row's shot_ids, hashes
+    as the row's prompt_hash, and is checkpointed under the cell's name."""
+    bank = build_bank(BuildSpec(mode="ground-truth", selection=Selection(task="gsm8k", limit=8)),
+                      data_dir=str(DATA_DIR), out=str(tmp_path / "banks"))
+    spec = EvalSpec(task="gsm8k", banks=(bank,), shots=(0, 3), limit=3, max_tokens=16, select=("random", "similar"),
+                    orders=2, embedder="tfidf")
+    with pytest.warns(UserWarning, match="TF-IDF"):
+        folder = Path(evaluate(spec, data_dir=str(DATA_DIR), out=str(tmp_path / "evals"),
+                               generator=FakeGenerator()).folder)
+    gen = FakeGenerator(logprob_script=turns_logprobs, model_id="sel")
+    written = analyze(folder, gen, data_dir=str(DATA_DIR))
+    label = Path(bank).stem
+    table = written.table.set_index(["select", "k_label"])
+    assert set(table.index) == {("random", "0"), ("random", "3"), ("similar/tfidf", "3")}
+    assert table.loc[("similar/tfidf", "3"), "orders"] == 2 and table.loc[("similar/tfidf", "3"), "units"] == 2 * 3
+    assert table.loc[("similar/tfidf", "3"), "mean_nll"] == pytest.approx(1 / 4)
+    rows = pd.read_parquet(folder / "results.parquet")
+    cell = rows[(rows["select"] == "similar/tfidf") & (rows["order"] == 1) & (rows["k"] == 3)].drop_duplicates("item_id")
+    assert cell["prompt_hash"].nunique() == 3  # a prompt per question
+    shots = {s.shot_id: s for s in BankView.from_rows(label, read_bank(bank)[0].to_pylist()).shots}
+    questions = {p.id: p.question for p in load_problems("gsm8k", "test", DATA_DIR)}
+    scored = {prompt_hash(p): p for prompts, _ in gen.scored for p in prompts}
+    for row in cell.itertuples():
+        recorded = many_shot_prompt("gsm8k", [shots[i] for i in row.shot_ids], questions[row.item_id])
+        assert scored[row.prompt_hash] == recorded and prompt_hash(recorded) == row.prompt_hash
+    checkpoint = pd.read_parquet(folder / CELLS / "sel" / f"{label}-s0-similar-tfidf-o1-k3.parquet")
+    assert dict(zip(checkpoint["item_id"], checkpoint["prompt_hash"])) == dict(zip(cell["item_id"],
+                                                                                 cell["prompt_hash"]))
+    assert "| gsm8k | " + label + " [similar/tfidf] | 3 | 3 | 0.2500 |" in markdown(written.table)
 
 
 def test_cli_writes_the_analysis(results, monkeypatch, capsys):

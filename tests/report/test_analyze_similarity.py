@@ -1,5 +1,6 @@
 """Top-1 similarity vs accuracy (issue 11 part 1) on a tiny eval made with the fake generator."""
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +118,18 @@ def test_tfidf_fallback_warns_and_records_itself(tiny_eval, capsys):
     table = pd.read_csv(folder / "analysis-similarity.csv")
     assert table["embedder"].str.startswith("tfidf:").all() and set(table["k_label"].astype(str)) == {"1", "2"}
     assert not (root / "cache-c").exists()  # TF-IDF depends on its corpus: never cached
+
+
+def test_rows_without_shot_ids_are_refused(tiny_eval, tmp_path):
+    root, folder, vectors = tiny_eval
+    copy = tmp_path / "evals" / folder.name
+    shutil.copytree(folder, copy)
+    shutil.copytree(root / "banks", tmp_path / "banks")
+    rows = pd.read_parquet(copy / "results.parquet")
+    rows["shot_ids"] = None  # rows written before the column: their prompts' shots are not recorded
+    rows.to_parquet(copy / "results.parquet", index=False)
+    with pytest.raises(SimilarityError, match="-s0-k1: its result rows are from before the shot_ids column"):
+        analyze(copy, edges=EDGES, embedder=StubEmbedder(vectors), cache_dir=tmp_path / "cache")
 
 
 def test_tfidf_and_bucket_edges():

@@ -26,9 +26,10 @@ from flows.cli import main
 from flows.core.data import load_problems, select
 from flows.evaluate.flow import evaluate
 from flows.report.html_report import write_report
+from flows.report.inputs import read_inputs
 from flows.evaluate.prompts import BankView
 from flows.evaluate.shot_selection import shot_order
-from flows.report.samples import Limits
+from flows.report.samples import NOT_RECORDED, Limits
 from flows.core.schema import RESULT_SCHEMA, to_table
 from flows.evaluate.paired import PairedError, against, read_paired
 from generators.fake import FakeGenerator
@@ -91,7 +92,8 @@ def test_report_has_plots_tables_skips_provenance_and_exact_shots(results):
     assert data["items"] == [p.id for p in items] and data["questions"][items[2].id] == items[2].question
     view = BankView.from_rows(gt.stem, read_bank(gt)[0].to_pylist())
     shots = data["shots"][gt.stem]
-    assert [shots["texts"][i][0] for i in shots["orders"]["1"][:4]] == [s.problem_id for s in shot_order(view, 1)[:4]]
+    listed = shots["lists"][data["prompt_shots"][f"{gt.stem}-s1-k4"][items[0].id]]
+    assert [shots["texts"][i][0] for i in listed] == [s.problem_id for s in shot_order(view, 1)[:4]]
     checks = [v for cell in data["prompt_check"].values() for v in cell.values()]
     assert len(checks) == 5 * (1 + 2 * 2 + 2) and set(checks) == {"matches"}  # rebuilt prompts hash as the run's
     rows = data["rows"][f"{gt.stem}-s1-k4"][items[0].id]
@@ -266,6 +268,86 @@ def test_ablation_report_finds_moved_banks_and_says_when_one_is_missing(tmp_path
     assert embedded_samples(page)["evals"][0]["shots"][label]["status"].startswith("bank file not found")
 
 
+@pytest.fixture(scope="module")
+def selected(tmp_path_factory):
+    """An eval with the similar selection beside random, each in two orders: K = 0, 2, 3, 3 items."""
+    root = tmp_path_factory.mktemp("selected")
+    bank = build_bank(BuildSpec(mode="ground-truth", selection=Selection(task="gsm8k", limit=8)),
+                      data_dir=str(DATA_DIR), out=str(root / "banks"))
+    spec = EvalSpec(task="gsm8k", banks=(bank,), shots=(0, 2, 3), limit=3, max_tokens=32,
+                    select=("random", "similar"), orders=2, embedder="tfidf")
+    with pytest.warns(UserWarning, match="TF-IDF"):
+        folder = evaluate(spec, data_dir=str(DATA_DIR), out=str(root / "evals"),
+                          generator=FakeGenerator(scored_script())).folder
+    table = read_bank(bank)[0]
+    problem_of = dict(zip(table.column("shot_id").to_pylist(), table.column("problem_id").to_pylist()))
+    return Path(folder), Path(bank).stem, problem_of
+
+
+def recorded(folder: Path, bank: str, select: str, order: int, k: int) -> dict[str, list[str]]:
+    """Item -> the shot ids its prompt had in that cell, as the result rows record them."""
+    rows = pd.read_parquet(folder / "results.parquet")
+    cell = rows[(rows["bank"] == bank) & (rows["select"] == select) & (rows["order"] == order) & (rows["k"] == k)]
+    return {r.item_id: list(r.shot_ids) for r in cell.drop_duplicates("item_id").itertuples()}
+
+
+def test_samples_cover_every_selection_and_order_with_the_shots_the_rows_recorded(selected):
+    folder, bank, problem_of = selected
+    page = write_report(folder, data_dir=str(DATA_DIR)).read_text()
+    data = embedded_samples(page)["evals"][0]
+    lines = {(c["bank"], c["selection"]) for c in data["cells"]}
+    assert lines == {("zero-shot", "random"), (bank, "random"), (bank, "random, order 1"), (bank, "similar/tfidf"),
+                     (bank, "similar/tfidf, order 1")}
+    assert len(data["cells"]) == 1 + 4 * 2 and "[similar/tfidf]" in page
+    shots = data["shots"][bank]
+    for cell in data["cells"]:
+        if cell["k"] == 0:
+            continue
+        select, _, order = cell["selection"].partition(", order ")
+        ids = recorded(folder, bank, select, int(order or 0), cell["k"])
+        assert set(data["prompt_check"][cell["key"]].values()) == {"matches"}
+        for item, listed in data["prompt_shots"][cell["key"]].items():
+            assert [shots["texts"][i][0] for i in shots["lists"][listed]] == [problem_of[i] for i in ids[item]]
+    assert data["prompt_shots"][f"{bank}-s0-similar-tfidf-o1-k3"].keys() == set(data["items"])
+    similar = recorded(folder, bank, "similar/tfidf", 1, 3)
+    assert len({tuple(v) for v in similar.values()}) == 3  # a prompt per question, each shown as its row has it
+    assert similar != recorded(folder, bank, "similar/tfidf", 0, 3)  # order 1 permutes order 0's shots
+
+
+def test_the_page_shows_a_similar_order_one_sample_labelled_with_its_recorded_shots(selected, tmp_path):
+    binary = chromium()
+    if binary is None:
+        pytest.skip("no Chromium found (apt-get install chromium, or set MANYSHOT_CHROMIUM)")
+    folder, bank, problem_of = selected
+    report = write_report(folder, tmp_path / "report.html", data_dir=str(DATA_DIR))
+    ids = recorded(folder, bank, "similar/tfidf", 1, 3)
+    item = sorted(ids)[1]
+    link = f"#bank={bank}&selection=similar%2Ftfidf%2C%20order%201&k=3&seed=0&item={item}"
+    page = Dom(subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                               f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
+                               report.resolve().as_uri() + link],
+                              capture_output=True, text=True, timeout=240, check=True).stdout)
+    assert page.text["link-notice"] == ""
+    assert page.text["sample-title"] == f"Item {item} \u2014 {bank} (similar/tfidf, order 1), K=3, seed 0"
+    assert [t.split(":")[0] for t in page.shot_titles] == [problem_of[i] for i in ids[item]]
+    assert "prompt hash of the run: matches" in page.text["sample-view"]
+    assert "similar/tfidf, order 1" in page.text["pick-selection"]
+
+
+def test_an_ablation_from_before_run_folders_reads_every_selections_cell_files(selected, tmp_path):
+    folder, bank, _ = selected
+    ablation = tmp_path / "ablation-old"  # it names the eval folder, whose cells/ hold every selection and order
+    ablation.mkdir()
+    pd.read_csv(folder / "summary.csv").assign(eval_task="gsm8k").to_csv(ablation / "summary.csv", index=False)
+    (ablation / "summary.md").write_text(f"# old\n\n## eval on gsm8k\n\nresults: {folder.parent.parent}\n")
+    part = read_inputs(ablation).evals[0]
+    rows = pd.read_parquet(folder / "results.parquet")
+    assert len(part.all_rows) == len(rows) and len(part.results) == len(rows[(rows["select"] == "random")
+                                                                             & (rows["order"] == 0)])
+    assert set(zip(part.all_rows["select"], part.all_rows["order"])) == {("random", 0), ("random", 1),
+                                                                         ("similar/tfidf", 0), ("similar/tfidf", 1)}
+
+
 def test_report_of_a_200_item_30_cell_grid_stays_small(tmp_path):
     items = select(load_problems("gsm8k", "test", DATA_DIR), limit=200, seed=0)
     cells = [(f"gsm8k-ground-truth-b{b}", k) for b in range(6) for k in (2, 4, 8, 16, 32)]
@@ -342,3 +424,17 @@ def test_rows_from_older_results_without_k_label_still_render(results, tmp_path)
                                                                                           index=False)
     data = embedded_samples(write_report(folder, data_dir=str(DATA_DIR)).read_text())["evals"][0]
     assert {c["label"] for c in data["cells"]} == {"0", "2", "4"}
+
+
+def test_rows_from_before_shot_ids_show_no_shots_and_say_why(results, tmp_path):
+    folder = tmp_path / "before-shot-ids"
+    shutil.copytree(results[0], folder)
+    rows = pd.read_parquet(folder / "results.parquet")
+    rows["shot_ids"] = None
+    rows.to_parquet(folder / "results.parquet", index=False)
+    data = embedded_samples(write_report(folder, data_dir=str(DATA_DIR), bank_dirs=[results[1].parent])
+                            .read_text())["evals"][0]
+    gt = results[1].stem
+    assert set(data["prompt_shots"][f"{gt}-s1-k4"].values()) == {NOT_RECORDED}  # not rebuilt: not recorded
+    assert set(data["prompt_check"][f"{gt}-s1-k4"].values()) == {"shots not available"}
+    assert set(data["prompt_check"]["none-s0-k0"].values()) == {"matches"}  # zero-shot prompts have no shots
