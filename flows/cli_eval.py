@@ -100,7 +100,8 @@ def add_eval_command(sub) -> None:
     e = sub.add_parser("eval", help="many-shot evaluation of banks")
     e.add_argument("--config", default=None, metavar="TOML",
                    help="eval config file: the keys of an ablation spec's [[evals]] entry (task, banks, shots, ...) "
-                   "and model settings (max_model_len, kv_cache_gib, block_size, dtype, tensor_parallel); flags override it")
+                   "and model settings (max_model_len, kv_cache_gib, block_size, dtype, tensor_parallel); flags "
+                   "override it")
     common(e, config=True)
     e.add_argument("--bank", dest="banks", type=words, default=S, help="bank path(s), comma-separated")
     e.add_argument("--shots", type=shot_counts, default=S,

@@ -1,5 +1,7 @@
 """Top-1 similarity vs accuracy (issue 11 part 1) on a tiny eval made with the fake generator."""
+import logging
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -108,11 +110,15 @@ def test_embeddings_are_cached_per_bank_and_test_split(tiny_eval):
     pd.testing.assert_frame_equal(one.table, two.table)
 
 
-def test_tfidf_fallback_warns_and_records_itself(tiny_eval, capsys):
+def test_tfidf_fallback_warns_and_records_itself(tiny_eval, capsys, caplog):
     root, folder, _ = tiny_eval
-    with pytest.warns(UserWarning, match="TF-IDF.*disagree"):
+    # The CLI turns warnings into py.warnings log records (flows.runtime.logs); start from "off" so that holds
+    # whatever ran before in this process (logging.captureWarnings only takes effect the first time).
+    logging.captureWarnings(False)
+    with caplog.at_level(logging.WARNING, logger="py.warnings"):
         assert main(["analyze", "similarity", str(folder), "--embedder", "tfidf", "--buckets", "0.1,0.2",
                      "--cache-dir", str(root / "cache-c")]) == 0
+    assert any(re.search("TF-IDF.*disagree", r.getMessage()) for r in caplog.records if r.name == "py.warnings")
     out = capsys.readouterr().out
     assert "embedder: tfidf:" in out and str(folder / "analysis-similarity.png") in out
     table = pd.read_csv(folder / "analysis-similarity.csv")
