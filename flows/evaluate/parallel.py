@@ -14,13 +14,15 @@ to a listed K) holds; then those are waited for and reused, or made here. Result
 cells finish in: each cell is a file of its own, and the sweep combines them by cell number.
 
 Threads and signals: Python runs signal handlers in the main thread only. A worker's cell is never interrupted
-(:func:`~flows.runtime.interrupt.deferred_signals` and ``signals_allowed`` do nothing outside the main thread),
-and the main thread only waits for the workers, where Ctrl-C or SIGTERM raises at once: the sweep stops with
-:class:`~flows.runtime.interrupt.CellsInterrupted` as before. Workers are daemon threads: they start no further
-cell, and the one each is making is finished (written atomically) or abandoned when the process exits (a
-killed writer leaves at most a hidden temporary file). An error in a cell stops the pass too: the other workers
-finish their cells, then the error of the lowest-numbered failed cell is raised. Each worker runs in a copy of
-the caller's context, so the Prefect task of a cell runs inside the evaluation's flow run.
+(:func:`~flows.runtime.interrupt.deferred_signals` and ``signals_allowed`` do nothing outside the main thread);
+the main thread only waits for the workers. Ctrl-C or SIGTERM there stops the pass: the workers start no
+further cell and finish (and write) the ones in flight, which the main thread waits for, then the sweep stops
+with :class:`~flows.runtime.interrupt.CellsInterrupted` as before, its count of kept cells exact. A second
+signal while it waits stops at once: the workers (daemon threads) are abandoned with the process, their
+Prefect bookkeeping may log errors on the way out, and a cell being written leaves at most a hidden temporary
+file (cells are written atomically), which the next run removes. An error in a cell stops the pass the same
+way, then the error of the first failed chain is raised. Each worker runs in a copy of the caller's context,
+so the Prefect task of a cell runs inside the evaluation's flow run.
 """
 from __future__ import annotations
 
@@ -55,13 +57,13 @@ def sweep_cells(run: Any, todo: Sequence[Any], logger: logging.Logger | logging.
             run.step(n, cell, wait=True)
         return
     logger.info("%d endpoints: running up to %d cells at a time", workers, workers)
-    deferred = run_chains(lambda n, cell: run.step(n, cell, wait=False), chains(numbered), workers)
+    deferred = run_chains(lambda n, cell: run.step(n, cell, wait=False), chains(numbered), workers, logger)
     for n, cell in deferred:
         logger.info("cell %d/%d %s: another worker or process is computing it; waiting to reuse it", n,
                     len(todo), cell.key)
     if deferred:
         current().note(f"waiting for {len(deferred)} cells held by another worker or process")
-        run_chains(lambda n, cell: run.step(n, cell, wait=True), chains(deferred), workers)
+        run_chains(lambda n, cell: run.step(n, cell, wait=True), chains(deferred), workers, logger)
 
 
 def chains(numbered: Sequence[tuple[int, Any]]) -> list[list[tuple[int, Any]]]:
@@ -73,7 +75,8 @@ def chains(numbered: Sequence[tuple[int, Any]]) -> list[list[tuple[int, Any]]]:
     return list(out.values())
 
 
-def run_chains(step: Step, cells: Sequence[Sequence[tuple[int, Any]]], workers: int) -> list[tuple[int, Any]]:
+def run_chains(step: Step, cells: Sequence[Sequence[tuple[int, Any]]], workers: int,
+               logger: logging.Logger | logging.LoggerAdapter) -> list[tuple[int, Any]]:
     """Call ``step(n, cell)`` for every numbered cell of every chain, in up to ``workers`` daemon threads: each
     takes the next chain and steps through its cells in order. Return the cells whose step returned False,
     in cell order. The calling thread waits (interruptibly); see the module docstring for errors and signals."""
@@ -112,8 +115,11 @@ def run_chains(step: Step, cells: Sequence[Sequence[tuple[int, Any]]], workers: 
             outcomes[index] = (held, error)
             if error is not None:
                 break
-    except BaseException:
-        stop.set()  # Ctrl-C or SIGTERM in this thread: start no more chains, do not wait for the running ones
+    except BaseException:  # Ctrl-C or SIGTERM in this thread
+        stop.set()
+        logger.warning("interrupted: finishing the cells in flight (interrupt again to abandon them)")
+        for thread in threads:
+            thread.join()  # a second signal raises out of here
         raise
     if any(error is not None for _, error in outcomes.values()):
         stop.set()

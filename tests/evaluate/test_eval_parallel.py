@@ -1,6 +1,7 @@
 """With several endpoints an evaluation runs one cell per endpoint at a time; its results are a sequential run's."""
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -24,6 +25,7 @@ from generators.openai_backend import OpenAIGenerator
 
 pytestmark = pytest.mark.timeout(300)
 VARYING = ["run_id", "created_at"]  # a run's id and clock; every other column must match
+LOG = logging.getLogger("test_eval_parallel")
 BANK_A, BANK_B = SimpleNamespace(label="a"), SimpleNamespace(label="b")  # what a cell reads of its bank
 
 
@@ -132,22 +134,23 @@ def test_run_chains_returns_the_deferred_in_order_and_raises_the_first_error():
             raise ValueError(f"cell {n}")
         return cell != "held"
 
-    assert run_chains(step, [[(1, "ok"), (4, "held")], [(2, "held"), (3, "ok")], [(5, "ok")]], 3) == \
+    assert run_chains(step, [[(1, "ok"), (4, "held")], [(2, "held"), (3, "ok")], [(5, "ok")]], 3, LOG) == \
         [(2, "held"), (4, "held")]
     assert sorted(started) == [1, 2, 3, 4, 5]
     started.clear()
     with pytest.raises(ValueError, match="cell 2"):
         run_chains(step, [[(1, "ok")], [(2, "fail"), (3, "ok")], [(4, "fail")]] + [[(n, "ok")] for n in range(5, 30)],
-                   2)
+                   2, LOG)
     assert 3 not in started and len(started) < 29  # the failed chain and the pass stopped
 
 
-def test_a_signal_in_the_waiting_thread_stops_the_pass_at_once():
+@pytest.mark.parametrize("signals", [1, 2])
+def test_a_signal_finishes_the_cells_in_flight_and_a_second_abandons_them(signals):
     started, finished = [], []
 
     def step(n, cell):
         started.append(n)
-        time.sleep(0.5)
+        time.sleep(0.6)
         finished.append(n)
         return True
 
@@ -156,12 +159,17 @@ def test_a_signal_in_the_waiting_thread_stops_the_pass_at_once():
 
     previous = signal.signal(signal.SIGUSR1, interrupt)
     try:
-        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+        for at in (0.2, 0.3)[:signals]:
+            threading.Timer(at, os.kill, (os.getpid(), signal.SIGUSR1)).start()
         t0 = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
-            run_chains(step, [[(n, "ok"), (n + 10, "ok")] for n in range(1, 9)], 2)
-        assert time.monotonic() - t0 < 0.45  # not waiting for the running cells
+            run_chains(step, [[(n, "ok"), (n + 10, "ok")] for n in range(1, 9)], 2, LOG)
+        waited = time.monotonic() - t0
+        assert sorted(started) == [1, 2]  # no cell started after the signal
+        if signals == 1:
+            assert waited >= 0.55 and sorted(finished) == [1, 2]  # the cells in flight were finished
+        else:
+            assert waited < 0.55 and finished == []  # abandoned at the second signal
     finally:
         signal.signal(signal.SIGUSR1, previous)
-    time.sleep(0.8)
-    assert sorted(started) == [1, 2] and sorted(finished) == [1, 2]  # the running cells finish, no new one starts
+        time.sleep(0.8)  # the abandoned workers end before the next test
