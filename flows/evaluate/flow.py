@@ -1,7 +1,8 @@
 """The many-shot evaluation Prefect flow: banks x seeds x K, one batched model call per cell.
 
 Cells run seed by seed with K ascending, so each prompt extends a prefix the engine has just
-cached. Finished cells are checkpointed and reused by reruns of the same configuration.
+cached; with several endpoints, one cell per endpoint at a time (:mod:`flows.evaluate.parallel`). Finished
+cells are checkpointed and reused by reruns of the same configuration.
 
 Concurrent runs of the same configuration share the cells: each cell (and each ``max`` resolution) is
 made under its checkpoint's file lock (:mod:`flows.runtime.locks`); a cell another process holds is skipped at
