@@ -23,6 +23,13 @@ Prefect bookkeeping may log errors on the way out, and a cell being written leav
 file (cells are written atomically), which the next run removes. An error in a cell stops the pass the same
 way, then the error of the first failed chain is raised. Each worker runs in a copy of the caller's context,
 so the Prefect task of a cell runs inside the evaluation's flow run.
+
+Shared state: the workers share the sweep's ``CellRun``; each sets only its own cells' entries (``done``,
+``skipped``, the progress files), ``recomputed`` only ever becomes True, and the generator is already loaded (it
+is what has the endpoints), so no worker loads a model. Cell and ``K=max`` locks are ``flock`` s on a file
+description of their own, so they exclude other threads of this process as they exclude other processes: a
+``max`` resolution two orders share is made once, the other order's cell waits for it in the second round.
+Progress updates take turns (:class:`~flows.runtime.progress.Progress` has a lock).
 """
 from __future__ import annotations
 
