@@ -1,7 +1,8 @@
 """The many-shot evaluation Prefect flow: banks x seeds x K, one batched model call per cell.
 
 Cells run seed by seed with K ascending, so each prompt extends a prefix the engine has just
-cached. Finished cells are checkpointed and reused by reruns of the same configuration.
+cached; with several endpoints, one cell per endpoint at a time (:mod:`flows.evaluate.parallel`). Finished
+cells are checkpointed and reused by reruns of the same configuration.
 
 Concurrent runs of the same configuration share the cells: each cell (and each ``max`` resolution) is
 made under its checkpoint's file lock (:mod:`flows.runtime.locks`); a cell another process holds is skipped at
@@ -48,6 +49,7 @@ from flows.core.specs import MAX, EvalError, EvalSpec, ShotCount, ShotCountError
 from flows.evaluate.shotcounts import Resolution, resolve_max
 from flows.evaluate.cellfiles import ITEMS_FIELD, items_digest, read_resolution, stale_cell, task_digest
 from flows.evaluate.items import ITEMS_FILE, items_table
+from flows.evaluate.parallel import sweep_cells
 from generators import Generator, Sampling, load_generator, prompt_hash
 
 DEFAULT_ROOT = Path("runs") / "evals"
@@ -211,13 +213,7 @@ def _sweep(spec: EvalSpec, folder: Path, test: list[Problem], items: list[Proble
     try:
         with signals_allowed():
             with tracking(len(todo), "cells", f"eval {spec.task}", solved_word="correct"):
-                deferred = [(n, cell) for n, cell in enumerate(todo, start=1) if not run.step(n, cell, wait=False)]
-                for n, cell in deferred:
-                    key = cell.key
-                    logger.info("cell %d/%d %s: another process is computing it; waiting to reuse it", n,
-                                len(todo), key)
-                    current().note(f"waiting for cell {n} ({key}) from another process")
-                    run.step(n, cell, wait=True)
+                sweep_cells(run, todo, logger)  # one cell per endpoint at a time with several endpoints
             subjects = {p.id: p.subject for p in items if p.subject}
             return finish(spec, folder / "runs" / spec.run_key(), run.cell_files(), run.skipped_cells(), leaks,
                           subjects, replace_stale=run.recomputed, items=items)

@@ -65,8 +65,10 @@ def install_handlers() -> Callable[[], None]:
 
 @contextmanager
 def deferred_signals() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM while Prefect's engine runs (a task call and saving its result); raise on the way out."""
-    if not _Signals.installed:
+    """Hold SIGINT/SIGTERM while Prefect's engine runs (a task call and saving its result); raise on the way out.
+    Nothing to hold outside the main thread (only it runs handlers): an evaluation's worker threads leave the
+    counter alone."""
+    if not _Signals.installed or threading.current_thread() is not threading.main_thread():
         yield
         return
     _Signals.deferring += 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence, TextIO
@@ -26,11 +27,13 @@ from flows.runtime.tracker import Clock, LineRenderer, Renderer, Tracker
 
 
 class Progress:
-    """The open bars of this process (innermost last); every call is about the innermost one."""
+    """The open bars of this process (innermost last); every call is about the innermost one. Updates may come
+    from several threads (an evaluation running one cell per endpoint): they take turns."""
 
     def __init__(self, renderer: Renderer | None = None, clock: Clock = time.monotonic):
         self.renderer, self.clock = renderer or Renderer(), clock
         self.bars: list[Tracker] = []
+        self.lock = threading.RLock()
 
     def start(self, total: int, unit: str, label: str, solved_word: str = "solved") -> Tracker:
         tracker = Tracker(label, total, unit, self.clock, solved_word)
@@ -43,25 +46,29 @@ class Progress:
             self.renderer.changed(self.bars[-1], finished_unit)
 
     def advance(self, n: int = 1, *, solved: int = 0, reused: bool = False, skipped: bool = False) -> None:
-        if self.bars:
-            self.bars[-1].advance(n, solved=solved, reused=reused, skipped=skipped)
-            self.bars[-1].note = ""
-        self._changed(finished_unit=True)
+        with self.lock:
+            if self.bars:
+                self.bars[-1].advance(n, solved=solved, reused=reused, skipped=skipped)
+                self.bars[-1].note = ""
+            self._changed(finished_unit=True)
 
     def generated(self, tokens: int, seconds: float) -> None:
-        for bar in self.bars:  # an ablation's own bar counts its builds' and evals' tokens too
-            bar.generated(tokens, seconds)
-        self._changed()
+        with self.lock:
+            for bar in self.bars:  # an ablation's own bar counts its builds' and evals' tokens too
+                bar.generated(tokens, seconds)
+            self._changed()
 
     def round_done(self, text: str) -> None:
-        if self.bars:
-            self.bars[-1].rounds += 1
-        self.note(text)
+        with self.lock:
+            if self.bars:
+                self.bars[-1].rounds += 1
+            self.note(text)
 
     def note(self, text: str) -> None:
-        if self.bars:
-            self.bars[-1].note = text
-        self._changed()
+        with self.lock:
+            if self.bars:
+                self.bars[-1].note = text
+            self._changed()
 
     @contextmanager
     def loading(self) -> Iterator[None]:

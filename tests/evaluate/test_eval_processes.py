@@ -308,3 +308,35 @@ def test_interrupted_ablation_keeps_its_cells_and_rerun_finishes(tmp_path, data_
         assert set(asked) == set(cell_files(runs / "evals")) - kept and set(asked.values()) == {LIMIT}
     finally:
         solver.server.close()
+
+
+def test_sigint_stops_a_sweep_running_one_cell_per_endpoint(tmp_path, data_dir, bank, monkeypatch):
+    """With two endpoints two cells are in flight; Ctrl-C finishes them and stops the process with the exact
+    kept-cells message, no traceback; the rerun computes the rest, and the results are a one-endpoint run's."""
+    monkeypatch.setenv("MANYSHOT_ROUTE_PREFIX_CHARS", "256")  # pin these short prompts: each cell on one server
+    solvers = [Solver(data_dir, latency=1.0) for _ in range(2)]
+    out = tmp_path / "evals"
+    cmd = eval_cmd(solvers[0].server.url, bank, out) + ["--endpoint", solvers[1].server.url]
+    try:
+        proc = start(cmd, tmp_path, "int", data_dir)
+        wait_for(lambda: cell_files(out) and all(s.server.gen_requests() for s in solvers), proc,
+                 "a cell file and requests on both servers")
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(120)
+        for s in solvers:
+            s.server.wait_idle()
+        check_kept(tmp_path, "int", out, proc.returncode)
+        stderr = output(tmp_path, "int")[1]
+        assert "2 endpoints: running up to 2 cells at a time" in stderr and "finishing the cells in flight" in stderr
+        assert proc.returncode == 130 and len(cell_files(out)) < CELLS, "the run was stopped before the last cell"
+
+        stdout = run_to_end(cmd, tmp_path, "rerun", data_dir)
+        folder = Path(stdout.strip().splitlines()[-1].removeprefix("results: "))
+        assert len(cell_files(out)) == CELLS and not list(out.rglob("*.tmp*")) and not list(out.rglob(".*.lock"))
+        reference = run_to_end(eval_cmd(solvers[0].server.url, bank, tmp_path / "reference"), tmp_path, "one",
+                               data_dir)
+        one = Path(reference.strip().splitlines()[-1].removeprefix("results: "))
+        assert content(folder / "results.parquet").equals(content(one / "results.parquet"))
+    finally:
+        for s in solvers:
+            s.server.close()
