@@ -79,8 +79,20 @@ def plot(summary: pd.DataFrame, path: Path, metric: str) -> None:
 
     rows = summary[summary.metric == metric].assign(task=lambda d: d.eval_task.map(task_name))
     tasks = sorted(rows.task.unique())
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.4), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
+    table, labels = accuracy_table(summary, metric)
+    means = table.groupby(level="source").mean()
+    fig, axes = plt.subplots(1, len(tasks) + 1, figsize=(3.6 * (len(tasks) + 1), 3.4), squeeze=False)
+    average = axes[0][-1]
+    for source in SOURCES[1:]:
+        if source in means.index:
+            average.plot(range(len(labels)), 100 * means.loc[source, labels], marker="o", label=SHOWN[source])
+    if "human-cot" in means.index:
+        average.axhline(100 * means.loc["human-cot"].dropna().iloc[0], color="black", linestyle="--",
+                        label=SHOWN["human-cot"])
+    average.set_xticks(range(len(labels)), [f"K={k}" for k in labels])
+    average.set_title(f"average of {len(tasks)} tasks", fontsize=10)
+    average.set_ylim(0, 100)
+    for ax, task in zip(axes[0][:-1], tasks):
         t = rows[rows.task == task]
         for source in SOURCES[1:]:
             line = t[t.source == source].sort_values("k")
