@@ -1,8 +1,8 @@
 """Which shots of a bank go into a prompt, and in what order: the one home of shot selection.
 
 A :class:`ShotSelector` serves one bank for one eval. ``shots(question, k, seed, order)`` is the K-shot
-list of a prompt; the eval calls it and records its choice in each result row (``shot_ids``), which the
-report's samples and the analyses (similarity, NLL) read instead of choosing again. Strategies (``--select``):
+list of a prompt; the eval and every analysis that rebuilds a prompt (samples, similarity, NLL) call it,
+so they agree with each other by construction. Strategies (``--select``):
 
 - ``random``: one seeded shuffle of the bank per seed (one shot per problem); the K-shot prompt is its
   first K shots, so the prompts of a sweep nest and every test question shares the K-shot prefix.

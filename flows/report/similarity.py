@@ -2,8 +2,9 @@
 holds a shot that is close to it, and is that the same at every K?
 
 For every cell and test item of a finished evaluation (or of an ablation's evaluations) the prompt's
-shots are the ones its result row records (``shot_ids``: every shot selection and order; rows from before
-that column are refused). The top-1 similarity is the largest cosine similarity between
+shots are the ones its result row records (``shot_ids``: every shot selection and order); rows from before
+that column have them rebuilt as the eval built them, ``shot_order(view, seed, contaminated(view, test))[:k]``,
+checked against the row's ``prompt_hash``. The top-1 similarity is the largest cosine similarity between
 the test question and a shot's question (``flows.evaluate.embeddings``). Units are (bank, seed, item) with the
 item's majority-vote score (``flows.evaluate.metrics.item_scores``); accuracy per similarity bucket and K gets a
 95% bootstrap CI over those units. Zero-shot rows have no shots and are left out.
@@ -24,9 +25,11 @@ import pandas as pd
 from flows.core.cellkey import CellKey
 from flows.core.data import load_problems
 from flows.evaluate.embeddings import DEFAULT_CACHE, Embedder, EmbeddingCache, make_embedder
-from flows.evaluate.prompts import BankView
+from flows.evaluate.prompts import BankView, contaminated, many_shot_prompt
+from flows.evaluate.shot_selection import shot_order
 from flows.evaluate.metrics import bootstrap_ci, item_scores, line_label, with_labels
 from flows.report.inputs import EvalPart, Inputs, ReportError, label_key, read_inputs
+from generators import prompt_hash
 
 DEFAULT_EDGES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 METRICS = ("strict", "flexible")
@@ -34,7 +37,7 @@ ALL_BANKS = "all banks"
 
 
 class SimilarityError(ReportError):
-    """The analysis cannot be computed as asked (bank missing, prompt's shots not recorded, bad buckets)."""
+    """The analysis cannot be computed as asked (bank missing, prompt not reproducible, bad buckets)."""
 
 
 @dataclass
@@ -86,7 +89,8 @@ def top1_units(part: EvalPart, banks, embedder: Embedder, cache: EmbeddingCache,
                test) -> pd.DataFrame:
     """One row per (bank, selection, order, seed, K label, item): the top-1 similarity of the item to the shots
     its prompt had, and the nearest shot's problem id. The shots are the row's ``shot_ids``, so every selection
-    and order is covered."""
+    and order is covered; rows from before that column (random order 0 only) get their shots rebuilt with
+    :func:`shot_order` and checked against the row's ``prompt_hash``."""
     rows = part.all_rows
     results = with_labels(rows[rows["bank"] != "none"])
     by_id = {p.id: p for p in test}
@@ -101,8 +105,8 @@ def top1_units(part: EvalPart, banks, embedder: Embedder, cache: EmbeddingCache,
     for bank, in_bank in results.groupby("bank"):
         view = _view(part, bank, banks)
         index = {s.shot_id: n for n, s in enumerate(view.shots)}
-        runs = {(str(select), int(order), int(seed)): _prompt_shots(index, bank, str(select), int(order), int(seed),
-                                                                     run)
+        runs = {(str(select), int(order), int(seed)): _prompt_shots(part, view, index, by_id, test, bank,
+                                                                     str(select), int(order), int(seed), run)
                 for (select, order, seed), run in in_bank.groupby(["select", "order", "seed"])}
         used = sorted({n for prompts in runs.values() for positions in prompts.values() for n in positions})
         embedded = cache.embed(embedder, f"bank-{bank}", [view.shots[n].question for n in used])
@@ -118,21 +122,31 @@ def top1_units(part: EvalPart, banks, embedder: Embedder, cache: EmbeddingCache,
     return pd.DataFrame(rows)
 
 
-def _prompt_shots(index: dict, bank: str, select: str, order: int, seed: int,
-                  run: pd.DataFrame) -> dict[tuple, list[int]]:
-    """(K label, K, item) -> the positions in the bank's shots of the shots in that prompt, in prompt order."""
-    cells = run.groupby(["k_label", "k", "item_id"])["shot_ids"].first()
+def _prompt_shots(part: EvalPart, view: BankView, index: dict, by_id: dict, test, bank: str, select: str,
+                  order: int, seed: int, run: pd.DataFrame) -> dict[tuple, list[int]]:
+    """(K label, K, item) -> the positions in ``view.shots`` of the shots in that prompt, in prompt order."""
+    cells = run.groupby(["k_label", "k", "item_id"])[["shot_ids", "prompt_hash"]].first()
     out = {}
-    for (label, k, item), ids in cells.items():
-        name = CellKey(bank, seed, label, select, order).name
-        if ids is None or isinstance(ids, float):  # None or NaN: a row from before the column
-            raise SimilarityError(f"cell {name}: its result rows are from before the shot_ids column, so the shots "
-                                  "of their prompts are not recorded; evaluate again")
-        unknown = [i for i in ids if i not in index]
-        if unknown:
-            raise SimilarityError(f"cell {name}, item {item}: shot {unknown[0]} is not in bank {bank} (the bank "
-                                  "changed since the eval)")
-        out[label, k, item] = [index[i] for i in ids]
+    rebuilt = None
+    for (label, k, item), row in cells.iterrows():
+        ids = row["shot_ids"]
+        if ids is not None and not (isinstance(ids, float) and np.isnan(ids)):
+            unknown = [i for i in ids if i not in index]
+            if unknown:
+                raise SimilarityError(f"cell {CellKey(bank, seed, label, select, order).name}, item {item}: shot "
+                                      f"{unknown[0]} is not in bank {bank} (the bank changed since the eval)")
+            out[label, k, item] = [index[i] for i in ids]
+            continue
+        if (select, order) != ("random", 0):
+            raise SimilarityError(f"cell {CellKey(bank, seed, label, select, order).name}: its rows predate the "
+                                  "shot_ids column, and only random order-0 prompts can be rebuilt; evaluate again")
+        if rebuilt is None:
+            rebuilt = shot_order(view, seed, contaminated(view, test))
+        shots = rebuilt[:int(k)]
+        if prompt_hash(many_shot_prompt(part.task, shots, by_id[item].question)) != row["prompt_hash"]:
+            raise SimilarityError(f"cell {CellKey(bank, seed, label).name}, item {item}: the rebuilt prompt does "
+                                  "not match the row's prompt_hash (bank or shot order changed since the eval)")
+        out[label, k, item] = [index[s.shot_id] for s in shots]
     return out
 
 

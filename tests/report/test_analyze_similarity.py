@@ -97,6 +97,23 @@ def test_bucket_table_matches_a_hand_computation(tiny_eval):
     assert "[0.90, 1.00]" in written.paths[1].read_text()
 
 
+def test_rows_from_before_shot_ids_have_their_shots_rebuilt(tiny_eval, tmp_path):
+    """An older result folder (no shot_ids column values) still reads: its random order-0 prompts are rebuilt as
+    the eval built them, checked against each row's prompt_hash, and give the same analysis."""
+    root, folder, vectors = tiny_eval
+    copy = tmp_path / "evals" / folder.name
+    shutil.copytree(folder, copy)
+    shutil.copytree(root / "banks", tmp_path / "banks")
+    rows = pd.read_parquet(copy / "results.parquet")
+    rows["shot_ids"] = None
+    rows.to_parquet(copy / "results.parquet", index=False)
+    recorded = analyze(folder, edges=EDGES, embedder=StubEmbedder(vectors), cache_dir=tmp_path / "cache-r")
+    rebuilt = analyze(copy, edges=EDGES, embedder=StubEmbedder(vectors), cache_dir=tmp_path / "cache-o")
+    columns = ["k_label", "item_id", "top1_similarity", "top1_shot"]
+    pd.testing.assert_frame_equal(rebuilt.units[columns].sort_values(columns[:2]).reset_index(drop=True),
+                                  recorded.units[columns].sort_values(columns[:2]).reset_index(drop=True))
+
+
 def test_embeddings_are_cached_per_bank_and_test_split(tiny_eval):
     root, folder, vectors = tiny_eval
     first = StubEmbedder(vectors)
@@ -124,18 +141,6 @@ def test_tfidf_fallback_warns_and_records_itself(tiny_eval, capsys, caplog):
     table = pd.read_csv(folder / "analysis-similarity.csv")
     assert table["embedder"].str.startswith("tfidf:").all() and set(table["k_label"].astype(str)) == {"1", "2"}
     assert not (root / "cache-c").exists()  # TF-IDF depends on its corpus: never cached
-
-
-def test_rows_without_shot_ids_are_refused(tiny_eval, tmp_path):
-    root, folder, vectors = tiny_eval
-    copy = tmp_path / "evals" / folder.name
-    shutil.copytree(folder, copy)
-    shutil.copytree(root / "banks", tmp_path / "banks")
-    rows = pd.read_parquet(copy / "results.parquet")
-    rows["shot_ids"] = None  # rows written before the column: their prompts' shots are not recorded
-    rows.to_parquet(copy / "results.parquet", index=False)
-    with pytest.raises(SimilarityError, match="-s0-k1: its result rows are from before the shot_ids column"):
-        analyze(copy, edges=EDGES, embedder=StubEmbedder(vectors), cache_dir=tmp_path / "cache")
 
 
 def test_tfidf_and_bucket_edges():
