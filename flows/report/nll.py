@@ -8,8 +8,9 @@ against the row's ``prompt_hash``, and the item's reference solution (the task's
 GSM8K's solution without calculator annotations plus "The answer is N"; MATH's solution) is scored as the
 reply with :meth:`generators.base.Generator.score`. An item's NLL is its mean per-token negative
 log-likelihood (nats); a line's (bank and selection) at a K is the mean over its (seed, order, item) units
-(95% bootstrap CI over them), and ``token_nll`` pools all their tokens. Rows from before ``shot_ids`` cannot
-be scored (their prompts' shots are not recorded).
+(95% bootstrap CI over them), and ``token_nll`` pools all their tokens. Rows from before ``shot_ids`` (random
+selection, order 0: all an eval made then) have their shots rebuilt as the eval built them,
+``shot_order(view, seed, contaminated(view, test))[:k]``, and checked against the row's ``prompt_hash`` the same way.
 
 Writes into the folder: ``analysis-nll.csv`` (one row per eval task, bank, selection, K label; with the strict
 accuracy from ``summary.csv``), ``analysis-nll.png`` (NLL vs K beside accuracy vs K, a line per bank and
@@ -31,7 +32,8 @@ import pyarrow.parquet as pq
 from flows.core.cellkey import CellKey
 from flows.runtime.banks import atomic_write
 from flows.core.data import load_problems
-from flows.evaluate.prompts import BankView, many_shot_prompt
+from flows.evaluate.prompts import BankView, contaminated, many_shot_prompt
+from flows.evaluate.shot_selection import shot_order
 from flows.evaluate.metrics import bootstrap_ci, line_label, with_labels, with_zero_shot
 from flows.core.problem import Problem
 from flows.core.schema import Shot
@@ -107,13 +109,16 @@ def reference(problem: Problem) -> str:
     return TASKS[problem.task].gold_rationale(problem)
 
 
-def _shots(cell: Cell, item: str, ids, bank: dict[str, Shot]) -> list[Shot]:
-    """The prompt's shots, in prompt order, from a row's ``shot_ids``."""
+def _shots(cell: Cell, item: str, ids, bank: dict[str, Shot], rebuilt: list[Shot] | None) -> list[Shot]:
+    """The prompt's shots, in prompt order, from a row's ``shot_ids``; for a row from before the column, the first
+    K of ``rebuilt`` (the cell's random order-0 shot order, as the eval made it)."""
     if cell.bank == "none":
         return []
     if ids is None or isinstance(ids, float):  # None or NaN: a row from before the column
-        raise NLLError(f"cell {cell.key}: its result rows are from before the shot_ids column, so the shots of "
-                       "their prompts are not recorded; evaluate again to score them")
+        if rebuilt is None:
+            raise NLLError(f"cell {cell.key}: its result rows are from before the shot_ids column and its shots "
+                           "cannot be rebuilt (only random order-0 cells can); evaluate again to score them")
+        return rebuilt[:cell.k]
     unknown = [i for i in ids if i not in bank]
     if unknown:
         raise NLLError(f"cell {cell.key}, item {item}: shot {unknown[0]} is not in bank {cell.bank} "
@@ -122,7 +127,7 @@ def _shots(cell: Cell, item: str, ids, bank: dict[str, Shot]) -> list[Shot]:
 
 
 def cell_prompts(cell: Cell, rows: pd.DataFrame, items: Sequence[str], by_id: dict[str, Problem],
-                 bank: dict[str, Shot]) -> list[tuple[str, list, str]]:
+                 bank: dict[str, Shot], rebuilt: list[Shot] | None = None) -> list[tuple[str, list, str]]:
     """(item, prompt, prompt hash) for the cell's items: the prompt of the shots the cell's ``rows`` record (the
     bank's shots by id), checked against the row's ``prompt_hash``."""
     first = rows.drop_duplicates("item_id").set_index("item_id")
@@ -133,11 +138,11 @@ def cell_prompts(cell: Cell, rows: pd.DataFrame, items: Sequence[str], by_id: di
         if item not in by_id:
             raise NLLError(f"result item {item} is not in the {cell.task} test split")
         row = first.loc[item]
-        shots = _shots(cell, item, row["shot_ids"] if "shot_ids" in row else None, bank)
+        shots = _shots(cell, item, row["shot_ids"] if "shot_ids" in row else None, bank, rebuilt)
         prompt = many_shot_prompt(cell.task, shots, by_id[item].question)
         if prompt_hash(prompt) != row["prompt_hash"]:
             raise NLLError(f"cell {cell.key}, item {item}: the prompt made of the row's shots does not match the "
-                           "row's prompt_hash (the bank's shots changed since the eval)")
+                           "row's prompt_hash (the bank's shots or their order changed since the eval)")
         out.append((item, prompt, row["prompt_hash"]))
     return out
 
@@ -248,17 +253,25 @@ def analyze(folder: Path | str, generator: Generator, *, limit: int | None = Non
         raise NLLError(f"{inputs.folder} has no result rows")
     units, scored, reused = [], 0, 0
     for part in parts:
-        by_id = {p.id: p for p in load_problems(part.task, "test", data_dir)}
+        test = load_problems(part.task, "test", data_dir)
+        by_id = {p.id: p for p in test}
         items = items_of(part, limit)
         root = (part.folder or inputs.folder) / CELLS / model_slug(generator.model_id)
         rows = with_labels(part.all_rows)
+        views: dict[str, BankView] = {}
         banks: dict[str, dict[str, Shot]] = {}
         for cell in cells_of(part.task, rows):
             if cell.bank != "none" and cell.bank not in banks:
-                banks[cell.bank] = {s.shot_id: s for s in _view(part, cell.bank, inputs.banks).shots}
+                views[cell.bank] = _view(part, cell.bank, inputs.banks)
+                banks[cell.bank] = {s.shot_id: s for s in views[cell.bank].shots}
             in_cell = rows[(rows["bank"] == cell.bank) & (rows["select"] == cell.select) & (rows["order"] == cell.order)
                            & (rows["seed"] == cell.seed) & (rows["k_label"] == cell.label)]
-            prompts = cell_prompts(cell, in_cell, items, by_id, banks.get(cell.bank, {}))
+            rebuilt = None
+            if cell.bank != "none" and (cell.select, cell.order) == ("random", 0) and \
+                    ("shot_ids" not in in_cell or in_cell["shot_ids"].isna().any()):
+                view = views[cell.bank]
+                rebuilt = shot_order(view, cell.seed, contaminated(view, test))
+            prompts = cell_prompts(cell, in_cell, items, by_id, banks.get(cell.bank, {}), rebuilt)
             frame, new = score_cell(generator, root / f"{cell.key}.parquet", prompts, by_id)
             scored, reused = scored + new, reused + len(frame) - new
             units.append(frame.assign(eval_task=part.task, bank=cell.bank, select=cell.select, order=cell.order,

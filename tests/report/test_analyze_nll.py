@@ -123,7 +123,9 @@ def test_a_prompt_that_cannot_be_rebuilt_is_refused(results, tmp_path):
         analyze(copy, FakeGenerator(), limit=1, data_dir=str(DATA_DIR))
 
 
-def test_rows_without_shot_ids_are_refused(results, tmp_path):
+def test_rows_from_before_shot_ids_have_their_prompts_rebuilt(results, tmp_path):
+    """An older folder (no shot_ids) still reads: its random order-0 prompts are rebuilt as the eval made them,
+    checked against each row's prompt_hash, and score exactly as the recorded ones do."""
     folder, gt, _ = results
     copy = tmp_path / "evals" / folder.name
     shutil.copytree(folder, copy)
@@ -131,8 +133,12 @@ def test_rows_without_shot_ids_are_refused(results, tmp_path):
     rows = pd.read_parquet(copy / "results.parquet")
     rows["shot_ids"] = None  # rows written before the column: their prompts' shots are not recorded
     rows.to_parquet(copy / "results.parquet", index=False)
-    with pytest.raises(NLLError, match=f"cell {gt}-s0-k2: its result rows are from before the shot_ids column"):
-        analyze(copy, FakeGenerator(), limit=1, data_dir=str(DATA_DIR))
+    recorded = FakeGenerator(logprob_script=turns_logprobs, model_id="legacy-recorded")  # no checkpoint reused
+    rebuilt = FakeGenerator(logprob_script=turns_logprobs, model_id="legacy-rebuilt")
+    analyze(folder, recorded, limit=1, data_dir=str(DATA_DIR))
+    analyze(copy, rebuilt, limit=1, data_dir=str(DATA_DIR))
+    prompts = lambda gen: sorted(prompt_hash(p) for batch, _ in gen.scored for p in batch)  # noqa: E731
+    assert prompts(rebuilt) and prompts(rebuilt) == prompts(recorded)
 
 
 def test_a_similar_selection_in_a_second_order_scores_the_prompts_its_rows_recorded(tmp_path):
