@@ -6,7 +6,9 @@ Every cell of the results is covered: each bank, shot selection (random, similar
 else (folders from before it) from the test split in the data dir. A prompt's shots are the ones its result row
 records (``shot_ids``, in prompt order), looked up in the bank by id; the prompt they make is checked against the
 row's ``prompt_hash`` and shown as "matches" only when it hashes to it (it differs when the bank changed since
-the eval). Rows from before ``shot_ids`` have no shots shown.
+the eval). Rows from before ``shot_ids`` (random selection, order 0: all an eval made then) have their shots
+rebuilt as the eval built them, ``shot_order(view, seed, contaminated(view, test))[:k]``, checked the same way and
+marked as rebuilt; other rows without ``shot_ids`` show no shots.
 """
 from __future__ import annotations
 
@@ -18,12 +20,14 @@ import pandas as pd
 from flows.core.cellkey import CellKey
 from flows.core.data import load_problems
 from flows.evaluate.items import read_items
-from flows.evaluate.prompts import BankView, many_shot_prompt
+from flows.evaluate.prompts import BankView, contaminated, many_shot_prompt
+from flows.evaluate.shot_selection import shot_order
 from flows.evaluate.metrics import bank_name, with_labels
 from flows.report.inputs import BankInfo, EvalPart
 from generators import prompt_hash
 
 NOT_RECORDED = "shots not recorded: these result rows are from before the shot_ids column"
+REBUILT = " (shots rebuilt: these result rows are from before the shot_ids column)"
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,8 @@ def eval_samples(part: EvalPart, banks: dict[str, BankInfo], limits: Limits,
     views = _views(banks)
     shots = {b: _BankShots(views[b], limits) for b in sorted(set(cells["bank"]) - {"none"}) if b in views}
     rows, prompts, hashes, out_cells = {}, {}, {}, []
+    orders: dict[tuple[str, int], list[str]] = {}  # (bank, seed) -> the random order-0 shot ids, for older rows
+    full: list | None = None
     for cell in cells.itertuples():
         bank, seed, order = str(cell.bank), int(cell.seed), int(cell.order)
         key = CellKey(bank, seed, cell.k_label, cell.select, order).name
@@ -146,9 +152,18 @@ def eval_samples(part: EvalPart, banks: dict[str, BankInfo], limits: Limits,
         for item, g in in_cell.groupby("item_id", sort=False):
             rows[key][item] = _verdict_rows(g, limits)
             problem = by_id.get(item)
+            ids = _recorded(g["shot_ids"].iloc[0])
+            rebuilt = ids is None and bank in views and (cell.select, order) == ("random", 0)
+            if rebuilt:
+                if (bank, seed) not in orders:  # the eval excluded shots against the whole test split
+                    full = full or load_problems(part.task, "test", data_dir)
+                    view = views[bank]
+                    orders[bank, seed] = [s.shot_id for s in shot_order(view, seed, contaminated(view, full))]
+                ids = orders[bank, seed][:int(cell.k)]
             prompts[key][item], hashes[key][item] = _prompt(
-                part.task, shots.get(bank), bank, _recorded(g["shot_ids"].iloc[0]),
-                problem.question if problem else None, g["prompt_hash"].iloc[0])
+                part.task, shots.get(bank), bank, ids, problem.question if problem else None, g["prompt_hash"].iloc[0])
+            if rebuilt:
+                hashes[key][item] += REBUILT
     status = {b: banks[b].searched if b in banks else [] for b in set(cells["bank"]) - {"none"} - set(shots)}
     return {"task": part.task, "cells": out_cells, "items": items,
             "questions": {i: clip(by_id[i].question, limits.text) for i in items if i in by_id},

@@ -29,7 +29,7 @@ from flows.report.html_report import write_report
 from flows.report.inputs import read_inputs
 from flows.evaluate.prompts import BankView
 from flows.evaluate.shot_selection import shot_order
-from flows.report.samples import NOT_RECORDED, Limits
+from flows.report.samples import REBUILT, Limits
 from flows.core.schema import RESULT_SCHEMA, to_table
 from flows.evaluate.paired import PairedError, against, read_paired
 from generators.fake import FakeGenerator
@@ -426,7 +426,11 @@ def test_rows_from_older_results_without_k_label_still_render(results, tmp_path)
     assert {c["label"] for c in data["cells"]} == {"0", "2", "4"}
 
 
-def test_rows_from_before_shot_ids_show_no_shots_and_say_why(results, tmp_path):
+def test_rows_from_before_shot_ids_have_their_shots_rebuilt_and_say_so(results, tmp_path):
+    """An older folder (no shot_ids): random order-0 prompts are rebuilt as the eval made them, hash as the rows'
+    prompt_hash, list the same shots as the recorded rows do, and say they were rebuilt."""
+    recorded = embedded_samples(write_report(results[0], data_dir=str(DATA_DIR), bank_dirs=[results[1].parent])
+                                .read_text())["evals"][0]
     folder = tmp_path / "before-shot-ids"
     shutil.copytree(results[0], folder)
     rows = pd.read_parquet(folder / "results.parquet")
@@ -434,7 +438,15 @@ def test_rows_from_before_shot_ids_show_no_shots_and_say_why(results, tmp_path):
     rows.to_parquet(folder / "results.parquet", index=False)
     data = embedded_samples(write_report(folder, data_dir=str(DATA_DIR), bank_dirs=[results[1].parent])
                             .read_text())["evals"][0]
-    gt = results[1].stem
-    assert set(data["prompt_shots"][f"{gt}-s1-k4"].values()) == {NOT_RECORDED}  # not rebuilt: not recorded
-    assert set(data["prompt_check"][f"{gt}-s1-k4"].values()) == {"shots not available"}
+    cell = f"{results[1].stem}-s1-k4"
+    assert set(data["prompt_check"][cell].values()) == {"matches" + REBUILT}
+    bank = results[1].stem
+
+    def problems(d):  # each item's prompt as the problem ids of its shots, in prompt order
+        shots = d["shots"][bank]
+        return [[shots["texts"][i][0] for i in shots["lists"][n]] for n in d["prompt_shots"][cell].values()]
+
+    assert problems(data) == problems(recorded) and all(len(shots) == 4 for shots in problems(data))
     assert set(data["prompt_check"]["none-s0-k0"].values()) == {"matches"}  # zero-shot prompts have no shots
+
+
