@@ -75,6 +75,13 @@ def reseed(llm: Any, seed: int) -> None:
                               "(VLLM_ENABLE_V1_MULTIPROCESSING=0)") from e
 
 
+def context_length(asked: int | None, model_default: int | None) -> int | None:
+    """The engine's ``max_model_len``: the argument, else ``MANYSHOT_MAX_MODEL_LEN`` (``--max-model-len``), else the
+    model's own default (the embedded models name theirs), else None (vLLM's: the model config's)."""
+    value = asked or sizing.from_environment("MANYSHOT_MAX_MODEL_LEN") or model_default
+    return int(value) if value else None
+
+
 class VLLMGenerator:
     """A vLLM ``LLM`` engine for one model, kept alive across :meth:`generate` calls.
 
@@ -108,8 +115,8 @@ class VLLMGenerator:
         self.chat = self.spec.chat if self.spec.chat is not None else bool(getattr(self.tokenizer, "chat_template", None))
 
         t0 = time.monotonic()
-        self._llm = self._start_engine(max_model_len or self.spec.max_model_len, seed, enable_prefix_caching,
-                                       kv_cache_gib, enforce_eager, dtype, engine_kwargs)
+        self._llm = self._start_engine(context_length(max_model_len, self.spec.max_model_len), seed,
+                                       enable_prefix_caching, kv_cache_gib, enforce_eager, dtype, engine_kwargs)
         self.load_seconds = time.monotonic() - t0
         self.max_model_len: int = self._llm.llm_engine.model_config.max_model_len
         log.info("vLLM engine for %s (%s) ready in %.1f s, max_model_len=%d", self.spec.name, self.model_id,
@@ -129,7 +136,6 @@ class VLLMGenerator:
         kwargs: dict[str, Any] = dict(model=self.spec.path, tokenizer=self.spec.path, seed=seed, dtype=dtype,
                                       enable_prefix_caching=enable_prefix_caching,
                                       enforce_eager=on_cpu if enforce_eager is None else enforce_eager)
-        max_model_len = max_model_len or sizing.from_environment("MANYSHOT_MAX_MODEL_LEN")
         if kv_cache_gib is None:
             kv_cache_gib = sizing.from_environment("MANYSHOT_KV_CACHE_GIB")
         env_backup: dict[str, str | None] = {}

@@ -43,3 +43,15 @@ def test_environment_numbers_are_checked(monkeypatch):
     assert from_environment("MANYSHOT_KV_CACHE_GIB") == 6.0
     monkeypatch.delenv("MANYSHOT_KV_CACHE_GIB")
     assert from_environment("MANYSHOT_KV_CACHE_GIB") is None
+
+
+def test_the_context_flag_overrides_the_models_default(monkeypatch):
+    """--max-model-len (MANYSHOT_MAX_MODEL_LEN) beats the embedded models' own 32k; an explicit argument beats both.
+    (Before, the model's default won and the flag did nothing for the embedded models.)"""
+    from generators.vllm_backend import context_length
+
+    monkeypatch.delenv("MANYSHOT_MAX_MODEL_LEN", raising=False)
+    assert context_length(None, 32768) == 32768 and context_length(None, None) is None
+    monkeypatch.setenv("MANYSHOT_MAX_MODEL_LEN", "16384")
+    assert context_length(None, 32768) == 16384 and context_length(None, None) == 16384
+    assert context_length(8192, 32768) == 8192
