@@ -30,11 +30,20 @@ def accuracy_table(summary: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, li
     return table.reindex(columns=labels), labels
 
 
+def task_means(table: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Per source and K label the mean over tasks, NaN where a task has no such cell (e.g. a bank smaller than K,
+    skipped): an average over fewer tasks would not compare with the others."""
+    tasks = table.index.get_level_values(0).nunique()
+    counts = table.groupby(level="source").count()
+    return table.groupby(level="source").mean().where(counts == tasks), tasks
+
+
 def markdown(summary: pd.DataFrame, paired: pd.DataFrame | None, metric: str) -> str:
     table, labels = accuracy_table(summary, metric)
     ks = summary[summary.metric == metric].assign(task=lambda d: d.eval_task.map(task_name))
     shown_k = ks.pivot_table(index=["task", "source"], columns="k_label", values="k", aggfunc="first")
-    out = [f"Accuracy ({metric}) on the 100 held-out problems per task; `max` in brackets is the K it resolved to.", "",
+    out = [f"Accuracy ({metric}) on the 100 held-out problems per task; `max` in brackets is the K it resolved to; "
+           "`-`: no such cell (a bank with fewer shots than K); an average only where every task has the cell.", "",
            "| task | source | " + " | ".join(f"K={k}" for k in labels) + " |", "|---|---|" + "---|" * len(labels)]
     for task in sorted(table.index.get_level_values(0).unique()):
         for source in SOURCES:
@@ -49,8 +58,7 @@ def markdown(summary: pd.DataFrame, paired: pd.DataFrame | None, metric: str) ->
                 resolved = shown_k.loc[(task, source), k] if k == "max" else None
                 cells.append(f"{100 * acc:.0f}%" + (f" ({int(resolved)})" if resolved is not None else ""))
             out.append(f"| {task} | {SHOWN[source]} | " + " | ".join(cells) + " |")
-    means = table.groupby(level="source").mean()
-    tasks = table.index.get_level_values(0).nunique()
+    means, tasks = task_means(table)
     for source in SOURCES:
         if source in means.index:
             cells = ["-" if pd.isna(v) else f"{100 * v:.1f}%" for v in means.loc[source, labels]]
@@ -80,7 +88,7 @@ def plot(summary: pd.DataFrame, path: Path, metric: str) -> None:
     rows = summary[summary.metric == metric].assign(task=lambda d: d.eval_task.map(task_name))
     tasks = sorted(rows.task.unique())
     table, labels = accuracy_table(summary, metric)
-    means = table.groupby(level="source").mean()
+    means, _ = task_means(table)
     fig, axes = plt.subplots(1, len(tasks) + 1, figsize=(3.6 * (len(tasks) + 1), 3.4), squeeze=False)
     average = axes[0][-1]
     for source in SOURCES[1:]:
