@@ -75,7 +75,7 @@ def markdown(summary: pd.DataFrame, paired: pd.DataFrame | None, metric: str) ->
             low, high = sorted((sign * r.ci_low, sign * r.ci_high))
             better, worse = (r.a_better, r.b_better) if sign == 1 else (r.b_better, r.a_better)
             out.append(f"| {task_name(r.eval_task)} | {SHOWN[a]} | {100 * sign * r.difference:+.0f} | "
-                       f"[{100 * low:+.0f}, {100 * high:+.0f}] | {r.p_value:.3g} | {better} / {worse} |")
+                       f"[{100 * low + 0.0:+.0f}, {100 * high + 0.0:+.0f}] | {r.p_value:.3g} | {better} / {worse} |")
     return "\n".join(out)
 
 
