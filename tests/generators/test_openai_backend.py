@@ -24,19 +24,6 @@ ROOT = Path(__file__).resolve().parents[2]
 FAST = dict(backoff_s=0.01, max_backoff_s=0.05, timeout_s=5.0, connect_timeout_s=1.0)
 
 
-@pytest.fixture
-def servers():
-    made: list[FakeOpenAI] = []
-
-    def make(**kw) -> FakeOpenAI:
-        made.append(FakeOpenAI(**kw))
-        return made[-1]
-
-    yield make
-    for s in made:
-        s.close()
-
-
 def prompts(k: int) -> list[list[dict]]:
     return [[{"role": "system", "content": "be brief"}, {"role": "user", "content": f"question {i}"}]
             for i in range(k)]

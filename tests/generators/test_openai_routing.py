@@ -18,19 +18,6 @@ FAST = dict(backoff_s=0.01, max_backoff_s=0.05, timeout_s=5.0, connect_timeout_s
 CHARS = 512
 
 
-@pytest.fixture
-def servers():
-    made: list[FakeOpenAI] = []
-
-    def make(**kw) -> FakeOpenAI:
-        made.append(FakeOpenAI(**kw))
-        return made[-1]
-
-    yield make
-    for s in made:
-        s.close()
-
-
 def shots(group: str, k: int) -> list[tuple[str, str]]:
     return [(f"{group} problem {j}: " + "x" * 60, f"{group} solution {j}: " + "y" * 60) for j in range(k)]
 
