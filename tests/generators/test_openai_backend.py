@@ -16,7 +16,7 @@ from generators.openai_backend import (AllEndpointsFailedError, OpenAIBadRequest
                                        estimate_tokens, request_seed)
 from generators.prompts import render_completion
 
-from fake_openai import FakeOpenAI, free_port
+from fake_openai import free_port
 
 pytestmark = pytest.mark.timeout(60)
 
