@@ -96,3 +96,19 @@ def bank_content(bank):
 
 def strip_ansi(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+@pytest.fixture
+def servers():
+    """``make(**kw)`` starts an in-thread fake OpenAI server; every one made is closed after the test."""
+    from fake_openai import FakeOpenAI
+
+    made: list = []
+
+    def make(**kw):
+        made.append(FakeOpenAI(**kw))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.close()

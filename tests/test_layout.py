@@ -160,3 +160,10 @@ def test_the_public_names_keep_the_paths_users_import_them_from():
     assert all(getattr(flows.evaluate, name) is not None for name in flows.evaluate.__all__)
     with pytest.raises(AttributeError, match="flows.build.*has no attribute 'bogus'"):
         flows.build.bogus
+
+
+def test_the_tests_have_one_conftest():
+    """Test modules import helpers with ``from conftest import ...``; a second ``conftest.py`` in a test folder
+    is imported under the same module name and shadows the root one for every module collected after it."""
+    tests = Path(__file__).resolve().parent
+    assert sorted(p.relative_to(tests).as_posix() for p in tests.rglob("conftest.py")) == ["conftest.py"]
