@@ -179,10 +179,17 @@ def paired(ours: dict[str, bool], theirs: dict[str, bool]) -> dict:
             "agree": sum(ours[i] == theirs[i] for i in both)}
 
 
-def engine_env() -> dict:
+def engine_env(peer_engine: str) -> dict:
+    """The environment of both tools' processes. ``peer_engine="manyshot"`` gives the peer's vLLM the process
+    settings manyshot's backend sets for itself on CPU (the engine in-process, no core reserved for a scheduler
+    process: ``generators/vllm_backend.py``); ``"vllm-default"`` leaves the peer's vLLM as installed, which on this
+    CPU runs the engine in a child process and keeps one of the 2 cores for its scheduler."""
     env = dict(os.environ)
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", "3")
     env["MANYSHOT_PROGRESS"] = "0"
+    if peer_engine == "manyshot":
+        env.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        env.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
     return env
 
 
@@ -292,6 +299,8 @@ def main() -> int:
     ap.add_argument("--modes", type=lambda s: s.split(","), default=["manyshot", "first_n", "default"])
     ap.add_argument("--default-max-k", type=int, default=None,
                     help="run the peer's default sampler only up to this K (it prefills every item's own prompt)")
+    ap.add_argument("--peer-engine", choices=["manyshot", "vllm-default"], default="manyshot",
+                    help="the peer's vLLM process settings: manyshot's (engine in-process, both cores) or vLLM's own")
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--max-model-len", type=int, default=32768)
     ap.add_argument("--block-size", type=int, default=32)
@@ -313,7 +322,7 @@ def main() -> int:
     model_dir = Path(resolve_model(a.model).path)
     banks = build_banks(a.work, a.banks if a.sweep else 1, a.bank_limit)
     data = write_peer_data(a.work, banks, a.seeds if a.sweep else 1, a.items)
-    env = engine_env()
+    env = engine_env(a.peer_engine)
     result = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
               "model_dir": str(model_dir), "banks": [str(b) for b in banks],
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
