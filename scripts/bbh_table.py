@@ -74,9 +74,15 @@ def markdown(summary: pd.DataFrame, paired: pd.DataFrame | None, metric: str) ->
                 continue
             low, high = sorted((sign * r.ci_low, sign * r.ci_high))
             better, worse = (r.a_better, r.b_better) if sign == 1 else (r.b_better, r.a_better)
-            out.append(f"| {task_name(r.eval_task)} | {SHOWN[a]} | {100 * sign * r.difference:+.0f} | "
-                       f"[{100 * low + 0.0:+.0f}, {100 * high + 0.0:+.0f}] | {r.p_value:.3g} | {better} / {worse} |")
+            out.append(f"| {task_name(r.eval_task)} | {SHOWN[a]} | {points(sign * r.difference)} | "
+                       f"[{points(low)}, {points(high)}] | {r.p_value:.3g} | {better} / {worse} |")
     return "\n".join(out)
+
+
+def points(share: float) -> str:
+    """A difference in whole points with its sign; rounded before formatting, so a difference that rounds to zero
+    (including float noise such as -1e-17) reads +0, never -0."""
+    return f"{round(100 * share):+d}"
 
 
 def plot(summary: pd.DataFrame, path: Path, metric: str) -> None:
