@@ -146,13 +146,14 @@ def timed(python: Path, tool: str, args: list, stats: Path, env: dict) -> dict:
                   "prompt_shas": [r["prompt_sha"] for r in reqs]}
 
 
-def manyshot_results(out: Path) -> dict:
+def manyshot_results(out: Path) -> dict[str, dict]:
+    """Per item: manyshot's strict grade and response, from the results of a one-cell run folder."""
     import pyarrow.parquet as pq
 
     rows = []
     for path in sorted(out.rglob("results.parquet")):
-        rows += pq.read_table(path, columns=["item_id", "k", "seed", "bank", "correct_strict", "response"]).to_pylist()
-    return {(r["bank"], r["seed"], r["k"], r["item_id"]): r for r in rows}
+        rows += pq.read_table(path, columns=["item_id", "correct_strict", "response"]).to_pylist()
+    return {r["item_id"]: r for r in rows}
 
 
 def peer_results(out: Path, gold: dict) -> dict:
@@ -232,7 +233,7 @@ def ladder(a, work: Path, model_dir: Path, bank: Path, data: dict, env: dict) ->
         ms_out = work / f"run-{time.time_ns()}"
         ms = timed(ROOT / ".venv/bin/python", "manyshot", manyshot_args([bank], str(k), a, ms_out),
                    work / "stats.json", env)
-        ms_items = {key[3]: r["correct_strict"] for key, r in manyshot_results(ms_out).items()}
+        ms_items = {item: r["correct_strict"] for item, r in manyshot_results(ms_out).items()}
         rows.append(ms | {"k": k, "mode": "manyshot", "correct": sum(ms_items.values()), "n": len(ms_items)})
         keep(work, rows[-1])
         print(f"K={k} manyshot: {ms['wall_s']:.1f} s, {sum(ms_items.values())}/{len(ms_items)}", flush=True)
